@@ -1,0 +1,175 @@
+"""The ``pulsehook`` command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .clock import SystemClock, iso
+from .errors import PulsehookError
+from .settings import SECRET_FILE, Settings, ensure_secret
+
+HOOK_HELP = """\
+Add the webhook on GitHub (Settings -> Webhooks -> Add webhook, for a repository
+or an organisation):
+  Payload URL:   http(s)://<this host>:{port}/webhooks/github
+  Content type:  application/json
+  Secret:        the value in {path}
+  Events:        "Send me everything", or at least: pushes, workflow runs,
+                 workflow jobs, check suites, statuses, Dependabot alerts,
+                 pull requests, repositories
+"""
+
+
+def _settings(ctx: click.Context, **flags: Any) -> Settings:
+    """Settings from the environment, overridden by the flags actually given."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    if ctx.obj.get("debug"):
+        given["debug"] = True
+        given.setdefault("log_level", "debug")
+    try:
+        return Settings(**given)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group()
+@click.version_option(__version__, prog_name="pulsehook")
+@click.option("--debug", is_flag=True, help="Verbose logs and tracebacks.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """pulsehook keeps the pulse of a GitHub ecosystem."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def _serve(ctx: click.Context, **flags: Any) -> None:
+    import uvicorn
+
+    from .app import create_app
+
+    settings = _settings(ctx, **flags)
+    _logging(settings)
+    try:
+        settings, generated = ensure_secret(settings)
+        app = create_app(settings)
+    except PulsehookError as exc:
+        raise click.ClickException(str(exc)) from exc
+    secret_path = settings.data_dir / SECRET_FILE
+    if generated:
+        click.echo(
+            f"Generated a webhook secret and stored it in {secret_path}:\n\n  {generated}\n",
+            err=True,
+        )
+    if settings.secrets() and secret_path.exists():
+        click.echo(HOOK_HELP.format(port=settings.port, path=secret_path), err=True)
+    elif settings.insecure and not settings.secrets():
+        click.echo("WARNING: running without a webhook secret; any sender is accepted.", err=True)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        proxy_headers=True,
+        access_log=settings.debug,
+    )
+
+
+def _server_options(fn: Any) -> Any:
+    for option in reversed(
+        [
+            click.option("--host", default=None, help="Interface to bind [127.0.0.1]."),
+            click.option("--port", type=int, default=None, help="Port [8000]."),
+            click.option(
+                "--data-dir",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="Where the SQLite file and the generated secret live [data].",
+            ),
+            click.option(
+                "--rules-dir",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="Directory of rule files [rules].",
+            ),
+            click.option(
+                "--log-level",
+                type=click.Choice(["debug", "info", "warning", "error"]),
+                default=None,
+            ),
+            click.option(
+                "--insecure",
+                is_flag=True,
+                default=None,
+                help="Accept unsigned deliveries (local development only).",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+@main.command()
+@_server_options
+@click.pass_context
+def serve(ctx: click.Context, /, **flags: Any) -> None:
+    """Serve the webhook endpoint and the API, with the worker in-process."""
+    _serve(ctx, **flags)
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@click.pass_context
+def replay(ctx: click.Context, data_dir: Path | None) -> None:
+    """Rebuild all derived state from the stored deliveries.
+
+    Stop the service first: replay rewrites every derived table.
+    """
+    from sqlite_utils import Database
+
+    from .facts import Fact
+    from .ingest import clear_derived, process_chunk
+    from .store.db import open_database, transaction, wrap
+
+    settings = _settings(ctx, data_dir=data_dir)
+    _logging(settings)
+    if not settings.db_path.exists():
+        raise click.ClickException(f"no database at {settings.db_path}")
+    db = wrap(
+        open_database(
+            settings.db_path,
+            synchronous=settings.synchronous,
+            busy_timeout_ms=settings.busy_timeout_ms,
+        )
+    )
+    total = transaction(db, clear_derived)
+    clock, after, done = SystemClock(), 0, 0
+    while True:
+        now = iso(clock.now())
+
+        def chunk(d: Database, a: int = after, n: str = now) -> tuple[int, int, list[Fact]]:
+            return process_chunk(d, after_id=a, now=n, statuses=("pending",), limit=500)
+
+        after, count, _ = transaction(db, chunk)
+        if not count:
+            break
+        done += count
+    counts = dict(db.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall())
+    db.conn.close()
+    click.echo(
+        f"replayed {done} of {total} deliveries: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    )

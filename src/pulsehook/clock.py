@@ -1,0 +1,39 @@
+"""Time as a dependency: domain code asks a Clock, never ``datetime.now()``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware, in UTC."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class FrozenClock:
+    """A clock for tests: stands still until told to move."""
+
+    current: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, delta: timedelta) -> None:
+        self.current = self.current + delta
+
+    def set(self, when: datetime) -> None:
+        self.current = when
+
+
+def iso(when: datetime) -> str:
+    """The one timestamp format pulsehook stores: ISO-8601, UTC, seconds."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

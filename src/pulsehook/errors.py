@@ -1,0 +1,67 @@
+"""The one exception tree of pulsehook.
+
+::
+
+    PulsehookError
+    ├── ConfigError              settings or startup refused (missing secret, bad value)
+    ├── StorageUnavailable       the database cannot take a write now (locked, disk full)
+    ├── WebhookRejected          a delivery refused at the door; carries status and code
+    │   ├── SignatureInvalid     401
+    │   ├── BadRequest           400 (missing header, invalid JSON)
+    │   ├── PayloadTooLarge      413
+    │   └── UnsupportedMediaType 415
+    └── UnsupportedEvent         normalization has nothing to say about this payload
+
+Each web-facing error knows its HTTP status and a short machine code, so the
+web layer renders every error in the one shape ``{"error": {"code", "message"}}``.
+"""
+
+from __future__ import annotations
+
+
+class PulsehookError(Exception):
+    """Base of every error pulsehook raises on purpose."""
+
+
+class ConfigError(PulsehookError):
+    """The service cannot start (or a command cannot run) with this configuration."""
+
+
+class StorageUnavailable(PulsehookError):
+    """A write could not be committed; callers must not acknowledge it."""
+
+
+class WebhookRejected(PulsehookError):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SignatureInvalid(WebhookRejected):
+    status = 401
+    code = "invalid_signature"
+
+
+class BadRequest(WebhookRejected):
+    status = 400
+    code = "bad_request"
+
+
+class PayloadTooLarge(WebhookRejected):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(WebhookRejected):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class UnsupportedEvent(PulsehookError):
+    """Raised by normalization for events (or shapes) it does not turn into facts.
+
+    This is the only exception normalization raises on any JSON input.
+    """

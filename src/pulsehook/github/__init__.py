@@ -1,0 +1,1 @@
+"""GitHub-facing code: signature checks and normalization (pure)."""

@@ -1,0 +1,179 @@
+"""The one place that wires the data flow.
+
+receive: a verified delivery is committed (grouped with whatever else arrived
+meanwhile, on the single writer) before the sender gets its answer.
+process: the worker reads pending deliveries in arrival order and, per
+delivery in one savepoint, normalizes, applies the facts to the state tables
+and marks the delivery — so a crash leaves it pending, a bug leaves it marked
+``error`` with the reason, and neither stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from sqlite_utils import Database
+
+from .clock import Clock, iso
+from .errors import UnsupportedEvent
+from .facts import Fact
+from .github.normalize import normalize, snapshot
+from .store import deliveries, state
+from .store.db import NORMAL, URGENT, Writer
+from .store.deliveries import Delivery
+from .store.migrations import DERIVED_TABLES
+
+log = logging.getLogger(__name__)
+
+PROCESS_CHUNK = 32  # deliveries per processing transaction: keeps the writer responsive
+
+
+class Intake:
+    """Group commit: deliveries that arrive while a batch commits share the next one."""
+
+    def __init__(self, writer: Writer, *, batch_max: int, on_commit: Callable[[], None]) -> None:
+        self._writer = writer
+        self._batch_max = batch_max
+        self._on_commit = on_commit
+        self._queue: list[tuple[Delivery, asyncio.Future[bool]]] = []
+        self._flushing = False
+
+    async def submit(self, delivery: Delivery) -> bool:
+        """Store ``delivery``; True if new, False if this guid was already stored.
+
+        Returns only after the commit. Raises StorageUnavailable if it failed.
+        """
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append((delivery, future))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[: self._batch_max]
+                del self._queue[: self._batch_max]
+                items = [d for d, _ in batch]
+                try:
+                    fresh = await self._writer.run(
+                        partial(deliveries.insert_batch, batch=items), URGENT
+                    )
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), is_new in zip(batch, fresh, strict=True):
+                    if not future.done():
+                        future.set_result(is_new)
+                if any(fresh):
+                    self._on_commit()
+        finally:
+            self._flushing = False
+
+
+def process_one(db: Database, row: dict[str, Any], *, now: str) -> list[Fact]:
+    """Process one stored delivery inside the caller's transaction."""
+    db.execute("SAVEPOINT delivery")
+    facts: list[Fact] = []
+    try:
+        if row["hook_id"] is not None:
+            deliveries.record_hook(
+                db,
+                hook_id=row["hook_id"],
+                events=None,
+                content_type=None,
+                target=None,
+                repo=None,
+                ping_at=None,
+                delivery_at=row["received_at"],
+            )
+        payload = json.loads(row["payload"])
+        facts = normalize(row["event"], payload)
+        seen = snapshot(payload)
+        if seen is not None:
+            state.apply(db, [seen], now=now)
+        facts = state.apply(db, facts, now=now)
+        status, error = "processed", None
+    except UnsupportedEvent as exc:
+        db.execute("ROLLBACK TO SAVEPOINT delivery")
+        status, error = "ignored", str(exc)
+    except Exception as exc:  # a bug must not stop the worker; the reason is kept
+        db.execute("ROLLBACK TO SAVEPOINT delivery")
+        log.exception("processing delivery %s (%s) failed", row["guid"], row["event"])
+        status, error = "error", f"{type(exc).__name__}: {exc}"
+        facts = []
+    deliveries.mark(db, row["id"], status, error=error, at=now)
+    db.execute("RELEASE SAVEPOINT delivery")
+    return facts
+
+
+def process_chunk(
+    db: Database, *, after_id: int, now: str, statuses: tuple[str, ...], limit: int = PROCESS_CHUNK
+) -> tuple[int, int, list[Fact]]:
+    """Process the deliveries after ``after_id``: (last id seen, how many, facts)."""
+    rows = deliveries.next_batch(db, after_id=after_id, limit=limit, statuses=statuses)
+    facts: list[Fact] = []
+    for row in rows:
+        facts.extend(process_one(db, row, now=now))
+    return (rows[-1]["id"] if rows else after_id), len(rows), facts
+
+
+def clear_derived(db: Database) -> int:
+    """Forget all derived state and mark every delivery pending again."""
+    for table in DERIVED_TABLES:
+        db.execute(f"DELETE FROM {table}")
+    return deliveries.reset_all(db)
+
+
+class Worker:
+    """Processes committed deliveries off the request path, in arrival order."""
+
+    def __init__(self, writer: Writer, clock: Clock) -> None:
+        self._writer = writer
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self.idle = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def drain(self, statuses: tuple[str, ...] = ("pending",)) -> int:
+        """Process everything currently waiting; return how many deliveries were seen."""
+        after_id, seen = 0, 0
+        while True:
+            now = iso(self._clock.now())
+
+            def job(
+                db: Database, start: int = after_id, now: str = now
+            ) -> tuple[int, int, list[Fact]]:
+                return process_chunk(db, after_id=start, now=now, statuses=statuses)
+
+            after_id, count, _facts = await self._writer.run(job, NORMAL)
+            if not count:
+                return seen
+            seen += count
+
+    async def run(self) -> None:
+        # Deliveries left pending by a crash, and those a bug failed on, get
+        # another go at every start.
+        await self._safe_drain(("pending", "error"))
+        while True:
+            self.idle.set()
+            await self._wake.wait()
+            self.idle.clear()
+            self._wake.clear()
+            await self._safe_drain(("pending",))
+
+    async def _safe_drain(self, statuses: tuple[str, ...]) -> None:
+        try:
+            await self.drain(statuses)
+        except Exception:
+            log.exception("worker pass failed; it resumes at the next delivery")

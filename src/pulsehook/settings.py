@@ -1,0 +1,98 @@
+"""One typed Settings object, read from flags and the environment.
+
+Environment names take the ``PULSEHOOK_`` prefix, except the two the seed
+already used: ``GITHUB_TOKEN`` and ``PULSE_SCAN_INTERVAL``. Nothing here runs
+at import time; ``Settings()`` is built by the CLI (or a test) and handed to
+``create_app``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+SECRET_FILE = "webhook_secret"  # noqa: S105 - a file name, not a secret
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PULSEHOOK_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("data")
+    rules_dir: Path = Path("rules")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    debug: bool = False
+
+    # Comma-separated; every one of them is accepted, so a secret can be rotated
+    # by adding the new one, switching GitHub over, then removing the old one.
+    webhook_secret: SecretStr | None = None
+    insecure: bool = Field(
+        default=False,
+        description="accept unsigned deliveries (local development only)",
+    )
+    max_body_bytes: int = 25 * MIB
+
+    # "normal": a commit survives a killed process (WAL); "full": also power loss.
+    synchronous: Literal["normal", "full"] = "normal"
+    busy_timeout_ms: int = 5000
+    # Group commit: deliveries arriving together share one transaction.
+    batch_max: int = 256
+    worker: bool = True
+
+    github_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("GITHUB_TOKEN", "PULSEHOOK_GITHUB_TOKEN")
+    )
+    scan_interval: int = Field(
+        default=3600,
+        validation_alias=AliasChoices("PULSE_SCAN_INTERVAL", "PULSEHOOK_SCAN_INTERVAL"),
+    )
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "pulsehook.db"
+
+    def secrets(self) -> list[bytes]:
+        """The accepted webhook secrets, in the order given."""
+        if self.webhook_secret is None:
+            return []
+        raw = self.webhook_secret.get_secret_value()
+        return [s.strip().encode() for s in raw.split(",") if s.strip()]
+
+    def require_secret(self) -> None:
+        if not self.secrets() and not self.insecure:
+            raise ConfigError(
+                "no webhook secret: set PULSEHOOK_WEBHOOK_SECRET, or run with --insecure "
+                "for local development only"
+            )
+
+
+def ensure_secret(settings: Settings) -> tuple[Settings, str | None]:
+    """Give ``settings`` a webhook secret: from the environment, else the data dir.
+
+    A secret generated here is stored (mode 0600) in the data directory so it
+    survives restarts. Returns the new settings and, only when the secret was
+    generated just now, the secret itself so the caller can show it once.
+    """
+    if settings.secrets() or settings.insecure:
+        return settings, None
+    path = settings.data_dir / SECRET_FILE
+    generated: str | None = None
+    if path.exists():
+        value = path.read_text().strip()
+        if not value:
+            raise ConfigError(f"{path} is empty; delete it to generate a new secret")
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_hex(32)
+        path.touch(mode=0o600)
+        path.write_text(value + "\n")
+        generated = value
+    return settings.model_copy(update={"webhook_secret": SecretStr(value)}), generated

@@ -1,0 +1,1 @@
+"""SQLite state: one writer thread, many readers, numbered migrations."""

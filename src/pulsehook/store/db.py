@@ -1,0 +1,167 @@
+"""Opening the database, and the one writer.
+
+Every write goes through ``Writer``: one thread, one connection, jobs taken in
+priority order (acknowledging deliveries first, background processing after),
+each job one ``BEGIN IMMEDIATE`` ... ``COMMIT`` transaction. Readers open their
+own connections; WAL lets them read while the writer writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from ..errors import StorageUnavailable
+from .migrations import migrate
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+URGENT = 0  # acknowledging a delivery: a sender is waiting
+NORMAL = 1  # processing, scheduling: nobody is waiting on the socket
+
+
+def connect(
+    path: Path, *, synchronous: str = "normal", busy_timeout_ms: int = 5000, readonly: bool = False
+) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Autocommit mode: transactions are opened explicitly with BEGIN IMMEDIATE,
+    # so the write lock is taken up front and never upgraded mid-transaction.
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+    )
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if readonly:
+        conn.execute("PRAGMA query_only = ON")
+    else:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
+    return conn
+
+
+def open_database(
+    path: Path, *, synchronous: str = "normal", busy_timeout_ms: int = 5000
+) -> sqlite3.Connection:
+    """A write connection with the schema migrated to the latest version."""
+    conn = connect(path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+    migrate(conn)
+    return conn
+
+
+def wrap(conn: sqlite3.Connection) -> sqlite_utils.Database:
+    return sqlite_utils.Database(conn, execute_plugins=False)
+
+
+def transaction(db: sqlite_utils.Database, fn: Callable[[sqlite_utils.Database], T]) -> T:
+    """Run ``fn`` in one immediate transaction; roll back on any error.
+
+    sqlite-utils turns its own writes inside an open transaction into
+    savepoints, so table helpers compose with this.
+    """
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(db)
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")
+    return result
+
+
+class Writer:
+    """The single writer thread."""
+
+    def __init__(
+        self, path: Path, *, synchronous: str = "normal", busy_timeout_ms: int = 5000
+    ) -> None:
+        self.db = wrap(
+            open_database(path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+        )
+        self._jobs: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._thread = threading.Thread(target=self._run, name="pulsehook-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[sqlite_utils.Database], T], priority: int = NORMAL) -> Future[T]:
+        future: Future[T] = Future()
+        self._jobs.put((priority, next(self._order), (fn, future)))
+        return future
+
+    async def run(self, fn: Callable[[sqlite_utils.Database], T], priority: int = NORMAL) -> T:
+        """Run ``fn`` in one transaction on the writer thread and wait for the commit.
+
+        sqlite3 errors (locked past the busy timeout, disk full, I/O error)
+        surface as StorageUnavailable: the caller must not acknowledge.
+        """
+        try:
+            return await asyncio.wrap_future(self.submit(fn, priority))
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(f"database write failed: {exc}") from exc
+
+    def _run(self) -> None:
+        while True:
+            _, _, job = self._jobs.get()
+            if job is None:
+                break
+            fn, future = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(transaction(self.db, fn))
+            except BaseException as exc:  # handed to the waiting caller
+                future.set_exception(exc)
+        self.db.conn.close()
+
+    def close(self) -> None:
+        # Sorts after every pending job, so queued work is finished first.
+        self._jobs.put((NORMAL + 1, next(self._order), None))
+        self._thread.join(timeout=30)
+
+
+class Readers:
+    """Read-only connections, one per reading thread."""
+
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 5000) -> None:
+        self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def connection(self) -> sqlite_utils.Database:
+        db: sqlite_utils.Database | None = getattr(self._local, "db", None)
+        if db is None:
+            conn = connect(self.path, busy_timeout_ms=self.busy_timeout_ms, readonly=True)
+            db = wrap(conn)
+            self._local.db = db
+            with self._lock:
+                self._all.append(conn)
+        return db
+
+    async def run(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        def call() -> T:
+            return fn(self.connection())
+
+        try:
+            return await asyncio.to_thread(call)
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(f"database read failed: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()

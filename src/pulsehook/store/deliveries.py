@@ -1,0 +1,143 @@
+"""The deliveries table: what GitHub sent, and how processing went."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlite_utils import Database
+
+STATUSES = ("pending", "processed", "ignored", "error")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A delivery as received, before it is stored."""
+
+    guid: str
+    event: str
+    payload: str  # the JSON text (for form-encoded bodies, the ``payload`` field)
+    content_type: str
+    received_at: str
+    action: str | None = None
+    hook_id: int | None = None
+    repo: str | None = None
+
+
+def insert_batch(db: Database, batch: list[Delivery]) -> list[bool]:
+    """Insert deliveries; True for each that is new, False for a redelivery."""
+    fresh: list[bool] = []
+    for d in batch:
+        cursor = db.execute(
+            "INSERT INTO deliveries (guid, event, action, hook_id, content_type, received_at,"
+            " payload, repo) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(guid) DO NOTHING",
+            (
+                d.guid,
+                d.event,
+                d.action,
+                d.hook_id,
+                d.content_type,
+                d.received_at,
+                d.payload,
+                d.repo,
+            ),
+        )
+        fresh.append(cursor.rowcount == 1)
+    return fresh
+
+
+def next_batch(
+    db: Database, *, after_id: int, limit: int, statuses: tuple[str, ...] = ("pending",)
+) -> list[dict[str, Any]]:
+    marks = ",".join("?" for _ in statuses)
+    return list(
+        db.query(
+            f"SELECT id, guid, event, payload, hook_id, content_type, received_at FROM deliveries"
+            f" WHERE status IN ({marks}) AND id > ? ORDER BY id LIMIT ?",
+            (*statuses, after_id, limit),
+        )
+    )
+
+
+def mark(db: Database, delivery_id: int, status: str, *, error: str | None, at: str) -> None:
+    db.execute(
+        "UPDATE deliveries SET status = ?, error = ?, processed_at = ?, attempts = attempts + 1"
+        " WHERE id = ?",
+        (status, error, at, delivery_id),
+    )
+
+
+def reset_all(db: Database) -> int:
+    """Mark every delivery pending again (replay)."""
+    return db.execute(
+        "UPDATE deliveries SET status = 'pending', error = NULL, processed_at = NULL"
+    ).rowcount
+
+
+def counts(db: Database) -> dict[str, int]:
+    rows = db.query("SELECT status, count(*) AS n FROM deliveries GROUP BY status")
+    found = {row["status"]: row["n"] for row in rows}
+    return {status: int(found.get(status, 0)) for status in STATUSES}
+
+
+def recent(
+    db: Database,
+    *,
+    status: str | None = None,
+    event: str | None = None,
+    limit: int = 50,
+    before_id: int | None = None,
+) -> list[dict[str, Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if status:
+        where.append("status = ?")
+        params.append(status)
+    if event:
+        where.append("event = ?")
+        params.append(event)
+    if before_id is not None:
+        where.append("id < ?")
+        params.append(before_id)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    return list(
+        db.query(
+            "SELECT id, guid, event, action, repo, hook_id, content_type, received_at, status,"
+            f" error, attempts, processed_at FROM deliveries {clause} ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        )
+    )
+
+
+def record_hook(
+    db: Database,
+    *,
+    hook_id: int,
+    events: list[str] | None,
+    content_type: str | None,
+    target: str | None,
+    repo: str | None,
+    ping_at: str | None,
+    delivery_at: str,
+) -> None:
+    """Remember a hook: from its ping (events, content type) or any delivery's header."""
+    db.execute(
+        "INSERT INTO hooks (hook_id, events, content_type, target, repo, last_ping_at,"
+        " last_delivery_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(hook_id) DO UPDATE SET"
+        " events = CASE WHEN excluded.last_ping_at IS NOT NULL THEN excluded.events"
+        "   ELSE hooks.events END,"
+        " content_type = coalesce(excluded.content_type, hooks.content_type),"
+        " target = coalesce(excluded.target, hooks.target),"
+        " repo = coalesce(excluded.repo, hooks.repo),"
+        " last_ping_at = coalesce(excluded.last_ping_at, hooks.last_ping_at),"
+        " last_delivery_at = max(coalesce(hooks.last_delivery_at, ''), excluded.last_delivery_at)",
+        (hook_id, json.dumps(events or []), content_type, target, repo, ping_at, delivery_at),
+    )
+
+
+def hooks(db: Database) -> list[dict[str, Any]]:
+    rows = list(db.query("SELECT * FROM hooks ORDER BY hook_id"))
+    for row in rows:
+        row["events"] = json.loads(row["events"])
+    return rows

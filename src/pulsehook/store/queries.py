@@ -1,0 +1,111 @@
+"""Read-side queries for the API (run on reader connections)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlite_utils import Database
+
+# Conclusions that say nothing about the code's health.
+NEUTRAL = ("skipped", "neutral", "cancelled", "stale", "action_required")
+GOOD = ("success",)
+
+
+def _latest_builds(db: Database, repo_id: int | None = None) -> list[dict[str, Any]]:
+    """The last completed default-branch run of each workflow of each repository."""
+    where = "AND repo_id = ?" if repo_id is not None else ""
+    params: tuple[Any, ...] = (repo_id,) if repo_id is not None else ()
+    return list(
+        db.query(
+            "SELECT repo_id, workflow, branch, status, url, completed_at, run_id, event FROM ("
+            " SELECT *, row_number() OVER (PARTITION BY repo_id, workflow"
+            "   ORDER BY completed_at DESC, attempt DESC) AS rn"
+            " FROM builds WHERE default_branch = 1 AND completed_at IS NOT NULL"
+            f" AND source != 'workflow_job' {where}) WHERE rn = 1 ORDER BY repo_id, workflow",
+            params,
+        )
+    )
+
+
+def build_state(workflows: list[dict[str, Any]]) -> str | None:
+    """A repository's build state from its workflows' latest runs."""
+    if not workflows:
+        return None
+    statuses = [w["status"] for w in workflows]
+    if any(s not in GOOD and s not in NEUTRAL for s in statuses):
+        return "failure"
+    return "success" if any(s in GOOD for s in statuses) else statuses[0]
+
+
+def repos(db: Database, *, include_deleted: bool = False) -> list[dict[str, Any]]:
+    where = "" if include_deleted else "WHERE deleted = 0"
+    rows = {r["id"]: r for r in db.query(f"SELECT * FROM repositories {where} ORDER BY full_name")}
+    builds: dict[int, list[dict[str, Any]]] = {}
+    for b in _latest_builds(db):
+        builds.setdefault(b["repo_id"], []).append(b)
+    vulns: dict[int, dict[str, int]] = {}
+    for v in db.query(
+        "SELECT repo_id, severity, count(*) AS n FROM vulnerabilities WHERE state = 'open'"
+        " GROUP BY repo_id, severity"
+    ):
+        vulns.setdefault(v["repo_id"], {})[v["severity"]] = v["n"]
+    coverage = {
+        c["repo_id"]: c
+        for c in db.query(
+            "SELECT repo_id, branch, value, delta, at, url FROM ("
+            " SELECT c.*, row_number() OVER (PARTITION BY c.repo_id ORDER BY c.at DESC, c.id DESC)"
+            "   AS rn FROM coverage c JOIN repositories r ON r.id = c.repo_id"
+            "   WHERE c.branch IS r.default_branch OR r.default_branch IS NULL) WHERE rn = 1"
+        )
+    }
+    deps = {
+        d["repo_id"]: d["n"]
+        for d in db.query(
+            "SELECT repo_id, count(*) AS n FROM dependency_prs WHERE state = 'open'"
+            " GROUP BY repo_id"
+        )
+    }
+    return [
+        repo_summary(
+            row, builds.get(rid, []), vulns.get(rid, {}), coverage.get(rid), deps.get(rid, 0)
+        )
+        for rid, row in rows.items()
+    ]
+
+
+def repo_summary(
+    row: dict[str, Any],
+    workflows: list[dict[str, Any]],
+    vulns: dict[str, int],
+    coverage: dict[str, Any] | None,
+    open_dependency_prs: int,
+) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["full_name"],
+        "owner": row["owner"],
+        "url": row["url"],
+        "default_branch": row["default_branch"],
+        "archived": bool(row["archived"]),
+        "deleted": bool(row["deleted"]),
+        "tracked": bool(row["tracked"]),
+        "private": bool(row["private"]),
+        "build": {
+            "state": build_state(workflows),
+            "workflows": [
+                {k: w[k] for k in ("workflow", "status", "url", "completed_at", "run_id", "event")}
+                for w in workflows
+            ],
+        },
+        "vulnerabilities": {
+            "open": sum(vulns.values()),
+            **{s: vulns.get(s, 0) for s in ("critical", "high", "medium", "low")},
+        },
+        "coverage": None
+        if coverage is None
+        else {k: coverage[k] for k in ("value", "delta", "branch", "at", "url")},
+        "dependency_prs": {"open": open_dependency_prs},
+        "last_push_at": row["last_push_at"] or None,
+        "last_activity_at": row["last_activity_at"] or None,
+        "first_seen_at": row["first_seen_at"],
+    }

@@ -1,0 +1,250 @@
+"""Applying facts to the state tables.
+
+Deliveries arrive out of order, so every upsert keeps the row whose payload
+timestamp is newest (for builds: the highest attempt, then the newest update),
+never simply the last one processed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..facts import Build, Coverage, Dependency, Fact, HookPing, Push, Repo, Vulnerability
+from .deliveries import record_hook
+
+
+def _ensure_repo(db: Database, fact: Any, now: str) -> int | None:
+    """The repository's id, creating its row on first sight. Keyed by GitHub's id."""
+    repo_id: int | None = fact.repo_id
+    if repo_id is None:
+        row = next(
+            db.query(
+                "SELECT id FROM repositories WHERE full_name = ? ORDER BY deleted LIMIT 1",
+                (fact.repo,),
+            ),
+            None,
+        )
+        return int(row["id"]) if row else None
+    db.execute(
+        "INSERT INTO repositories (id, full_name, owner, first_seen_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT(id) DO UPDATE SET full_name = excluded.full_name",
+        (repo_id, fact.repo, fact.repo.partition("/")[0], now),
+    )
+    return repo_id
+
+
+def _build(db: Database, b: Build, repo_id: int) -> None:
+    db.execute(
+        "UPDATE repositories SET default_branch = coalesce(default_branch, ?) WHERE id = ?",
+        (b.branch if b.default_branch else None, repo_id),
+    )
+    db.execute(
+        "INSERT INTO builds (source, run_id, job, repo_id, workflow, branch, default_branch,"
+        " status, event, attempt, url, started_at, completed_at, actor, head_sha, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT(source, run_id, job) DO UPDATE SET"
+        " workflow = excluded.workflow, branch = excluded.branch,"
+        " default_branch = excluded.default_branch, status = excluded.status,"
+        " event = coalesce(excluded.event, builds.event), attempt = excluded.attempt,"
+        " url = excluded.url, started_at = excluded.started_at,"
+        " completed_at = excluded.completed_at, actor = excluded.actor,"
+        " head_sha = excluded.head_sha, updated_at = excluded.updated_at"
+        " WHERE (excluded.attempt, coalesce(excluded.updated_at, ''))"
+        "   > (builds.attempt, coalesce(builds.updated_at, ''))"
+        " OR (excluded.attempt = builds.attempt"
+        "   AND coalesce(excluded.updated_at, '') = coalesce(builds.updated_at, '')"
+        "   AND excluded.completed_at IS NOT NULL AND builds.completed_at IS NULL)",
+        (
+            b.source,
+            b.run_id,
+            b.job or "",
+            repo_id,
+            b.workflow,
+            b.branch,
+            int(b.default_branch),
+            b.status,
+            b.event,
+            b.attempt,
+            b.url,
+            b.started_at,
+            b.completed_at,
+            b.actor,
+            b.head_sha,
+            b.updated_at,
+        ),
+    )
+
+
+def _vulnerability(db: Database, v: Vulnerability, repo_id: int) -> None:
+    db.execute(
+        "INSERT INTO vulnerabilities (repo_id, number, state, severity, package, ecosystem,"
+        " manifest, ghsa_id, cve_id, summary, description, url, created_at, updated_at,"
+        " fixed_at, dismissed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT(repo_id, number) DO UPDATE SET state = excluded.state,"
+        " severity = excluded.severity, package = excluded.package,"
+        " ecosystem = excluded.ecosystem, manifest = excluded.manifest,"
+        " ghsa_id = excluded.ghsa_id, cve_id = excluded.cve_id, summary = excluded.summary,"
+        " description = excluded.description, url = excluded.url,"
+        " created_at = excluded.created_at, updated_at = excluded.updated_at,"
+        " fixed_at = excluded.fixed_at, dismissed_at = excluded.dismissed_at"
+        " WHERE coalesce(excluded.updated_at, '') >= coalesce(vulnerabilities.updated_at, '')",
+        (
+            repo_id,
+            v.number,
+            v.state,
+            v.severity,
+            v.package,
+            v.ecosystem,
+            v.manifest,
+            v.ghsa_id,
+            v.cve_id,
+            v.summary,
+            v.description,
+            v.url,
+            v.created_at,
+            v.updated_at,
+            v.fixed_at,
+            v.dismissed_at,
+        ),
+    )
+
+
+def _coverage(db: Database, c: Coverage, repo_id: int) -> Coverage:
+    previous = next(
+        db.query(
+            "SELECT value FROM coverage WHERE repo_id = ? AND branch IS ? AND"
+            " coalesce(at, '') <= coalesce(?, '') ORDER BY at DESC, id DESC LIMIT 1",
+            (repo_id, c.branch, c.at),
+        ),
+        None,
+    )
+    delta = round(c.value - previous["value"], 4) if previous else None
+    enriched = dataclasses.replace(c, delta=delta)
+    db.execute(
+        "INSERT INTO coverage (repo_id, branch, sha, value, delta, url, at, source)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (repo_id, c.branch, c.sha, c.value, delta, c.url, c.at, c.source),
+    )
+    return enriched
+
+
+def _dependency(db: Database, d: Dependency, repo_id: int) -> None:
+    db.execute(
+        "INSERT INTO dependency_prs (repo_id, number, state, merged, title, package,"
+        " from_version, to_version, url, opened_at, closed_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT(repo_id, number) DO UPDATE SET state = excluded.state,"
+        " merged = excluded.merged, title = excluded.title, package = excluded.package,"
+        " from_version = excluded.from_version, to_version = excluded.to_version,"
+        " url = excluded.url, opened_at = excluded.opened_at, closed_at = excluded.closed_at,"
+        " updated_at = excluded.updated_at"
+        " WHERE coalesce(excluded.updated_at, '') >= coalesce(dependency_prs.updated_at, '')",
+        (
+            repo_id,
+            d.number,
+            d.state,
+            int(d.merged),
+            d.title,
+            d.package,
+            d.from_version,
+            d.to_version,
+            d.url,
+            d.opened_at,
+            d.closed_at,
+            d.updated_at,
+        ),
+    )
+
+
+def _push(db: Database, p: Push, repo_id: int) -> None:
+    db.execute(
+        "INSERT INTO activity (repo_id, branch, author, commits, forced, bot, head_sha, at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (repo_id, p.branch, p.author, p.commits, int(p.forced), int(p.bot), p.head_sha, p.at),
+    )
+    db.execute(
+        "UPDATE repositories SET last_push_at = max(coalesce(last_push_at, ''), ?) WHERE id = ?",
+        (p.at or "", repo_id),
+    )
+    if not p.bot and p.commits:
+        db.execute(
+            "UPDATE repositories SET last_activity_at = max(coalesce(last_activity_at, ''), ?)"
+            " WHERE id = ?",
+            (p.at or "", repo_id),
+        )
+
+
+_REPO_FLAGS = {
+    "archived": "archived = 1",
+    "unarchived": "archived = 0",
+    "deleted": "deleted = 1",
+    "tracked": "tracked = 1, deleted = 0",
+    "untracked": "tracked = 0",
+    "privatized": "private = 1",
+    "publicized": "private = 0",
+}
+
+
+def _repo(db: Database, r: Repo, repo_id: int) -> None:
+    db.execute(
+        "UPDATE repositories SET owner = coalesce(?, owner),"
+        " default_branch = coalesce(?, default_branch), url = coalesce(?, url),"
+        " updated_at = max(coalesce(updated_at, ''), coalesce(?, '')) WHERE id = ?",
+        (r.owner, r.default_branch, r.url, r.at, repo_id),
+    )
+    flags = _REPO_FLAGS.get(r.action)
+    if r.action == "seen":
+        # A snapshot from any payload: current unless a newer one was applied.
+        db.execute(
+            "UPDATE repositories SET archived = ?, private = ? WHERE id = ?"
+            " AND coalesce(updated_at, '') <= coalesce(?, '')",
+            (int(r.archived), int(r.private), repo_id, r.at),
+        )
+    elif flags:
+        db.execute(f"UPDATE repositories SET {flags} WHERE id = ?", (repo_id,))
+    elif r.action in ("created", "edited", "renamed", "transferred") and r.default_branch:
+        # Payloads carry the full repository object: its flags are current.
+        db.execute(
+            "UPDATE repositories SET archived = ?, private = ?, deleted = 0 WHERE id = ?",
+            (int(r.archived), int(r.private), repo_id),
+        )
+
+
+def apply(db: Database, facts: list[Fact], *, now: str, hook_id: int | None = None) -> list[Fact]:
+    """Write facts to the state tables; return them enriched (coverage delta)."""
+    out: list[Fact] = []
+    for fact in facts:
+        if isinstance(fact, HookPing):
+            if fact.hook_id is not None:
+                record_hook(
+                    db,
+                    hook_id=fact.hook_id,
+                    events=list(fact.events),
+                    content_type=fact.content_type,
+                    target=fact.target,
+                    repo=fact.repo,
+                    ping_at=fact.at or now,
+                    delivery_at=now,
+                )
+            out.append(fact)
+            continue
+        repo_id = _ensure_repo(db, fact, now)
+        if repo_id is None:
+            continue  # no id and never seen: nothing to attach the fact to
+        if isinstance(fact, Build):
+            _build(db, fact, repo_id)
+        elif isinstance(fact, Vulnerability):
+            _vulnerability(db, fact, repo_id)
+        elif isinstance(fact, Coverage):
+            fact = _coverage(db, fact, repo_id)
+        elif isinstance(fact, Dependency):
+            _dependency(db, fact, repo_id)
+        elif isinstance(fact, Push):
+            _push(db, fact, repo_id)
+        elif isinstance(fact, Repo):
+            _repo(db, fact, repo_id)
+        out.append(fact)
+    return out

@@ -1,0 +1,1 @@
+"""HTTP layer: reads requests, calls the ingest/store code, renders JSON."""

@@ -1,0 +1,32 @@
+"""What the running app holds: built in the lifespan, reached from requests."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from ..clock import Clock
+from ..ingest import Intake, Worker
+from ..settings import Settings
+from ..store.db import Readers, Writer
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    writer: Writer
+    readers: Readers
+    intake: Intake
+    worker: Worker
+    worker_task: asyncio.Task[None] | None = None
+
+    def worker_running(self) -> bool:
+        return self.worker_task is not None and not self.worker_task.done()
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc

@@ -1,0 +1,108 @@
+"""Shared fixtures: real settings in a temp dir, the app on uvicorn over loopback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from pydantic import SecretStr
+from starlette.types import ASGIApp
+
+from pulsehook.github.verify import sign
+from pulsehook.settings import Settings
+
+PAYLOADS = Path(__file__).parent / "payloads"
+SECRET = "test-secret"
+
+
+def payload(name: str) -> dict[str, Any]:
+    """A real GitHub example payload from tests/payloads/."""
+    data: dict[str, Any] = json.loads((PAYLOADS / f"{name}.json").read_text())
+    return data
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    def __init__(self, app: ASGIApp) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@contextmanager
+def live(app: ASGIApp) -> Iterator[LiveServer]:
+    server = LiveServer(app)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", rules_dir=tmp_path / "rules",
+                    webhook_secret=SecretStr(SECRET))
+
+
+def signed_headers(body: bytes, event: str, guid: str | None = None,
+                   secret: str = SECRET, **extra: str) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": guid or str(uuid.uuid4()),
+        "X-Hub-Signature-256": sign(body, secret.encode()),
+        **extra,
+    }
+
+
+def deliver(client: httpx.Client, event: str, data: Any, guid: str | None = None,
+            secret: str = SECRET, **extra: str) -> httpx.Response:
+    body = json.dumps(data).encode()
+    return client.post("/webhooks/github", content=body,
+                       headers=signed_headers(body, event, guid, secret, **extra))
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait (bounded) for background processing to reach a state."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
+
+
+def drained(client: httpx.Client) -> bool:
+    counts = client.get("/healthz").json()["deliveries"]
+    return bool(counts["pending"] == 0)
