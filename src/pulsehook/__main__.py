@@ -1,0 +1,3 @@
+from pulsehook.cli import main
+
+main()
