@@ -42,8 +42,9 @@ class LiveServer:
     def __init__(self, app: ASGIApp) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -72,12 +73,14 @@ def live(app: ASGIApp) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", rules_dir=tmp_path / "rules",
-                    webhook_secret=SecretStr(SECRET))
+    return Settings(
+        data_dir=tmp_path / "data", rules_dir=tmp_path / "rules", webhook_secret=SecretStr(SECRET)
+    )
 
 
-def signed_headers(body: bytes, event: str, guid: str | None = None,
-                   secret: str = SECRET, **extra: str) -> dict[str, str]:
+def signed_headers(
+    body: bytes, event: str, guid: str | None = None, secret: str = SECRET, **extra: str
+) -> dict[str, str]:
     return {
         "Content-Type": "application/json",
         "X-GitHub-Event": event,
@@ -87,11 +90,18 @@ def signed_headers(body: bytes, event: str, guid: str | None = None,
     }
 
 
-def deliver(client: httpx.Client, event: str, data: Any, guid: str | None = None,
-            secret: str = SECRET, **extra: str) -> httpx.Response:
+def deliver(
+    client: httpx.Client,
+    event: str,
+    data: Any,
+    guid: str | None = None,
+    secret: str = SECRET,
+    **extra: str,
+) -> httpx.Response:
     body = json.dumps(data).encode()
-    return client.post("/webhooks/github", content=body,
-                       headers=signed_headers(body, event, guid, secret, **extra))
+    return client.post(
+        "/webhooks/github", content=body, headers=signed_headers(body, event, guid, secret, **extra)
+    )
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -29,8 +29,13 @@ def store_raw(settings: Settings, *deliveries: Delivery) -> None:
 
 
 def raw(guid: str, event: str, text: str) -> Delivery:
-    return Delivery(guid=guid, event=event, payload=text, content_type="application/json",
-                    received_at="2026-01-01T00:00:00Z")
+    return Delivery(
+        guid=guid,
+        event=event,
+        payload=text,
+        content_type="application/json",
+        received_at="2026-01-01T00:00:00Z",
+    )
 
 
 def statuses(settings: Settings) -> dict[str, tuple[str, str | None]]:
@@ -39,8 +44,9 @@ def statuses(settings: Settings) -> dict[str, tuple[str, str | None]]:
 
 
 def test_stored_unprocessed_delivery_is_processed_at_start(settings: Settings) -> None:
-    store_raw(settings, raw("left-pending", "workflow_run",
-                            json.dumps(payload("workflow_run.completed"))))
+    store_raw(
+        settings, raw("left-pending", "workflow_run", json.dumps(payload("workflow_run.completed")))
+    )
     with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as client:
         wait_for(lambda: drained(client))
         assert statuses(settings)["left-pending"] == ("processed", None)
@@ -49,8 +55,11 @@ def test_stored_unprocessed_delivery_is_processed_at_start(settings: Settings) -
 
 def test_processing_error_is_stored_and_retried_at_next_start(settings: Settings) -> None:
     # A delivery whose stored body cannot be processed (as a bug would leave it).
-    store_raw(settings, raw("broken", "push", "{not json"),
-              raw("fine", "push", json.dumps(payload("push"))))
+    store_raw(
+        settings,
+        raw("broken", "push", "{not json"),
+        raw("fine", "push", json.dumps(payload("push"))),
+    )
     with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as client:
         wait_for(lambda: drained(client))
         status, error = statuses(settings)["broken"]
@@ -62,8 +71,10 @@ def test_processing_error_is_stored_and_retried_at_next_start(settings: Settings
         assert [d["guid"] for d in listed["deliveries"]] == ["broken"]
     # Fixed (as an upgrade would): the next start processes it.
     with sqlite3.connect(settings.db_path) as conn:
-        conn.execute("UPDATE deliveries SET payload = ? WHERE guid = 'broken'",
-                     (json.dumps(payload("push")),))
+        conn.execute(
+            "UPDATE deliveries SET payload = ? WHERE guid = 'broken'",
+            (json.dumps(payload("push")),),
+        )
     with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as client:
         wait_for(lambda: statuses(settings)["broken"][0] == "processed")
 
@@ -71,10 +82,19 @@ def test_processing_error_is_stored_and_retried_at_next_start(settings: Settings
 def test_sigkill_mid_burst_loses_nothing_acknowledged(tmp_path: Path) -> None:
     port = free_port()
     data = tmp_path / "data"
-    env = {**os.environ, "PULSEHOOK_WEBHOOK_SECRET": SECRET, "PULSEHOOK_DATA_DIR": str(data),
-           "PULSEHOOK_PORT": str(port), "PULSEHOOK_LOG_LEVEL": "warning"}
-    proc = subprocess.Popen([sys.executable, "-m", "pulsehook", "serve"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "PULSEHOOK_WEBHOOK_SECRET": SECRET,
+        "PULSEHOOK_DATA_DIR": str(data),
+        "PULSEHOOK_PORT": str(port),
+        "PULSEHOOK_LOG_LEVEL": "warning",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pulsehook", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     acknowledged: list[str] = []
     stop = threading.Event()
     try:

@@ -32,22 +32,33 @@ def sequence() -> list[tuple[str, str, dict[str, Any]]]:
     failed = copy.deepcopy(payload("workflow_run.completed"))
     failed["workflow_run"].update(conclusion="failure", updated_at="2020-10-05T16:40:00Z")
     succeeded = copy.deepcopy(payload("workflow_run.completed"))
-    succeeded["workflow_run"].update(run_attempt=2, updated_at="2020-10-05T17:00:00Z",
-                                     conclusion="success")
+    succeeded["workflow_run"].update(
+        run_attempt=2, updated_at="2020-10-05T17:00:00Z", conclusion="success"
+    )
     created = payload("dependabot_alert.created")
     fixed = copy.deepcopy(created)
     fixed["action"] = "fixed"
-    fixed["alert"].update(state="fixed", fixed_at="2099-01-01T00:00:00Z",
-                          updated_at="2099-01-01T00:00:00Z")
-    return [("push", "d-push", push), ("workflow_run", "d-req", requested),
-            ("workflow_run", "d-fail", failed), ("workflow_run", "d-ok", succeeded),
-            ("dependabot_alert", "d-alert", created), ("dependabot_alert", "d-fixed", fixed)]
+    fixed["alert"].update(
+        state="fixed", fixed_at="2099-01-01T00:00:00Z", updated_at="2099-01-01T00:00:00Z"
+    )
+    return [
+        ("push", "d-push", push),
+        ("workflow_run", "d-req", requested),
+        ("workflow_run", "d-fail", failed),
+        ("workflow_run", "d-ok", succeeded),
+        ("dependabot_alert", "d-alert", created),
+        ("dependabot_alert", "d-fixed", fixed),
+    ]
 
 
 def run(path: Path, items: list[tuple[str, str, dict[str, Any]]]) -> Database:
     db = wrap(open_database(path))
-    batch = [Delivery(guid=g, event=e, payload=json.dumps(p), content_type="application/json",
-                      received_at=NOW) for e, g, p in items]
+    batch = [
+        Delivery(
+            guid=g, event=e, payload=json.dumps(p), content_type="application/json", received_at=NOW
+        )
+        for e, g, p in items
+    ]
     transaction(db, lambda d: insert_batch(d, batch))
     drain(db)
     return db
@@ -57,7 +68,8 @@ def drain(db: Database) -> None:
     after = 0
     while True:
         after, count, _ = transaction(
-            db, lambda d, a=after: process_chunk(d, after_id=a, now=NOW, statuses=("pending",)))
+            db, lambda d, a=after: process_chunk(d, after_id=a, now=NOW, statuses=("pending",))
+        )
         if not count:
             return
 
@@ -66,8 +78,10 @@ def snapshot(db: Database) -> dict[str, Any]:
     tables = ("builds", "vulnerabilities", "activity", "repositories")
     out: dict[str, Any] = {}
     for table in tables:
-        rows = [{k: v for k, v in r.items() if k not in ("id", "first_seen_at")}
-                for r in db.query(f"SELECT * FROM {table}")]
+        rows = [
+            {k: v for k, v in r.items() if k not in ("id", "first_seen_at")}
+            for r in db.query(f"SELECT * FROM {table}")
+        ]
         out[table] = sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
     return out
 
@@ -100,8 +114,10 @@ def test_any_arrival_order_gives_the_same_state(tmp_path_factory: Any, order: li
 def test_failed_then_in_progress_event_does_not_reopen_a_run(tmp_path: Path) -> None:
     failed = copy.deepcopy(payload("workflow_run.completed"))
     failed["workflow_run"].update(conclusion="failure", updated_at="2020-10-05T16:40:00Z")
-    db = run(tmp_path / "s.db", [("workflow_run", "f", failed),
-                                 ("workflow_run", "r", payload("workflow_run.requested"))])
+    db = run(
+        tmp_path / "s.db",
+        [("workflow_run", "f", failed), ("workflow_run", "r", payload("workflow_run.requested"))],
+    )
     (row,) = db.query("SELECT status, completed_at FROM builds")
     assert row["status"] == "failure" and row["completed_at"] == "2020-10-05T16:40:00Z"
 
@@ -113,8 +129,10 @@ def test_rename_keeps_history_by_repository_id(tmp_path: Path) -> None:
     before["repository"]["full_name"] = "Codertocat/old-name"
     db = run(tmp_path / "r.db", [("workflow_run", "w", before), ("repository", "r", renamed)])
     (repo,) = db.query("SELECT id, full_name FROM repositories")
-    assert repo == {"id": renamed["repository"]["id"],
-                    "full_name": renamed["repository"]["full_name"]}
+    assert repo == {
+        "id": renamed["repository"]["id"],
+        "full_name": renamed["repository"]["full_name"],
+    }
     (build,) = db.query("SELECT repo_id FROM builds")
     assert build["repo_id"] == repo["id"]
 
@@ -135,28 +153,38 @@ def test_archived_and_deleted_flags(tmp_path: Path) -> None:
 
 
 def test_installation_tracks_and_untracks(tmp_path: Path) -> None:
-    db = run(tmp_path / "i.db", [("installation_repositories", "a",
-                                  payload("installation_repositories.added"))])
+    db = run(
+        tmp_path / "i.db",
+        [("installation_repositories", "a", payload("installation_repositories.added"))],
+    )
     tracked = {r["full_name"]: r["tracked"] for r in db.query("SELECT * FROM repositories")}
     assert tracked and all(v == 1 for v in tracked.values())
-    db = run(tmp_path / "i.db", [("installation_repositories", "r",
-                                  payload("installation_repositories.removed"))])
-    removed = {r["full_name"] for r in payload("installation_repositories.removed")
-               ["repositories_removed"]}
+    db = run(
+        tmp_path / "i.db",
+        [("installation_repositories", "r", payload("installation_repositories.removed"))],
+    )
+    removed = {
+        r["full_name"] for r in payload("installation_repositories.removed")["repositories_removed"]
+    }
     rows = {r["full_name"]: r["tracked"] for r in db.query("SELECT * FROM repositories")}
     assert all(rows[name] == 0 for name in removed if name in rows)
 
 
 def test_coverage_delta_is_against_the_previous_value_on_the_branch(tmp_path: Path) -> None:
     first = copy.deepcopy(payload("status"))
-    first.update(context="codecov/project", description="90.00% (target 80.00%)",
-                 updated_at="2020-01-01T00:00:00Z")
+    first.update(
+        context="codecov/project",
+        description="90.00% (target 80.00%)",
+        updated_at="2020-01-01T00:00:00Z",
+    )
     second = copy.deepcopy(first)
-    second.update(description="82.50% (-7.50%) compared to abc1234",
-                  updated_at="2020-01-02T00:00:00Z")
+    second.update(
+        description="82.50% (-7.50%) compared to abc1234", updated_at="2020-01-02T00:00:00Z"
+    )
     db = run(tmp_path / "c.db", [("status", "c1", first), ("status", "c2", second)])
-    values = [(r["value"], r["delta"]) for r in db.query(
-        "SELECT value, delta FROM coverage ORDER BY at")]
+    values = [
+        (r["value"], r["delta"]) for r in db.query("SELECT value, delta FROM coverage ORDER BY at")
+    ]
     assert values == [(90.0, None), (82.5, -7.5)]
 
 

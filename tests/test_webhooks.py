@@ -46,8 +46,9 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
     assert body["error"]["message"]
 
 
-def test_accepted_delivery_is_stored_then_processed(client: httpx.Client,
-                                                    settings: Settings) -> None:
+def test_accepted_delivery_is_stored_then_processed(
+    client: httpx.Client, settings: Settings
+) -> None:
     response = deliver(client, "workflow_run", payload("workflow_run.completed"), guid="g-1")
     assert response.status_code == 202
     assert response.json() == {"delivery": "g-1", "status": "accepted"}
@@ -58,26 +59,30 @@ def test_accepted_delivery_is_stored_then_processed(client: httpx.Client,
     assert repos[0]["build"]["state"] == "success"
 
 
-def test_wrong_signature_is_401_and_nothing_stored(client: httpx.Client,
-                                                   settings: Settings) -> None:
+def test_wrong_signature_is_401_and_nothing_stored(
+    client: httpx.Client, settings: Settings
+) -> None:
     body = json.dumps(payload("push")).encode()
     wrong = signed_headers(body, "push", secret="not-the-secret")
-    assert_error(client.post("/webhooks/github", content=body, headers=wrong), 401,
-                 "invalid_signature")
-    missing = {k: v for k, v in signed_headers(body, "push").items()
-               if k != "X-Hub-Signature-256"}
-    assert_error(client.post("/webhooks/github", content=body, headers=missing), 401,
-                 "invalid_signature")
+    assert_error(
+        client.post("/webhooks/github", content=body, headers=wrong), 401, "invalid_signature"
+    )
+    missing = {k: v for k, v in signed_headers(body, "push").items() if k != "X-Hub-Signature-256"}
+    assert_error(
+        client.post("/webhooks/github", content=body, headers=missing), 401, "invalid_signature"
+    )
     # Signed over different bytes than were sent.
     tampered = signed_headers(body + b" ", "push")
-    assert_error(client.post("/webhooks/github", content=body, headers=tampered), 401,
-                 "invalid_signature")
+    assert_error(
+        client.post("/webhooks/github", content=body, headers=tampered), 401, "invalid_signature"
+    )
     assert stored(settings) == []
 
 
 def test_any_configured_secret_is_accepted(tmp_path: os.PathLike[str]) -> None:
-    settings = Settings(data_dir=f"{tmp_path}/data",
-                        webhook_secret=SecretStr("old-secret, new-secret"))
+    settings = Settings(
+        data_dir=f"{tmp_path}/data", webhook_secret=SecretStr("old-secret, new-secret")
+    )
     with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as c:
         assert deliver(c, "push", payload("push"), secret="old-secret").status_code == 202
         assert deliver(c, "push", payload("push"), secret="new-secret").status_code == 202
@@ -85,8 +90,9 @@ def test_any_configured_secret_is_accepted(tmp_path: os.PathLike[str]) -> None:
 
 
 @pytest.mark.parametrize("header", ["X-GitHub-Event", "X-GitHub-Delivery"])
-def test_missing_github_header_is_400(client: httpx.Client, settings: Settings,
-                                      header: str) -> None:
+def test_missing_github_header_is_400(
+    client: httpx.Client, settings: Settings, header: str
+) -> None:
     body = json.dumps(payload("push")).encode()
     headers = {k: v for k, v in signed_headers(body, "push").items() if k != header}
     response = client.post("/webhooks/github", content=body, headers=headers)
@@ -96,12 +102,12 @@ def test_missing_github_header_is_400(client: httpx.Client, settings: Settings,
 
 
 def test_body_over_the_limit_is_413(tmp_path: os.PathLike[str]) -> None:
-    settings = Settings(data_dir=f"{tmp_path}/data", webhook_secret=SecretStr(SECRET),
-                        max_body_bytes=1000)
+    settings = Settings(
+        data_dir=f"{tmp_path}/data", webhook_secret=SecretStr(SECRET), max_body_bytes=1000
+    )
     with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as c:
         body = b"{" + b" " * 2000 + b"}"
-        declared = c.post("/webhooks/github", content=body,
-                          headers=signed_headers(body, "push"))
+        declared = c.post("/webhooks/github", content=body, headers=signed_headers(body, "push"))
         assert_error(declared, 413, "payload_too_large")
 
         # No Content-Length (chunked): the cap is enforced while reading.
@@ -111,8 +117,9 @@ def test_body_over_the_limit_is_413(tmp_path: os.PathLike[str]) -> None:
                 yield b" " * 100
             yield b"}"
 
-        streamed = c.post("/webhooks/github", content=chunks(),
-                          headers=signed_headers(body, "push"))
+        streamed = c.post(
+            "/webhooks/github", content=chunks(), headers=signed_headers(body, "push")
+        )
         assert_error(streamed, 413, "payload_too_large")
         assert stored(settings) == []
 
@@ -120,15 +127,19 @@ def test_body_over_the_limit_is_413(tmp_path: os.PathLike[str]) -> None:
 def test_unsupported_content_type_is_415(client: httpx.Client, settings: Settings) -> None:
     body = json.dumps(payload("push")).encode()
     headers = signed_headers(body, "push") | {"Content-Type": "text/plain"}
-    assert_error(client.post("/webhooks/github", content=body, headers=headers), 415,
-                 "unsupported_media_type")
+    assert_error(
+        client.post("/webhooks/github", content=body, headers=headers),
+        415,
+        "unsupported_media_type",
+    )
     assert stored(settings) == []
 
 
 def test_invalid_json_is_400(client: httpx.Client, settings: Settings) -> None:
     body = b'{"action": "completed",'
-    response = client.post("/webhooks/github", content=body,
-                           headers=signed_headers(body, "workflow_run"))
+    response = client.post(
+        "/webhooks/github", content=body, headers=signed_headers(body, "workflow_run")
+    )
     assert_error(response, 400, "bad_request")
     assert "JSON" in response.json()["error"]["message"]
     assert stored(settings) == []
@@ -137,7 +148,8 @@ def test_invalid_json_is_400(client: httpx.Client, settings: Settings) -> None:
 def test_form_encoded_payload_is_accepted(client: httpx.Client, settings: Settings) -> None:
     body = urlencode({"payload": json.dumps(payload("push"))}).encode()
     headers = signed_headers(body, "push", guid="form-1") | {
-        "Content-Type": "application/x-www-form-urlencoded"}
+        "Content-Type": "application/x-www-form-urlencoded"
+    }
     assert client.post("/webhooks/github", content=body, headers=headers).status_code == 202
     wait_for(lambda: drained(client))
     assert stored(settings) == [("form-1", "push", "processed")]
@@ -147,20 +159,23 @@ def test_form_encoded_payload_is_accepted(client: httpx.Client, settings: Settin
 
 def test_ping_is_200_and_records_the_hook(client: httpx.Client, settings: Settings) -> None:
     ping = payload("ping")
-    response = deliver(client, "ping", ping, guid="ping-1",
-                       **{"X-GitHub-Hook-ID": str(ping["hook_id"])})
+    response = deliver(
+        client, "ping", ping, guid="ping-1", **{"X-GitHub-Hook-ID": str(ping["hook_id"])}
+    )
     assert response.status_code == 200
     wait_for(lambda: drained(client))
     with sqlite3.connect(settings.db_path) as conn:
         hook_id, events, content_type = conn.execute(
-            "SELECT hook_id, events, content_type FROM hooks").fetchone()
+            "SELECT hook_id, events, content_type FROM hooks"
+        ).fetchone()
     assert hook_id == ping["hook_id"]
     assert json.loads(events) == ping["hook"]["events"]
     assert content_type == ping["hook"]["config"]["content_type"]
 
 
-def test_redelivery_is_200_and_not_processed_twice(client: httpx.Client,
-                                                    settings: Settings) -> None:
+def test_redelivery_is_200_and_not_processed_twice(
+    client: httpx.Client, settings: Settings
+) -> None:
     first = deliver(client, "push", payload("push"), guid="same-guid")
     again = deliver(client, "push", payload("push"), guid="same-guid")
     assert (first.status_code, again.status_code) == (202, 200)
@@ -181,8 +196,9 @@ def test_unknown_event_is_stored_and_ignored(client: httpx.Client, settings: Set
 
 
 def test_storage_unavailable_is_503(tmp_path: os.PathLike[str]) -> None:
-    settings = Settings(data_dir=f"{tmp_path}/data", webhook_secret=SecretStr(SECRET),
-                        busy_timeout_ms=200)
+    settings = Settings(
+        data_dir=f"{tmp_path}/data", webhook_secret=SecretStr(SECRET), busy_timeout_ms=200
+    )
     with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as client:
         # Another process holds the write lock past the busy timeout.
         blocker = sqlite3.connect(settings.db_path, isolation_level=None)
@@ -211,8 +227,7 @@ def test_deliveries_are_filterable(client: httpx.Client) -> None:
     assert [d["guid"] for d in by_event["deliveries"]] == ["p-1"]
     by_status = client.get("/api/v1/deliveries", params={"status": "ignored"}).json()
     assert [d["guid"] for d in by_status["deliveries"]] == ["s-1"]
-    assert_error(client.get("/api/v1/deliveries", params={"status": "nope"}), 400,
-                 "bad_request")
+    assert_error(client.get("/api/v1/deliveries", params={"status": "nope"}), 400, "bad_request")
     assert_error(client.get("/api/v1/deliveries", params={"limit": "0"}), 400, "bad_request")
 
 
@@ -230,8 +245,11 @@ def test_refuses_to_start_without_a_secret(tmp_path: os.PathLike[str]) -> None:
 def test_insecure_mode_accepts_unsigned(tmp_path: os.PathLike[str]) -> None:
     settings = Settings(data_dir=f"{tmp_path}/data", insecure=True)
     with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as c:
-        response = c.post("/webhooks/github", json=payload("push"),
-                          headers={"X-GitHub-Event": "push", "X-GitHub-Delivery": "x"})
+        response = c.post(
+            "/webhooks/github",
+            json=payload("push"),
+            headers={"X-GitHub-Event": "push", "X-GitHub-Delivery": "x"},
+        )
         assert response.status_code == 202
 
 

@@ -1,28 +1,53 @@
-"""``create_app(settings)``: the Starlette app; its lifespan owns db and worker."""
+"""``create_app(settings)``: the Starlette app; its lifespan owns db, worker and senders."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Coroutine
+from datetime import timedelta
+from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from .alerts.dispatch import Dispatcher, RetryPolicy
+from .alerts.engine import Policy
 from .clock import Clock, SystemClock
-from .ingest import Intake, Worker
+from .ingest import Alerting, Intake, Worker
+from .rules.load import load_rules
+from .rules.model import RuleSet
+from .schedule.maths import parse_duration
+from .schedule.runner import Scheduler
 from .settings import Settings
 from .store.db import Readers, Writer
-from .web import api, webhooks
+from .web import alerts_api, api, webhooks
+from .web.auth import ApiTokenMiddleware
 from .web.responses import EXCEPTION_HANDLERS
 from .web.services import Services
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
+def load_rule_set(settings: Settings) -> RuleSet:
+    """The rule set, or RulesInvalid; a missing default directory means no rules."""
+    if not settings.rules_dir.exists():
+        log.warning("rules directory %s does not exist: no alert rules", settings.rules_dir)
+        return RuleSet()
+    return load_rules(settings.rules_dir, os.environ, timezone=settings.timezone)
+
+
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, rules: RuleSet | None = None
+) -> Starlette:
+    """The app. Refuses (ConfigError) without a webhook secret or with invalid rules."""
     settings.require_secret()
+    rule_set = rules if rules is not None else load_rule_set(settings)
+    for warning in rule_set.warnings:
+        log.warning("%s", warning)
     clock = clock or SystemClock()
 
     @contextlib.asynccontextmanager
@@ -33,7 +58,29 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
             busy_timeout_ms=settings.busy_timeout_ms,
         )
         readers = Readers(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
-        worker = Worker(writer, clock)
+        dispatcher = Dispatcher(
+            writer,
+            rule_set,
+            clock,
+            policy=RetryPolicy(
+                base=timedelta(seconds=settings.retry_base_seconds),
+                cap=timedelta(seconds=settings.retry_cap_seconds),
+                max_age=timedelta(seconds=settings.retry_max_age_seconds),
+            ),
+        )
+        scheduler = Scheduler(
+            writer, rule_set, clock, timezone=settings.timezone, on_notices=dispatcher.wake
+        )
+
+        def notices() -> None:
+            dispatcher.wake()
+            scheduler.wake()
+
+        alerting = Alerting(
+            rules=rule_set,
+            policy=Policy(flap=parse_duration(settings.flap_interval), timezone=settings.timezone),
+        )
+        worker = Worker(writer, clock, alerting=alerting, on_notices=notices)
         intake = Intake(
             writer,
             batch_max=settings.batch_max,
@@ -46,18 +93,31 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
             readers=readers,
             intake=intake,
             worker=worker,
+            rules=rule_set,
+            dispatcher=dispatcher,
+            scheduler=scheduler,
         )
         app.state.services = svc
+        tasks: list[asyncio.Task[None]] = []
+
+        def start(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+            task = asyncio.create_task(coro, name=name)
+            tasks.append(task)
+            return task
+
         if settings.worker:
-            svc.worker_task = asyncio.create_task(worker.run(), name="pulsehook-worker")
-        log.info("pulsehook ready: database %s", settings.db_path)
+            svc.worker_task = start(worker.run(), "pulsehook-worker")
+            start(dispatcher.run(), "pulsehook-dispatcher")
+            start(scheduler.run(), "pulsehook-scheduler")
+        log.info("pulsehook ready: database %s, %d rule(s)", settings.db_path, len(rule_set.rules))
         try:
             yield
         finally:
-            if svc.worker_task is not None:
-                svc.worker_task.cancel()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await svc.worker_task
+                    await task
             writer.close()
             readers.close()
 
@@ -68,7 +128,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
             Route("/healthz", api.healthz, methods=["GET"]),
             Route("/api/v1/deliveries", api.list_deliveries, methods=["GET"]),
             Route("/api/v1/repos", api.list_repos, methods=["GET"]),
+            *alerts_api.ROUTES,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(ApiTokenMiddleware, settings=settings)],
         lifespan=lifespan,
     )

@@ -150,11 +150,42 @@ class HookPing:
     at: str | None
 
 
-Fact = Build | Vulnerability | Coverage | Dependency | Push | Repo | HookPing
+@dataclass(frozen=True)
+class Spec:
+    """A summary item changed status (ERROR / MISSING / OK)."""
+
+    name: ClassVar[str] = "spec"
+    path: str
+    status: str
+    previous: str | None
+    note: str | None
+    repo: str
+    url: str | None
+    at: str | None
+
+
+@dataclass(frozen=True)
+class Health:
+    """A repository's health score changed."""
+
+    name: ClassVar[str] = "health"
+    repo: str
+    repo_id: int | None
+    score: float
+    previous: float | None
+    components: dict[str, Any]
+    at: str | None
+
+
+Fact = Build | Vulnerability | Coverage | Dependency | Push | Repo | HookPing | Spec | Health
 
 FACT_TYPES: dict[str, type[Any]] = {
-    t.name: t for t in (Build, Vulnerability, Coverage, Dependency, Push, Repo, HookPing)
+    t.name: t
+    for t in (Build, Vulnerability, Coverage, Dependency, Push, Repo, HookPing, Spec, Health)
 }
+
+# The facts alert rules can speak of (``hook`` is bookkeeping, not for rules).
+RULE_FACTS = ("build", "vulnerability", "coverage", "dependency", "push", "repo", "spec", "health")
 
 
 def fact_dict(fact: Fact) -> dict[str, Any]:

@@ -14,15 +14,20 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 from sqlite_utils import Database
 
+from .alerts import engine
 from .clock import Clock, iso
 from .errors import UnsupportedEvent
 from .facts import Fact
 from .github.normalize import normalize, snapshot
+from .rules.evaluate import Evaluator
+from .rules.model import RuleSet
 from .store import deliveries, state
 from .store.db import NORMAL, URGENT, Writer
 from .store.deliveries import Delivery
@@ -79,8 +84,28 @@ class Intake:
             self._flushing = False
 
 
-def process_one(db: Database, row: dict[str, Any], *, now: str) -> list[Fact]:
-    """Process one stored delivery inside the caller's transaction."""
+@dataclass
+class Alerting:
+    """What rule evaluation needs; absent during replay (alerts are history)."""
+
+    rules: RuleSet
+    policy: engine.Policy
+    evaluator: Evaluator = field(default_factory=Evaluator)
+    queued: int = 0  # notices queued since last looked at
+
+
+def process_one(
+    db: Database,
+    row: dict[str, Any],
+    *,
+    now: str,
+    alerting: Alerting | None = None,
+    clock_now: datetime | None = None,
+) -> list[Fact]:
+    """Process one stored delivery inside the caller's transaction.
+
+    Facts, state, alerts and outbox rows of one delivery commit together.
+    """
     db.execute("SAVEPOINT delivery")
     facts: list[Fact] = []
     try:
@@ -101,6 +126,15 @@ def process_one(db: Database, row: dict[str, Any], *, now: str) -> list[Fact]:
         if seen is not None:
             state.apply(db, [seen], now=now)
         facts = state.apply(db, facts, now=now)
+        if alerting is not None and clock_now is not None:
+            alerting.queued += engine.evaluate(
+                db,
+                alerting.rules,
+                facts,
+                now=clock_now,
+                evaluator=alerting.evaluator,
+                policy=alerting.policy,
+            )
         status, error = "processed", None
     except UnsupportedEvent as exc:
         db.execute("ROLLBACK TO SAVEPOINT delivery")
@@ -116,13 +150,20 @@ def process_one(db: Database, row: dict[str, Any], *, now: str) -> list[Fact]:
 
 
 def process_chunk(
-    db: Database, *, after_id: int, now: str, statuses: tuple[str, ...], limit: int = PROCESS_CHUNK
+    db: Database,
+    *,
+    after_id: int,
+    now: str,
+    statuses: tuple[str, ...],
+    limit: int = PROCESS_CHUNK,
+    alerting: Alerting | None = None,
+    clock_now: datetime | None = None,
 ) -> tuple[int, int, list[Fact]]:
     """Process the deliveries after ``after_id``: (last id seen, how many, facts)."""
     rows = deliveries.next_batch(db, after_id=after_id, limit=limit, statuses=statuses)
     facts: list[Fact] = []
     for row in rows:
-        facts.extend(process_one(db, row, now=now))
+        facts.extend(process_one(db, row, now=now, alerting=alerting, clock_now=clock_now))
     return (rows[-1]["id"] if rows else after_id), len(rows), facts
 
 
@@ -136,9 +177,18 @@ def clear_derived(db: Database) -> int:
 class Worker:
     """Processes committed deliveries off the request path, in arrival order."""
 
-    def __init__(self, writer: Writer, clock: Clock) -> None:
+    def __init__(
+        self,
+        writer: Writer,
+        clock: Clock,
+        *,
+        alerting: Alerting | None = None,
+        on_notices: Callable[[], None] = lambda: None,
+    ) -> None:
         self._writer = writer
         self._clock = clock
+        self._alerting = alerting
+        self._on_notices = on_notices
         self._wake = asyncio.Event()
         self.idle = asyncio.Event()
 
@@ -149,14 +199,25 @@ class Worker:
         """Process everything currently waiting; return how many deliveries were seen."""
         after_id, seen = 0, 0
         while True:
-            now = iso(self._clock.now())
+            moment = self._clock.now()
+            now = iso(moment)
 
             def job(
-                db: Database, start: int = after_id, now: str = now
+                db: Database, start: int = after_id, now: str = now, moment: datetime = moment
             ) -> tuple[int, int, list[Fact]]:
-                return process_chunk(db, after_id=start, now=now, statuses=statuses)
+                return process_chunk(
+                    db,
+                    after_id=start,
+                    now=now,
+                    statuses=statuses,
+                    alerting=self._alerting,
+                    clock_now=moment,
+                )
 
             after_id, count, _facts = await self._writer.run(job, NORMAL)
+            if self._alerting is not None and self._alerting.queued:
+                self._alerting.queued = 0
+                self._on_notices()
             if not count:
                 return seen
             seen += count

@@ -11,11 +11,13 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
+from .schedule.maths import parse_duration
 
 SECRET_FILE = "webhook_secret"  # noqa: S105 - a file name, not a secret
 MIB = 1024 * 1024
@@ -47,6 +49,16 @@ class Settings(BaseSettings):
     batch_max: int = 256
     worker: bool = True
 
+    # Protects changes through the API (silences); reads too once set. See README.
+    api_token: SecretStr | None = None
+
+    # Alerting. Digests and recurring silences run in this timezone.
+    timezone: str = "UTC"
+    flap_interval: str = "5m"  # at most one notice per alert subject per interval
+    retry_base_seconds: float = 10.0
+    retry_cap_seconds: float = 600.0
+    retry_max_age_seconds: float = 86400.0  # then a notice is parked with its last error
+
     github_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("GITHUB_TOKEN", "PULSEHOOK_GITHUB_TOKEN")
     )
@@ -58,6 +70,21 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "pulsehook.db"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    @field_validator("flap_interval")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
 
     def secrets(self) -> list[bytes]:
         """The accepted webhook secrets, in the order given."""

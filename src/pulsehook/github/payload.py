@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from ..clock import iso
 from ..errors import UnsupportedEvent
 
 Json = dict[str, Any]
@@ -38,7 +39,7 @@ def integer(data: Any, *path: str) -> int | None:
         return None
     if isinstance(data, int):
         return data
-    if isinstance(data, str) and data.isdigit():
+    if isinstance(data, str) and data.isascii() and data.isdigit():
         return int(data)
     return None
 
@@ -55,7 +56,6 @@ def timestamp(value: Any) -> str | None:
     GitHub sends ISO strings almost everywhere, but integer epoch seconds in
     some ``push`` fields (``repository.pushed_at``, ``created_at``).
     """
-    when: datetime | None = None
     try:
         if isinstance(value, bool):
             return None
@@ -65,11 +65,12 @@ def timestamp(value: Any) -> str | None:
             when = datetime.fromisoformat(value.replace("Z", "+00:00"))
             if when.tzinfo is None:
                 when = when.replace(tzinfo=UTC)
+        else:
+            return None
+        return iso(when)
     except (ValueError, OverflowError, OSError):
+        # Not a time, or one that leaves datetime's range once in UTC.
         return None
-    if when is None:
-        return None
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def repository(payload: Json) -> tuple[str, int | None, str | None]:

@@ -138,6 +138,108 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX activity_repo ON activity(repo_id, at);
     """,
+    # 2: alerting — alert lifecycle, the outbox, digests, silences, rule bookkeeping.
+    """
+    CREATE TABLE alerts (
+        key TEXT PRIMARY KEY,  -- rule + repository + subject
+        rule TEXT NOT NULL,
+        repo TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('firing', 'resolved')),
+        severity TEXT NOT NULL,
+        fact TEXT NOT NULL,  -- the latest fact, JSON
+        started_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL,
+        resolved_at TEXT,
+        last_notified_at TEXT,
+        last_notified_state TEXT,
+        notified_firing INTEGER NOT NULL DEFAULT 0,
+        occurrences INTEGER NOT NULL DEFAULT 1,
+        flips INTEGER NOT NULL DEFAULT 0,
+        silenced INTEGER NOT NULL DEFAULT 0,
+        held_until TEXT
+    );
+    CREATE INDEX alerts_state ON alerts(state, last_seen_at);
+    CREATE INDEX alerts_held ON alerts(held_until) WHERE held_until IS NOT NULL;
+
+    CREATE TABLE alert_events (
+        id INTEGER PRIMARY KEY,
+        alert_key TEXT NOT NULL,
+        event TEXT NOT NULL,  -- fired, repeated, resolved, seen, held, silenced
+        at TEXT NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX alert_events_key ON alert_events(alert_key, id);
+
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        alert_key TEXT,
+        channel TEXT NOT NULL,
+        kind TEXT NOT NULL,  -- firing, repeat, resolved, digest, test
+        message TEXT NOT NULL,  -- the rendered Message, JSON
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'parked')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        last_status INTEGER,
+        last_error TEXT,
+        response TEXT,
+        created_at TEXT NOT NULL,
+        sent_at TEXT
+    );
+    CREATE INDEX outbox_due ON outbox(status, next_attempt_at);
+    CREATE INDEX outbox_alert ON outbox(alert_key);
+
+    CREATE TABLE digest_entries (
+        id INTEGER PRIMARY KEY,
+        schedule TEXT NOT NULL,  -- the rule's cron
+        channel TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        repo TEXT NOT NULL,
+        alert_key TEXT NOT NULL,
+        state TEXT NOT NULL,
+        title TEXT NOT NULL,
+        url TEXT,
+        at TEXT NOT NULL,
+        digest_id INTEGER REFERENCES digests(id)
+    );
+    CREATE INDEX digest_entries_open ON digest_entries(schedule, channel, digest_id);
+
+    CREATE TABLE digests (
+        id INTEGER PRIMARY KEY,
+        schedule TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        due_at TEXT NOT NULL,
+        entries INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (schedule, channel, due_at)
+    );
+
+    CREATE TABLE schedule_marks (
+        name TEXT PRIMARY KEY,  -- e.g. "digest:0 8 * * *"
+        last_run_at TEXT NOT NULL
+    );
+
+    CREATE TABLE silences (
+        id INTEGER PRIMARY KEY,
+        rule TEXT,  -- fnmatch pattern; NULL = every rule
+        repo TEXT,  -- fnmatch pattern; NULL = every repository
+        starts_at TEXT NOT NULL,
+        ends_at TEXT,  -- NULL = until deleted
+        cron TEXT,  -- recurring: active for duration_s after each cron time
+        duration_s INTEGER,
+        comment TEXT,
+        created_at TEXT NOT NULL
+    );
+
+    CREATE TABLE rule_stats (
+        rule TEXT PRIMARY KEY,
+        fired INTEGER NOT NULL DEFAULT 0,
+        last_fired_at TEXT,
+        errors INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        last_error_at TEXT
+    );
+    """,
 ]
 
 # Tables rebuilt from the stored deliveries by ``pulsehook replay``.

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from ..alerts.dispatch import Dispatcher
 from ..clock import Clock
 from ..ingest import Intake, Worker
+from ..rules.model import RuleSet
+from ..schedule.runner import Scheduler
 from ..settings import Settings
 from ..store.db import Readers, Writer
 
@@ -21,6 +24,9 @@ class Services:
     readers: Readers
     intake: Intake
     worker: Worker
+    rules: RuleSet
+    dispatcher: Dispatcher
+    scheduler: Scheduler
     worker_task: asyncio.Task[None] | None = None
 
     def worker_running(self) -> bool:

@@ -1,0 +1,1 @@
+"""Alert lifecycle, the durable outbox, the dispatcher and digests."""

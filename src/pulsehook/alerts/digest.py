@@ -1,0 +1,150 @@
+"""Digests: the alerts of a period, per channel, grouped by repository and rule.
+
+Each digest schedule (a cron in the configured timezone) has a mark: the last
+due time it was run for. When the latest due time passes the mark, entries
+gathered since are sent — once, however many periods the service was down.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..clock import iso
+from ..notify.base import Message
+from ..rules.model import RuleSet
+from ..schedule.maths import last_due, next_due
+from . import outbox
+
+
+def schedules(rules: RuleSet) -> set[str]:
+    return {r.cron for r in rules.rules if r.cron}
+
+
+def render_digest(channel: str, due: str, entries: list[dict[str, Any]]) -> Message:
+    """One digest message (pure): grouped by repository, then rule, with counts and links."""
+    groups: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for e in entries:
+        groups[e["repo"]][e["rule"]].append(e)
+    title = (
+        f"[pulsehook digest] {len(entries)} alert notice(s) in {len(groups)}"
+        f" repositor{'y' if len(groups) == 1 else 'ies'}"
+    )
+    text, md, parts = [title, ""], [f"*{title}*"], [f"<h2>{html.escape(title)}</h2>"]
+    for repo in sorted(groups):
+        text.append(repo)
+        md.append(f"\n*{repo}*")
+        parts.append(f"<h3>{html.escape(repo)}</h3><ul>")
+        for rule in sorted(groups[repo]):
+            items = groups[repo][rule]
+            text.append(f"  {rule} ({len(items)})")
+            md.append(f"• `{rule}` ({len(items)})")
+            parts.append(f"<li><strong>{html.escape(rule)}</strong> ({len(items)})<ul>")
+            for e in items:
+                link = f" {e['url']}" if e.get("url") else ""
+                text.append(f"    - {e['state']}: {e['title']}{link}")
+                md.append(
+                    f"    – {e['state']}: "
+                    + (f"<{e['url']}|{e['title']}>" if e.get("url") else e["title"])
+                )
+                label = html.escape(e["title"])
+                item = f'<a href="{html.escape(e["url"])}">{label}</a>' if e.get("url") else label
+                parts.append(f"<li>{html.escape(e['state'])}: {item}</li>")
+            parts.append("</ul></li>")
+        parts.append("</ul>")
+    return Message(
+        title=title,
+        text="\n".join(text),
+        markdown="\n".join(md),
+        html="".join(parts),
+        severity="info",
+        state="digest",
+        dedup_key=f"digest|{channel}|{due}",
+        details={"entries": len(entries)},
+    )
+
+
+def _build(db: Database, rules: RuleSet, schedule: str, due: str, now: str) -> int:
+    """Turn the open entries of ``schedule`` into one digest per channel; return queued."""
+    queued = 0
+    channels = [
+        r["channel"]
+        for r in db.query(
+            "SELECT DISTINCT channel FROM digest_entries WHERE schedule = ? AND digest_id IS NULL",
+            (schedule,),
+        )
+    ]
+    for channel in channels:
+        entries = list(
+            db.query(
+                "SELECT * FROM digest_entries WHERE schedule = ? AND channel = ?"
+                " AND digest_id IS NULL ORDER BY id",
+                (schedule, channel),
+            )
+        )
+        if not entries:
+            continue  # an empty digest is not sent
+        cursor = db.execute(
+            "INSERT INTO digests (schedule, channel, due_at, entries, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (schedule, channel, due, len(entries), now),
+        )
+        if cursor.rowcount != 1:
+            continue
+        digest_id = cursor.lastrowid
+        db.execute(
+            "UPDATE digest_entries SET digest_id = ? WHERE schedule = ? AND channel = ?"
+            " AND digest_id IS NULL AND id <= ?",
+            (digest_id, schedule, channel, entries[-1]["id"]),
+        )
+        reason = (
+            None
+            if channel in rules.channels
+            else (f"channel {channel!r} is not configured: {rules.unconfigured.get(channel)}")
+        )
+        outbox.enqueue(
+            db,
+            channel=channel,
+            kind="digest",
+            message=render_digest(channel, due, entries),
+            alert_key=None,
+            now=now,
+            parked_reason=reason,
+        )
+        queued += 1
+    return queued
+
+
+def run_due(db: Database, rules: RuleSet, *, now: datetime, tz: str) -> int:
+    """Send the digests whose time has come (at most one per schedule and channel)."""
+    queued = 0
+    at = iso(now)
+    for schedule in sorted(schedules(rules)):
+        name = f"digest:{schedule}"
+        due = last_due(schedule, now, tz)
+        row = next(db.query("SELECT last_run_at FROM schedule_marks WHERE name = ?", (name,)), None)
+        if row is None:
+            # First sight of this schedule: start counting from its latest due time.
+            db.execute(
+                "INSERT INTO schedule_marks (name, last_run_at) VALUES (?, ?)", (name, iso(due))
+            )
+            continue
+        if iso(due) <= row["last_run_at"]:
+            continue
+        queued += _build(db, rules, schedule, iso(due), at)
+        db.execute("UPDATE schedule_marks SET last_run_at = ? WHERE name = ?", (iso(due), name))
+    return queued
+
+
+def send_now(db: Database, rules: RuleSet, *, now: datetime) -> int:
+    """Send every open digest entry now, whatever the schedule (``digest send --now``)."""
+    return sum(_build(db, rules, s, iso(now), iso(now)) for s in sorted(schedules(rules)))
+
+
+def next_run(rules: RuleSet, *, now: datetime, tz: str) -> datetime | None:
+    times = [next_due(s, now, tz) for s in schedules(rules)]
+    return min(times) if times else None

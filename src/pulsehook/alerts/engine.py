@@ -1,0 +1,223 @@
+"""Rules meet facts: decide, record, and queue notices — inside the caller's transaction."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..clock import iso
+from ..facts import Fact, HookPing, fact_dict
+from ..rules.evaluate import Evaluator
+from ..rules.messages import render
+from ..rules.model import Rule, RuleSet
+from . import lifecycle, outbox, silences
+from .lifecycle import Alert, Step
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Policy:
+    flap: timedelta = timedelta(minutes=5)
+    timezone: str = "UTC"
+
+
+_ALERT_FIELDS = [f.name for f in dataclasses.fields(Alert)]
+
+
+def load_alert(db: Database, key: str) -> Alert | None:
+    row = next(db.query("SELECT * FROM alerts WHERE key = ?", (key,)), None)
+    if row is None:
+        return None
+    values = {k: row[k] for k in _ALERT_FIELDS}
+    for flag in ("notified_firing", "silenced"):
+        values[flag] = bool(values[flag])
+    return Alert(**values)
+
+
+def save_alert(db: Database, alert: Alert, fact: dict[str, Any]) -> None:
+    values = dataclasses.asdict(alert)
+    values["fact"] = json.dumps(fact, default=str)
+    db.table("alerts").upsert(values, pk="key")
+
+
+def _applies(rule: Rule, repo: str) -> bool:
+    if rule.repos and not any(fnmatchcase(repo, p) for p in rule.repos):
+        return False
+    return not any(fnmatchcase(repo, p) for p in rule.exclude_repos)
+
+
+def _rule_error(db: Database, rule: str, error: str, now: str) -> None:
+    db.execute(
+        "INSERT INTO rule_stats (rule, errors, last_error, last_error_at) VALUES (?, 1, ?, ?)"
+        " ON CONFLICT(rule) DO UPDATE SET errors = errors + 1, last_error = excluded.last_error,"
+        " last_error_at = excluded.last_error_at",
+        (rule, error, now),
+    )
+
+
+def _fired(db: Database, rule: str, now: str) -> None:
+    db.execute(
+        "INSERT INTO rule_stats (rule, fired, last_fired_at) VALUES (?, 1, ?)"
+        " ON CONFLICT(rule) DO UPDATE SET fired = fired + 1,"
+        " last_fired_at = excluded.last_fired_at",
+        (rule, now),
+    )
+
+
+def queue_notice(
+    db: Database, rules: RuleSet, rule: Rule, step: Step, fact: dict[str, Any], now: str
+) -> int:
+    """Render the step's notice and queue it per channel (outbox or digest); return count."""
+    assert step.notice is not None
+    message = render(
+        rule,
+        step.notice,
+        fact,
+        key=step.alert.key,
+        flips=step.alert.flips,
+        occurrences=step.alert.occurrences,
+    )
+    queued = 0
+    for channel in rule.channels:
+        if rule.is_digest:
+            db.execute(
+                "INSERT INTO digest_entries (schedule, channel, rule, repo, alert_key, state,"
+                " title, url, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    rule.cron,
+                    channel,
+                    rule.name,
+                    step.alert.repo,
+                    step.alert.key,
+                    step.notice,
+                    message.title,
+                    message.url,
+                    now,
+                ),
+            )
+        else:
+            reason = rules.unconfigured.get(channel) if channel not in rules.channels else None
+            outbox.enqueue(
+                db,
+                channel=channel,
+                kind=step.notice,
+                message=message,
+                alert_key=step.alert.key,
+                now=now,
+                parked_reason=f"channel {channel!r} is not configured: {reason}"
+                if reason
+                else None,
+            )
+            queued += 1
+    return queued
+
+
+def _commit_step(
+    db: Database, rules: RuleSet, rule: Rule, step: Step, fact: dict[str, Any], now: str
+) -> int:
+    queued = 0
+    alert = step.alert
+    if step.notice:
+        queued = queue_notice(db, rules, rule, step, fact, now)
+        alert = dataclasses.replace(alert, flips=0)
+        if step.notice == "firing":
+            _fired(db, rule.name, now)
+    save_alert(db, alert, fact)
+    db.execute(
+        "INSERT INTO alert_events (alert_key, event, at, detail) VALUES (?, ?, ?, ?)",
+        (alert.key, step.event, now, step.notice),
+    )
+    return queued
+
+
+def evaluate(
+    db: Database,
+    rules: RuleSet,
+    facts: list[Fact],
+    *,
+    now: datetime,
+    evaluator: Evaluator,
+    policy: Policy,
+) -> int:
+    """Evaluate every applicable rule on every fact; return how many notices were queued."""
+    if not rules.rules or not facts:
+        return 0
+    at = iso(now)
+    active_silences = silences.load(db, now)
+    queued = 0
+    for fact in facts:
+        if isinstance(fact, HookPing):
+            continue
+        data = fact_dict(fact)
+        repo = str(data.get("repo") or "")
+        for rule in rules.by_fact(fact.name):
+            if not _applies(rule, repo):
+                continue
+            try:
+                matched = evaluator.evaluate(rule.tree, rule.fact, data, rule.condition)
+            except Exception as exc:  # one rule failing on one fact must not stop the rest
+                _rule_error(db, rule.name, f"{type(exc).__name__}: {exc}", at)
+                continue
+            subj = lifecycle.subject(rule.fact, data)
+            key = lifecycle.alert_key(rule.name, repo, subj)
+            current = load_alert(db, key)
+            if matched:
+                quiet = silences.silenced(active_silences, rule.name, repo, now, policy.timezone)
+                step = lifecycle.on_match(
+                    current,
+                    key=key,
+                    rule=rule.name,
+                    repo=repo,
+                    subj=subj,
+                    severity=rule.severity,
+                    kind=rule.fact,
+                    now=now,
+                    silenced=quiet,
+                    repeat=rule.repeat_interval,
+                    flap=policy.flap,
+                )
+            elif current and current.state == "firing" and lifecycle.recovers(rule.fact, data):
+                step = lifecycle.on_recover(
+                    current, now=now, notify_resolved=rule.notify_resolved, flap=policy.flap
+                )
+            else:
+                continue
+            queued += _commit_step(db, rules, rule, step, data, at)
+    return queued
+
+
+def release_held(db: Database, rules: RuleSet, *, now: datetime) -> int:
+    """Send what flap damping held back, once each subject's interval is over."""
+    at = iso(now)
+    queued = 0
+    for row in list(
+        db.query(
+            "SELECT key, rule, fact FROM alerts WHERE held_until IS NOT NULL AND held_until <= ?",
+            (at,),
+        )
+    ):
+        rule = rules.rule(row["rule"])
+        current = load_alert(db, row["key"])
+        if current is None:
+            continue
+        if rule is None:  # the rule is gone: nothing to say any more
+            save_alert(db, dataclasses.replace(current, held_until=None), json.loads(row["fact"]))
+            continue
+        step = lifecycle.release(current, now=now, notify_resolved=rule.notify_resolved)
+        queued += _commit_step(db, rules, rule, step, json.loads(row["fact"]), at)
+    return queued
+
+
+def next_release(db: Database) -> str | None:
+    row = next(
+        db.query("SELECT min(held_until) AS at FROM alerts WHERE held_until IS NOT NULL"), None
+    )
+    return row["at"] if row else None

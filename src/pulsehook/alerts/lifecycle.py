@@ -1,0 +1,187 @@
+"""The alert state machine (pure): what to record and whom to tell.
+
+An alert is keyed by rule + repository + subject. It notifies when it starts
+firing, repeats only after ``repeat_interval``, and resolves when the same
+subject recovers. Notices for one subject are at most one per flap interval;
+a transition inside the interval is held, counted, and the current state is
+sent when the interval ends (if it differs from what was last said).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..clock import iso
+
+# A build "recovers" only by succeeding; cancelled or skipped runs say nothing.
+BUILD_RECOVERED = frozenset({"success"})
+VULN_CLOSED = frozenset({"fixed", "dismissed", "auto_dismissed", "withdrawn"})
+# One-shot facts: each match is its own notice; there is nothing to resolve.
+EVENT_KINDS = frozenset({"push", "repo"})
+
+
+def subject(kind: str, fact: dict[str, Any]) -> str:
+    if kind == "build":
+        return f"{fact.get('workflow')}@{fact.get('branch')}"
+    if kind == "vulnerability":
+        return f"alert#{fact.get('number')}"
+    if kind == "coverage":
+        return f"coverage@{fact.get('branch')}"
+    if kind == "dependency":
+        return f"pr#{fact.get('number')}"
+    if kind == "spec":
+        return str(fact.get("path"))
+    if kind == "push":
+        return f"push@{fact.get('branch')}:{fact.get('head_sha')}"
+    if kind == "repo":
+        return f"repo:{fact.get('action')}:{fact.get('at')}"
+    return kind
+
+
+def alert_key(rule: str, repo: str, subj: str) -> str:
+    return f"{rule}|{repo}|{subj}"
+
+
+def recovers(kind: str, fact: dict[str, Any]) -> bool:
+    """Whether a fact that does not match the rule says its subject is well again."""
+    if kind == "build":
+        return fact.get("status") in BUILD_RECOVERED
+    if kind == "vulnerability":
+        return fact.get("state") in VULN_CLOSED
+    if kind == "dependency":
+        return fact.get("state") == "closed"
+    if kind in ("coverage", "health"):
+        return True
+    if kind == "spec":
+        return fact.get("status") == "OK"
+    return False
+
+
+@dataclass(frozen=True)
+class Alert:
+    key: str
+    rule: str
+    repo: str
+    subject: str
+    state: str  # firing | resolved
+    severity: str
+    started_at: str
+    last_seen_at: str
+    resolved_at: str | None = None
+    last_notified_at: str | None = None
+    last_notified_state: str | None = None
+    notified_firing: bool = False
+    occurrences: int = 1
+    flips: int = 0
+    silenced: bool = False
+    held_until: str | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    alert: Alert
+    notice: str | None  # firing | repeat | resolved — to queue now
+    event: str  # what to write in the alert's history
+
+
+def _notify(alert: Alert, notice: str, now: str) -> Alert:
+    # flips are kept for the notice's text; the engine resets them once rendered.
+    return replace(
+        alert,
+        last_notified_at=now,
+        last_notified_state=notice.replace("repeat", "firing"),
+        held_until=None,
+        notified_firing=alert.notified_firing or notice in ("firing", "repeat"),
+    )
+
+
+def _held(alert: Alert, now: datetime, flap: timedelta) -> str | None:
+    """When a notice now would come too soon after the last: until when to hold it."""
+    if not alert.last_notified_at or flap <= timedelta(0):
+        return None
+    until = datetime.fromisoformat(alert.last_notified_at.replace("Z", "+00:00")) + flap
+    return iso(until) if until > now else None
+
+
+def on_match(
+    current: Alert | None,
+    *,
+    key: str,
+    rule: str,
+    repo: str,
+    subj: str,
+    severity: str,
+    kind: str,
+    now: datetime,
+    silenced: bool,
+    repeat: timedelta | None,
+    flap: timedelta,
+) -> Step:
+    at = iso(now)
+    if current is None or current.state == "resolved" or kind in EVENT_KINDS:
+        flips = (current.flips + 1) if current is not None else 0
+        alert = Alert(
+            key=key,
+            rule=rule,
+            repo=repo,
+            subject=subj,
+            state="firing",
+            severity=severity,
+            started_at=at,
+            last_seen_at=at,
+            flips=flips,
+            silenced=silenced,
+            last_notified_at=current.last_notified_at if current else None,
+            last_notified_state=current.last_notified_state if current else None,
+        )
+        if silenced:
+            return Step(alert, None, "silenced")
+        until = _held(alert, now, flap) if kind not in EVENT_KINDS else None
+        if until:
+            return Step(replace(alert, held_until=until), None, "held")
+        return Step(_notify(alert, "firing", at), "firing", "fired")
+    alert = replace(
+        current, last_seen_at=at, occurrences=current.occurrences + 1, silenced=silenced
+    )
+    if silenced or current.held_until:
+        return Step(alert, None, "seen")
+    last = current.last_notified_at
+    if repeat is not None and last is not None and current.last_notified_state == "firing":
+        since = now - datetime.fromisoformat(last.replace("Z", "+00:00"))
+        if since >= repeat:
+            return Step(_notify(alert, "repeat", at), "repeat", "repeated")
+    if last is None and not silenced:
+        # Firing but never told (it started silenced): the silence is over now.
+        return Step(_notify(alert, "firing", at), "firing", "fired")
+    return Step(alert, None, "seen")
+
+
+def on_recover(current: Alert, *, now: datetime, notify_resolved: bool, flap: timedelta) -> Step:
+    at = iso(now)
+    alert = replace(
+        current, state="resolved", resolved_at=at, last_seen_at=at, flips=current.flips + 1
+    )
+    if not (notify_resolved and current.notified_firing):
+        return Step(replace(alert, held_until=None), None, "resolved")
+    until = _held(alert, now, flap)
+    if until:
+        return Step(replace(alert, held_until=until), None, "held")
+    return Step(
+        replace(_notify(alert, "resolved", at), notified_firing=False), "resolved", "resolved"
+    )
+
+
+def release(current: Alert, *, now: datetime, notify_resolved: bool) -> Step:
+    """A held notice whose interval ended: say the current state if it changed."""
+    at = iso(now)
+    alert = replace(current, held_until=None)
+    said = current.last_notified_state
+    if current.state == "firing" and said != "firing" and not current.silenced:
+        return Step(_notify(alert, "firing", at), "firing", "fired")
+    if current.state == "resolved" and said == "firing" and notify_resolved:
+        return Step(
+            replace(_notify(alert, "resolved", at), notified_firing=False), "resolved", "resolved"
+        )
+    return Step(alert, None, "released")

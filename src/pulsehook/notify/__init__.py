@@ -1,0 +1,1 @@
+"""Channels: one small transport per kind, on top of ``notifiers``."""

@@ -1,0 +1,18 @@
+"""Any other notifiers provider, by name: the channel's options are its arguments."""
+
+from __future__ import annotations
+
+import notifiers
+
+from .base import ChannelConfig, Message, SendResult
+from .result import attempt, from_response
+
+
+def send(channel: ChannelConfig, message: Message) -> SendResult:
+    def call() -> SendResult:
+        # strict=True raises NoSuchNotifierError, which attempt() makes permanent.
+        provider = notifiers.get_notifier(channel.kind, strict=True)
+        rsp = provider.notify(**{**channel.options, "message": message.text})
+        return from_response(rsp, channel)
+
+    return attempt(channel, call)

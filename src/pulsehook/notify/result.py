@@ -1,0 +1,115 @@
+"""One classification of notifiers' answers for every transport, with secrets scrubbed.
+
+notifiers 2.0 never raises for HTTP failures: ``Response.errors`` holds the body text
+(or, with no answer at all, ``str()`` of the requests exception, which names the URL's
+*path*: the secret part of a Slack/Discord webhook). Status and headers are only on
+``Response.response``, the raw ``requests.Response`` (``None`` when nothing answered).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from notifiers.exceptions import BadArguments, NoSuchNotifierError
+
+from .base import ChannelConfig, SendResult
+
+SHORT = 300  # characters of provider text kept in a SendResult
+ALWAYS_SECRET = frozenset({"webhook_url", "webhook"})  # webhook URLs are bearer credentials
+
+
+def _secret_values(channel: ChannelConfig) -> Iterator[str]:
+    for key in channel.secret_keys | ALWAYS_SECRET:
+        value = channel.options.get(key)
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if item is None or str(item) == "":
+                continue
+            text = str(item)
+            yield text
+            yield quote(text, safe="")
+            parts = urlsplit(text)
+            if parts.scheme and parts.netloc:
+                # requests' connection errors show "url: /path?query" without the host.
+                tail = parts.path + (f"?{parts.query}" if parts.query else "")
+                if len(parts.path) > 1:
+                    yield tail
+                    yield parts.path
+                if parts.query:
+                    yield parts.query
+
+
+def scrub(text: str | None, channel: ChannelConfig) -> str | None:
+    """``text`` with every secret option value (and the webhook URL) replaced by ***,
+    then shortened (scrubbing first, so a cut can't leave half a secret behind)."""
+    if not text:
+        return None
+    # Longest first, so a full URL is replaced before its path is.
+    for secret in sorted(set(_secret_values(channel)), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return short(text)
+
+
+def short(text: str | None, limit: int = SHORT) -> str | None:
+    if not text:
+        return None
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After is either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def from_response(rsp: Any, channel: ChannelConfig) -> SendResult:
+    """A notifiers ``Response`` -> SendResult (ok / transient / permanent)."""
+    http = rsp.response
+    status: int | None = getattr(http, "status_code", None)
+    body = scrub(getattr(http, "text", None), channel)
+    if rsp.ok:
+        return SendResult(ok=True, status=status, response=body)
+    detail = "; ".join(str(e) for e in rsp.errors or []) or "no detail"
+    if http is None or status is None:
+        # Nothing answered: connection refused, DNS failure, timeout. Worth retrying.
+        return SendResult(ok=False, error=scrub(detail, channel))
+    transient = status in (408, 429) or status >= 500
+    return SendResult(
+        ok=False,
+        permanent=not transient,
+        status=status,
+        retry_after=parse_retry_after(http.headers.get("Retry-After")) if transient else None,
+        error=scrub(f"HTTP {status}: {detail}", channel),
+        response=body,
+    )
+
+
+def attempt(channel: ChannelConfig, call: Callable[[], SendResult]) -> SendResult:
+    """Run a send; exceptions become data (the dispatcher never sees a raise)."""
+    try:
+        return call()
+    except BadArguments as e:  # the channel's options don't fit the provider's schema
+        return SendResult(ok=False, permanent=True, error=scrub(str(e.message), channel))
+    except NoSuchNotifierError:
+        return SendResult(
+            ok=False, permanent=True, error=f"unknown notifiers provider {channel.kind!r}"
+        )
+    except Exception as e:  # a provider bug or odd answer: retry later rather than crash
+        return SendResult(ok=False, error=scrub(f"{type(e).__name__}: {e}", channel))
+
+
+def truncate(text: str, limit: int, suffix: str = "…") -> str:
+    return text if len(text) <= limit else text[: limit - len(suffix)] + suffix

@@ -1,0 +1,1 @@
+"""Alert rules: loaded from files (never executed), validated, evaluated safely."""

@@ -1,0 +1,165 @@
+"""Loading rule files: TOML ``[[rule]]`` tables and the seed's literal Python.
+
+Neither format is executed: TOML is data, and a ``.py`` rule file is parsed
+with ``ast`` and its assignments read with ``ast.literal_eval``. Everything is
+validated here; every problem is reported with its file and rule, all at once.
+"""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .channels import resolve_channels
+from .evaluate import ConditionError, compile_condition
+from .model import Rule, RuleSet
+from .validate import rule_from_dict
+
+PY_NAMES = ("ALERT_RULES", "WEBHOOKS", "CHANNELS", "EXPECT")
+TOML_KEYS = ("rule", "channels", "expect")
+
+
+class RulesInvalid(ConfigError):
+    """The rule set cannot be used; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid rules:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+def read_python(path: Path) -> dict[str, Any]:
+    """The literal assignments of a seed-style rule file, without running it."""
+    try:
+        module = ast.parse(path.read_text(), filename=str(path))
+    except SyntaxError as exc:
+        raise RulesInvalid([f"{path}: line {exc.lineno}: syntax error: {exc.msg}"]) from exc
+    values: dict[str, Any] = {}
+    for node in module.body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # a docstring
+        if not (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        ):
+            raise RulesInvalid(
+                [
+                    f"{path}: line {node.lineno}: only assignments of literal"
+                    f" values ({', '.join(PY_NAMES)}) are allowed"
+                ]
+            )
+        name = node.targets[0].id
+        if name not in PY_NAMES:
+            raise RulesInvalid(
+                [
+                    f"{path}: line {node.lineno}: unknown name {name!r};"
+                    f" expected one of {', '.join(PY_NAMES)}"
+                ]
+            )
+        try:
+            values[name] = ast.literal_eval(node.value)
+        except ValueError as exc:
+            raise RulesInvalid(
+                [
+                    f"{path}: line {node.lineno}: {name} must be a literal"
+                    f" (no calls, names or expressions): {exc}"
+                ]
+            ) from exc
+    return values
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesInvalid([f"{path}: TOML error: {exc}"]) from exc
+    unknown = sorted(set(data) - set(TOML_KEYS))
+    if unknown:
+        raise RulesInvalid(
+            [f"{path}: unknown table(s) {', '.join(unknown)}; expected {', '.join(TOML_KEYS)}"]
+        )
+    return {
+        "ALERT_RULES": data.get("rule", []),
+        "CHANNELS": data.get("channels", {}),
+        "EXPECT": data.get("expect", []),
+    }
+
+
+def rule_files(directory: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.suffix in (".toml", ".py") and not p.name.startswith(("_", "."))
+    )
+
+
+def load_rules(directory: Path, env: Mapping[str, str], *, timezone: str = "UTC") -> RuleSet:
+    """Load and validate every rule file in ``directory``; raise RulesInvalid on any problem."""
+    if not directory.is_dir():
+        raise RulesInvalid([f"{directory}: rules directory does not exist"])
+    problems: list[str] = []
+    rules: list[Rule] = []
+    channel_specs: dict[str, tuple[Path, Any]] = {}
+    for path in rule_files(directory):
+        try:
+            data = read_python(path) if path.suffix == ".py" else read_toml(path)
+        except RulesInvalid as exc:
+            problems.extend(exc.problems)
+            continue
+        for name, url in _as_dict(data.get("WEBHOOKS", {}), path, "WEBHOOKS", problems).items():
+            channel_specs[name] = (path, {"webhook_url": url})
+        for name, spec in _as_dict(data.get("CHANNELS", {}), path, "CHANNELS", problems).items():
+            channel_specs[name] = (path, spec)
+        raw_rules = data.get("ALERT_RULES", [])
+        if not isinstance(raw_rules, list):
+            problems.append(f"{path}: ALERT_RULES must be a list of rule tables")
+            continue
+        for index, raw in enumerate(raw_rules):
+            rule, errors = rule_from_dict(raw, path, index, timezone=timezone)
+            problems.extend(errors)
+            if rule is not None:
+                rules.append(rule)
+    seen: dict[str, str] = {}
+    for rule in rules:
+        if rule.name in seen:
+            problems.append(
+                f"{rule.source}: rule {rule.name!r}: duplicate name (also in {seen[rule.name]})"
+            )
+        seen.setdefault(rule.name, rule.source)
+    channels, unconfigured, channel_problems = resolve_channels(channel_specs, env)
+    problems.extend(channel_problems)
+    warnings: list[str] = []
+    for rule in rules:
+        for name in rule.channels:
+            if name in unconfigured:
+                warnings.append(
+                    f"{rule.source}: rule {rule.name!r}: channel {name!r} is not"
+                    f" configured ({unconfigured[name]}); its notices are parked"
+                )
+            elif name not in channels:
+                problems.append(
+                    f"{rule.source}: rule {rule.name!r}: unknown channel {name!r}"
+                    f" (configured: {', '.join(sorted(channels)) or 'none'})"
+                )
+    if problems:
+        raise RulesInvalid(problems)
+    return RuleSet(
+        rules=tuple(rules),
+        channels=channels,
+        unconfigured=unconfigured,
+        warnings=tuple(dict.fromkeys(warnings)),
+    )
+
+
+def _as_dict(value: Any, path: Path, what: str, problems: list[str]) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    problems.append(f"{path}: {what} must be a table/dict")
+    return {}
+
+
+__all__ = ["ConditionError", "RulesInvalid", "compile_condition", "load_rules"]

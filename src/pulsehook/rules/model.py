@@ -1,0 +1,61 @@
+"""What a rule set is, once loaded and validated."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from ..notify.base import ChannelConfig
+
+FREQUENCIES = ("immediate", "hourly_digest", "daily_digest", "weekly_digest")
+# Named digests as cron expressions (in the configured timezone).
+DIGEST_CRONS = {
+    "hourly_digest": "0 * * * *",
+    "daily_digest": "0 8 * * *",
+    "weekly_digest": "0 8 * * mon",
+}
+SEVERITIES = ("critical", "error", "warning", "info")
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    condition: str
+    channels: tuple[str, ...]
+    frequency: str  # "immediate", a named digest, or a cron expression
+    fact: str  # the fact kind the condition speaks of
+    tree: ast.Expression = field(compare=False, repr=False)  # parsed once, at load
+    fields: frozenset[str] = frozenset()  # fact fields the condition reads
+    severity: str = "error"
+    repeat_interval: timedelta | None = None  # None: never repeat while firing
+    notify_resolved: bool = True
+    message: str | None = None  # a Jinja2 template (sandboxed) over the fact
+    repos: tuple[str, ...] = ()  # fnmatch patterns on "owner/name"; empty = all
+    exclude_repos: tuple[str, ...] = ()
+    source: str = ""  # the file it came from
+
+    @property
+    def is_digest(self) -> bool:
+        return self.frequency != "immediate"
+
+    @property
+    def cron(self) -> str | None:
+        if self.frequency == "immediate":
+            return None
+        return DIGEST_CRONS.get(self.frequency, self.frequency)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[Rule, ...] = ()
+    channels: dict[str, ChannelConfig] = field(default_factory=dict)
+    # Channels rules name that cannot send yet (missing ${VAR}, no SMTP host...): why.
+    unconfigured: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def by_fact(self, fact: str) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if r.fact == fact)
+
+    def rule(self, name: str) -> Rule | None:
+        return next((r for r in self.rules if r.name == name), None)

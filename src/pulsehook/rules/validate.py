@@ -1,0 +1,109 @@
+"""One rule table -> a Rule, or the problems that stop it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from ..schedule.maths import parse_duration, valid_cron
+from .evaluate import ConditionError, compile_condition
+from .model import FREQUENCIES, SEVERITIES, Rule
+
+KEYS = {
+    "name",
+    "condition",
+    "channels",
+    "frequency",
+    "severity",
+    "repeat_interval",
+    "notify_resolved",
+    "message",
+    "repos",
+    "exclude_repos",
+}
+REQUIRED = ("name", "condition", "channels")
+
+
+def _strings(value: Any) -> tuple[str, ...] | None:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
+
+
+def rule_from_dict(
+    raw: Any, path: Path, index: int, *, timezone: str = "UTC"
+) -> tuple[Rule | None, list[str]]:
+    if not isinstance(raw, dict):
+        return None, [f"{path}: rule #{index + 1}: must be a table/dict"]
+    name = raw.get("name")
+    label = (
+        f"{path}: rule {name!r}" if isinstance(name, str) and name else f"{path}: rule #{index + 1}"
+    )
+    problems = [f"{label}: missing {key!r}" for key in REQUIRED if key not in raw]
+    problems += [f"{label}: unknown key {key!r}" for key in sorted(set(raw) - KEYS)]
+    if "name" in raw and (not isinstance(name, str) or not name.strip()):
+        problems.append(f"{label}: name must be a non-empty string")
+    channels = _strings(raw.get("channels", []))
+    if channels is None or (not channels and "channels" in raw):
+        problems.append(f"{label}: channels must be a non-empty list of channel names")
+    frequency = raw.get("frequency", "immediate")
+    if not isinstance(frequency, str) or (
+        frequency not in FREQUENCIES and not valid_cron(frequency)
+    ):
+        problems.append(
+            f"{label}: bad frequency {frequency!r}: use {', '.join(FREQUENCIES)}"
+            " or a cron expression such as '0 8 * * mon-fri'"
+        )
+    severity = raw.get("severity", "error")
+    if severity not in SEVERITIES:
+        problems.append(f"{label}: bad severity {severity!r}: use {', '.join(SEVERITIES)}")
+    repeat: timedelta | None = None
+    if raw.get("repeat_interval") is not None:
+        try:
+            repeat = parse_duration(raw["repeat_interval"])
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{label}: repeat_interval: {exc}")
+    notify_resolved = raw.get("notify_resolved", True)
+    if not isinstance(notify_resolved, bool):
+        problems.append(f"{label}: notify_resolved must be true or false")
+    message = raw.get("message")
+    if message is not None and not isinstance(message, str):
+        problems.append(f"{label}: message must be a string template")
+    elif message is not None:
+        from .messages import check_template
+
+        error = check_template(message)
+        if error:
+            problems.append(f"{label}: message template: {error}")
+    repos = _strings(raw.get("repos", []))
+    exclude = _strings(raw.get("exclude_repos", []))
+    if repos is None or exclude is None:
+        problems.append(f"{label}: repos and exclude_repos must be lists of patterns")
+    condition = raw.get("condition")
+    tree = kind = fields = None
+    if "condition" in raw:
+        try:
+            tree, kind, fields = compile_condition(str(condition))
+        except ConditionError as exc:
+            problems.append(f"{label}: condition {condition!r}: {exc}")
+    if problems or tree is None or kind is None or fields is None:
+        return None, problems
+    return Rule(
+        name=str(name),
+        condition=str(condition),
+        channels=channels or (),
+        frequency=str(frequency),
+        fact=kind,
+        tree=tree,
+        fields=fields,
+        severity=str(severity),
+        repeat_interval=repeat,
+        notify_resolved=bool(notify_resolved),
+        message=message,
+        repos=repos or (),
+        exclude_repos=exclude or (),
+        source=str(path),
+    ), []

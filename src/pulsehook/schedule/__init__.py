@@ -1,0 +1,1 @@
+"""Schedule maths (pure) and the runner loop."""

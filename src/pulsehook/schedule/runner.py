@@ -1,0 +1,80 @@
+"""The scheduler loop: held notices and digests, woken at the next deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlite_utils import Database
+
+from ..alerts import digest, engine
+from ..clock import Clock
+from ..rules.model import RuleSet
+from ..store.db import NORMAL, Writer
+
+log = logging.getLogger(__name__)
+
+MAX_SLEEP = 30.0  # also bounds how late a newly held notice can be picked up
+
+
+class Scheduler:
+    def __init__(
+        self,
+        writer: Writer,
+        rules: RuleSet,
+        clock: Clock,
+        *,
+        timezone: str,
+        on_notices: Callable[[], None],
+    ) -> None:
+        self._writer = writer
+        self._rules = rules
+        self._clock = clock
+        self._tz = timezone
+        self._on_notices = on_notices
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def tick(self) -> int:
+        """Do what is due now; return how many notices were queued."""
+        now = self._clock.now()
+
+        def job(db: Database) -> int:
+            return engine.release_held(db, self._rules, now=now) + digest.run_due(
+                db, self._rules, now=now, tz=self._tz
+            )
+
+        queued = await self._writer.run(job, NORMAL)
+        if queued:
+            self._on_notices()
+        return queued
+
+    async def seconds_to_next(self) -> float:
+        now = self._clock.now()
+        held = await self._writer.run(engine.next_release, NORMAL)
+        candidates: list[datetime] = []
+        if held:
+            candidates.append(datetime.fromisoformat(held.replace("Z", "+00:00")))
+        nxt = digest.next_run(self._rules, now=now, tz=self._tz)
+        if nxt:
+            candidates.append(nxt)
+        if not candidates:
+            return MAX_SLEEP
+        return max(0.05, min(MAX_SLEEP, (min(candidates) - now).total_seconds()))
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+                wait = await self.seconds_to_next()
+            except Exception:
+                log.exception("scheduler pass failed; retrying shortly")
+                wait = MAX_SLEEP
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
