@@ -151,8 +151,9 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         """Send everything due now; return how many attempts were made."""
-        now = iso(self._clock.now())
-        rows = await self._writer.run(lambda db: outbox.due(db, now, 32), NORMAL)
+        moment = self._clock.now()
+        now, lease = iso(moment), iso(moment + timedelta(seconds=self._policy.timeout * 2))
+        rows = await self._writer.run(lambda db: outbox.claim(db, now, lease, 32), NORMAL)
         await asyncio.gather(*(self._send(row) for row in rows))
         return len(rows)
 

@@ -162,14 +162,17 @@ def evaluate(
             if not _applies(rule, repo):
                 continue
             try:
-                matched = evaluator.evaluate(rule.tree, rule.fact, data, rule.condition)
+                matched = evaluator.evaluate(
+                    rule.tree, rule.fact, data, rule.condition, rule.fields
+                )
             except Exception as exc:  # one rule failing on one fact must not stop the rest
                 _rule_error(db, rule.name, f"{type(exc).__name__}: {exc}", at)
                 continue
             subj = lifecycle.subject(rule.fact, data)
             key = lifecycle.alert_key(rule.name, repo, subj)
             current = load_alert(db, key)
-            if matched:
+            closing = lifecycle.closes(rule.fact, data)
+            if matched and not closing:
                 quiet = silences.silenced(active_silences, rule.name, repo, now, policy.timezone)
                 step = lifecycle.on_match(
                     current,
@@ -184,7 +187,11 @@ def evaluate(
                     repeat=rule.repeat_interval,
                     flap=policy.flap,
                 )
-            elif current and current.state == "firing" and lifecycle.recovers(rule.fact, data):
+            elif (
+                current
+                and current.state == "firing"
+                and (closing or lifecycle.recovers(rule.fact, data))
+            ):
                 step = lifecycle.on_recover(
                     current, now=now, notify_resolved=rule.notify_resolved, flap=policy.flap
                 )

@@ -44,10 +44,22 @@ def alert_key(rule: str, repo: str, subj: str) -> str:
     return f"{rule}|{repo}|{subj}"
 
 
+def closes(kind: str, fact: dict[str, Any]) -> bool:
+    """A fact that ends its subject whatever the rule says: a fixed, dismissed or
+    withdrawn vulnerability (still "critical"), a closed pull request."""
+    if kind == "vulnerability":
+        return fact.get("state") in VULN_CLOSED
+    if kind == "dependency":
+        return fact.get("state") == "closed"
+    return False
+
+
 def recovers(kind: str, fact: dict[str, Any]) -> bool:
     """Whether a fact that does not match the rule says its subject is well again."""
     if kind == "build":
-        return fact.get("status") in BUILD_RECOVERED
+        # One job passing says nothing of its run's other jobs: only runs (and
+        # other CI suites) recover a build alert. A failing job may still fire one.
+        return fact.get("status") in BUILD_RECOVERED and fact.get("source") != "workflow_job"
     if kind == "vulnerability":
         return fact.get("state") in VULN_CLOSED
     if kind == "dependency":
@@ -121,7 +133,6 @@ def on_match(
 ) -> Step:
     at = iso(now)
     if current is None or current.state == "resolved" or kind in EVENT_KINDS:
-        flips = (current.flips + 1) if current is not None else 0
         alert = Alert(
             key=key,
             rule=rule,
@@ -131,11 +142,17 @@ def on_match(
             severity=severity,
             started_at=at,
             last_seen_at=at,
-            flips=flips,
             silenced=silenced,
-            last_notified_at=current.last_notified_at if current else None,
-            last_notified_state=current.last_notified_state if current else None,
         )
+        if current is not None:
+            # Back to firing: keep what was said, and when, for damping and resolving.
+            alert = replace(
+                alert,
+                flips=current.flips + 1,
+                last_notified_at=current.last_notified_at,
+                last_notified_state=current.last_notified_state,
+                notified_firing=current.notified_firing,
+            )
         if silenced:
             return Step(alert, None, "silenced")
         until = _held(alert, now, flap) if kind not in EVENT_KINDS else None

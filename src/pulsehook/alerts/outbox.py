@@ -47,14 +47,23 @@ def enqueue(
     return int(cursor.lastrowid or 0)
 
 
-def due(db: Database, now: str, limit: int) -> list[dict[str, Any]]:
-    return list(
+def claim(db: Database, now: str, lease_until: str, limit: int) -> list[dict[str, Any]]:
+    """Take the due rows for sending.
+
+    They are pushed to ``lease_until`` so no other sender (a second process,
+    the CLI) takes them meanwhile; after a crash mid-send the lease runs out
+    and the row is tried again.
+    """
+    rows = list(
         db.query(
             "SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
             " ORDER BY next_attempt_at, id LIMIT ?",
             (now, limit),
         )
     )
+    for row in rows:
+        db.execute("UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (lease_until, row["id"]))
+    return rows
 
 
 def next_attempt(db: Database) -> str | None:

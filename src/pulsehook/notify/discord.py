@@ -11,7 +11,7 @@ from notifiers.utils import requests
 from pydantic import Field
 
 from .base import ChannelConfig, Message, SendResult
-from .result import attempt, from_response, truncate
+from .result import attempt, bad_url, from_response, truncate
 
 LIMIT = 2000  # Discord rejects message content longer than this (HTTP 400)
 
@@ -61,6 +61,8 @@ def fit(markdown: str, url: str | None, limit: int = LIMIT) -> str:
 
 def send(channel: ChannelConfig, message: Message) -> SendResult:
     def call() -> SendResult:
+        if invalid := bad_url(channel, "webhook_url"):
+            return invalid
         options = {
             k: channel.options[k]
             for k in ("username", "avatar_url")

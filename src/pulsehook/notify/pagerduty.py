@@ -9,7 +9,7 @@ from typing import Any
 from notifiers.providers.pagerduty import PagerDuty
 
 from .base import ChannelConfig, Message, SendResult
-from .result import attempt, from_response, truncate
+from .result import attempt, bad_url, from_response, truncate
 
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SUMMARY_LIMIT = 1024  # PagerDuty rejects longer summaries
@@ -76,6 +76,8 @@ def send(channel: ChannelConfig, message: Message) -> SendResult:
             del data["routing_key"]  # let the schema report it as missing
         if data["event_action"] == "resolve" and "dedup_key" not in data:
             return SendResult(ok=False, permanent=True, error="resolve needs a dedup_key")
+        if invalid := bad_url(channel, "events_url"):
+            return invalid
         provider = RoutedPagerDuty(channel.options.get("events_url") or EVENTS_URL)
         return from_response(provider.notify(**data), channel)
 

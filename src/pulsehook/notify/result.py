@@ -111,5 +111,16 @@ def attempt(channel: ChannelConfig, call: Callable[[], SendResult]) -> SendResul
         return SendResult(ok=False, error=scrub(f"{type(e).__name__}: {e}", channel))
 
 
+def bad_url(channel: ChannelConfig, key: str) -> SendResult | None:
+    """A malformed URL fails every retry, yet notifiers reports it like a network error."""
+    value = channel.options.get(key)
+    if value is None:
+        return None  # the provider's schema reports it missing
+    parts = urlsplit(str(value))
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return None
+    return SendResult(ok=False, permanent=True, error=f"{key} is not an http(s) URL")
+
+
 def truncate(text: str, limit: int, suffix: str = "…") -> str:
     return text if len(text) <= limit else text[: limit - len(suffix)] + suffix

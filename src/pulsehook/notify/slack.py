@@ -7,7 +7,7 @@ from typing import Any
 import notifiers
 
 from .base import ChannelConfig, Message, SendResult
-from .result import attempt, from_response
+from .result import attempt, bad_url, from_response
 
 # Attachment bar colour per alert state; states not listed get Slack's neutral grey.
 COLORS = {"firing": "danger", "repeat": "danger", "resolved": "good"}
@@ -27,6 +27,8 @@ def attachment(message: Message) -> dict[str, Any]:
 
 def send(channel: ChannelConfig, message: Message) -> SendResult:
     def call() -> SendResult:
+        if invalid := bad_url(channel, "webhook_url"):
+            return invalid
         options = {k: channel.options[k] for k in PASSTHROUGH if channel.options.get(k) is not None}
         if "webhook_url" in channel.options:
             options["webhook_url"] = channel.options["webhook_url"]

@@ -184,18 +184,24 @@ class Evaluator:
         self._eval = _Evaluator(functions=dict(FUNCTIONS), names={})
 
     def evaluate(
-        self, tree: ast.Expression, kind: str, data: Mapping[str, Any], expr: str = ""
+        self,
+        tree: ast.Expression,
+        kind: str,
+        data: Mapping[str, Any],
+        expr: str = "",
+        fields: frozenset[str] = frozenset(),
     ) -> bool:
         """True if the condition holds for the fact ``data`` of kind ``kind``.
 
-        A comparison against a missing (null) field is false, not an error:
-        ``coverage.delta < -5`` is simply not true for a first measurement.
-        Any other failure raises, so the caller can record the rule as erroring.
+        A comparison against a missing (null) field the condition reads is
+        false, not an error: ``coverage.delta < -5`` is simply not true for a
+        first measurement. Any other failure raises, so the caller can record
+        the rule as erroring.
         """
         self._eval.names = {**CONSTANTS, kind: dict(data)}
         try:
             return bool(self._eval.eval(expr, previously_parsed=tree.body))
         except TypeError:
-            if any(v is None for v in data.values()):
+            if any(data.get(f) is None for f in fields):
                 return False
             raise

@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .clock import SystemClock, iso
-from .errors import PulsehookError
-from .settings import SECRET_FILE, Settings, ensure_secret
+from .. import __version__
+from ..clock import SystemClock, iso
+from ..errors import PulsehookError
+from ..settings import SECRET_FILE, Settings, ensure_secret
 
 HOOK_HELP = """\
 Add the webhook on GitHub (Settings -> Webhooks -> Add webhook, for a repository
@@ -59,7 +59,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 def _serve(ctx: click.Context, **flags: Any) -> None:
     import uvicorn
 
-    from .app import create_app
+    from ..app import create_app
 
     settings = _settings(ctx, **flags)
     _logging(settings)
@@ -140,9 +140,9 @@ def replay(ctx: click.Context, data_dir: Path | None) -> None:
     """
     from sqlite_utils import Database
 
-    from .facts import Fact
-    from .ingest import clear_derived, process_chunk
-    from .store.db import open_database, transaction, wrap
+    from ..facts import Fact
+    from ..ingest import clear_derived, process_chunk
+    from ..store.db import open_database, transaction, wrap
 
     settings = _settings(ctx, data_dir=data_dir)
     _logging(settings)
@@ -173,3 +173,21 @@ def replay(ctx: click.Context, data_dir: Path | None) -> None:
         f"replayed {done} of {total} deliveries: "
         + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     )
+
+
+def open_store(settings: Settings) -> Any:
+    """The database for a one-off command (migrated), or a clear error."""
+    from ..store.db import open_database, wrap
+
+    return wrap(
+        open_database(
+            settings.db_path,
+            synchronous=settings.synchronous,
+            busy_timeout_ms=settings.busy_timeout_ms,
+        )
+    )
+
+
+from . import alerting  # noqa: E402  (registers its commands on ``main``)
+
+__all__ = ["alerting", "main"]

@@ -1,0 +1,282 @@
+"""``pulsehook rules|silence|digest|notify``: the alerting commands."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..clock import SystemClock, iso
+from ..errors import UnsupportedEvent
+from ..facts import FACT_TYPES, Fact, fact_dict
+from ..github.normalize import normalize
+from ..rules.evaluate import Evaluator
+from ..rules.load import RulesInvalid, load_rules
+from ..rules.messages import render
+from ..rules.model import RuleSet
+from . import _settings, main, open_store
+
+
+def _load(ctx: click.Context, directory: Path | None) -> RuleSet:
+    settings = _settings(ctx)
+    try:
+        return load_rules(directory or settings.rules_dir, os.environ, timezone=settings.timezone)
+    except RulesInvalid as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(1)
+
+
+@main.group()
+def rules() -> None:
+    """Check and try alert rules."""
+
+
+@rules.command("check")
+@click.argument("directory", type=click.Path(path_type=Path), required=False)
+@click.pass_context
+def rules_check(ctx: click.Context, directory: Path | None) -> None:
+    """Validate the rule files in DIRECTORY (default: the rules dir). Exit 1 if invalid."""
+    rule_set = _load(ctx, directory)
+    for warning in rule_set.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(
+        f"ok: {len(rule_set.rules)} rule(s); channels: "
+        f"{', '.join(sorted(rule_set.channels)) or 'none configured'}"
+    )
+    for rule in rule_set.rules:
+        click.echo(f"  {rule.name}: {rule.fact} -> {', '.join(rule.channels)} ({rule.frequency})")
+
+
+def _facts(payload: Path | None, event: str | None, fact: str | None) -> list[Fact]:
+    if fact:
+        kind, _, raw = fact.partition("=")
+        if kind not in FACT_TYPES or not raw:
+            raise click.UsageError("--fact takes KIND=JSON, e.g. build='{\"status\": ...}'")
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise click.UsageError(f"--fact JSON is invalid: {exc}") from exc
+        if not isinstance(data, dict):
+            raise click.UsageError("--fact JSON must be an object")
+        fields = {f.name: data.get(f.name) for f in dataclasses.fields(FACT_TYPES[kind])}
+        built: Fact = FACT_TYPES[kind](**fields)
+        return [built]
+    if payload is None or not event:
+        raise click.UsageError("give a payload file and --event, or --fact KIND=JSON")
+    try:
+        return normalize(event, json.loads(payload.read_text()))
+    except UnsupportedEvent as exc:
+        raise click.ClickException(f"nothing to evaluate: {exc}") from exc
+
+
+@rules.command("test")
+@click.argument("payload", type=click.Path(exists=True, path_type=Path), required=False)
+@click.option("--event", help="The X-GitHub-Event of the payload (workflow_run, ...).")
+@click.option("--fact", "fact", help="A fact instead of a payload: KIND=JSON.")
+@click.option("--rules-dir", type=click.Path(path_type=Path), default=None)
+@click.pass_context
+def rules_test(
+    ctx: click.Context,
+    payload: Path | None,
+    event: str | None,
+    fact: str | None,
+    rules_dir: Path | None,
+) -> None:
+    """Show which rules fire on a payload and the exact messages — sends nothing."""
+    rule_set = _load(ctx, rules_dir)
+    evaluator, fired = Evaluator(), 0
+    for item in _facts(payload, event, fact):
+        data = fact_dict(item)
+        click.echo(f"fact {item.name}: {json.dumps(data, default=str)}")
+        for rule in rule_set.by_fact(item.name):
+            try:
+                hit = evaluator.evaluate(rule.tree, rule.fact, data, rule.condition, rule.fields)
+            except Exception as exc:
+                click.echo(f"  ERROR {rule.name}: {type(exc).__name__}: {exc}")
+                continue
+            if not hit:
+                click.echo(f"  no    {rule.name}")
+                continue
+            fired += 1
+            message = render(rule, "firing", data)
+            click.echo(f"  FIRES {rule.name} -> {', '.join(rule.channels)} ({rule.frequency})")
+            click.echo(f"    title:    {message.title}")
+            click.echo(f"    markdown: {message.markdown}")
+    click.echo(f"{fired} rule(s) would fire; nothing was sent.")
+
+
+@main.group()
+def silence() -> None:
+    """Hold notifications back (alerts are still recorded)."""
+
+
+@silence.command("add")
+@click.option("--rule", help="Rule name pattern (fnmatch), e.g. build_*.")
+@click.option("--repo", help="Repository pattern, e.g. octo-org/*.")
+@click.option("--for", "duration", help="How long, from now (2h, 1d, PT30M).")
+@click.option("--until", help="Until this ISO time.")
+@click.option("--cron", help="Recurring: start at each cron time (with --for as length).")
+@click.option("--comment", default=None)
+@click.pass_context
+def silence_add(
+    ctx: click.Context,
+    rule: str | None,
+    repo: str | None,
+    duration: str | None,
+    until: str | None,
+    cron: str | None,
+    comment: str | None,
+) -> None:
+    from ..alerts import silences
+    from ..schedule.maths import parse_duration, valid_cron
+    from ..store.db import transaction
+
+    if not rule and not repo:
+        raise click.UsageError("give --rule and/or --repo")
+    now = SystemClock().now()
+    length = parse_duration(duration) if duration else None
+    ends = datetime.fromisoformat(until.replace("Z", "+00:00")) if until else None
+    if cron and (not valid_cron(cron) or length is None):
+        raise click.UsageError("a recurring silence needs a valid --cron and --for")
+    if not cron and ends is None:
+        if length is None:
+            raise click.UsageError("give --for, --until or --cron")
+        ends = now + length
+    db = open_store(_settings(ctx))
+    silence_id = transaction(
+        db,
+        lambda d: silences.create(
+            d,
+            rule=rule,
+            repo=repo,
+            starts_at=now,
+            ends_at=ends,
+            cron=cron,
+            duration=length if cron else None,
+            comment=comment,
+            now=now,
+        ),
+    )
+    click.echo(f"silence {silence_id} added")
+
+
+@silence.command("list")
+@click.pass_context
+def silence_list(ctx: click.Context) -> None:
+    from ..alerts import silences
+
+    settings = _settings(ctx)
+    for row in silences.listing(open_store(settings), SystemClock().now(), settings.timezone):
+        state = "active" if row["active"] else "inactive"
+        click.echo(
+            f"{row['id']}: rule={row['rule'] or '*'} repo={row['repo'] or '*'}"
+            f" until={row['ends_at'] or '-'} cron={row['cron'] or '-'} [{state}]"
+            f" {row['comment'] or ''}"
+        )
+
+
+@silence.command("delete")
+@click.argument("silence_id", type=int)
+@click.pass_context
+def silence_delete(ctx: click.Context, silence_id: int) -> None:
+    from ..alerts import silences
+    from ..store.db import transaction
+
+    if not transaction(open_store(_settings(ctx)), lambda d: silences.delete(d, silence_id)):
+        raise click.ClickException(f"no silence {silence_id}")
+    click.echo(f"silence {silence_id} deleted")
+
+
+@main.group()
+def digest() -> None:
+    """Digest notices."""
+
+
+@digest.command("send")
+@click.option(
+    "--now", "now_flag", is_flag=True, required=True, help="Send every pending digest entry now."
+)
+@click.pass_context
+def digest_send(ctx: click.Context, now_flag: bool) -> None:
+    """Gather pending digest entries into digests now, and send them."""
+    from ..alerts import digest as digests
+    from ..store.db import transaction
+
+    settings = _settings(ctx)
+    rule_set = _load(ctx, None)
+    db = open_store(settings)
+    queued = transaction(db, lambda d: digests.send_now(d, rule_set, now=SystemClock().now()))
+    click.echo(f"{queued} digest(s) queued")
+    if queued:
+        _dispatch_once(settings, rule_set)
+
+
+def _dispatch_once(settings: Any, rule_set: RuleSet) -> None:
+    from ..alerts.dispatch import Dispatcher, RetryPolicy
+    from ..store.db import Writer
+
+    async def go() -> None:
+        writer = Writer(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
+        try:
+            policy = RetryPolicy(base=timedelta(seconds=settings.retry_base_seconds))
+            await Dispatcher(writer, rule_set, SystemClock(), policy=policy).run_once()
+        finally:
+            writer.close()
+
+    asyncio.run(go())
+    db = open_store(settings)
+    for row in db.query(
+        "SELECT id, channel, status, last_error FROM outbox WHERE kind ="
+        " 'digest' ORDER BY id DESC LIMIT 20"
+    ):
+        click.echo(
+            f"  digest {row['id']} to {row['channel']}: {row['status']}"
+            + (f" ({row['last_error']})" if row["last_error"] else "")
+        )
+
+
+@main.group()
+def notify() -> None:
+    """Channels."""
+
+
+@notify.command("test")
+@click.argument("channel")
+@click.pass_context
+def notify_test(ctx: click.Context, channel: str) -> None:
+    """Send a test message to CHANNEL and report the provider's answer."""
+    from ..notify.base import Message
+    from ..notify.registry import transport_for
+
+    rule_set = _load(ctx, None)
+    config = rule_set.channels.get(channel)
+    if config is None:
+        why = rule_set.unconfigured.get(channel, "not defined in the rules directory")
+        raise click.ClickException(f"channel {channel!r} is not configured: {why}")
+    now = iso(SystemClock().now())
+    message = Message(
+        title=f"[TEST] pulsehook test message ({now})",
+        text=f"pulsehook can reach channel {channel}.",
+        markdown=f":white_check_mark: pulsehook can reach channel *{channel}*.",
+        html=f"<p>pulsehook can reach channel <b>{channel}</b>.</p>",
+        severity="info",
+        state="test",
+        dedup_key=f"test|{channel}|{now}",
+    )
+    result = transport_for(config.kind)(config, message)
+    click.echo(
+        f"{channel} ({config.kind}): {'ok' if result.ok else 'FAILED'}"
+        + (f", HTTP {result.status}" if result.status else "")
+        + (f": {result.error}" if result.error else "")
+        + (f"\n  answer: {result.response}" if result.response else "")
+    )
+    if not result.ok:
+        sys.exit(1)
