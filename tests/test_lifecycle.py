@@ -50,13 +50,27 @@ webhook_url = "${{SLACK_WEBHOOK_URL}}"
     return load_rules(rules, ENV, timezone=timezone)
 
 
-def build(status: str, *, branch: str = "main", source: str = "workflow_run",
-          run_id: int = 1) -> Build:
-    return Build(repo="octo/repo", repo_id=1, workflow="CI", branch=branch,
-                 default_branch=True, status=status, event="push", run_id=run_id, attempt=1,
-                 url=f"https://github.com/octo/repo/actions/runs/{run_id}", started_at=None,
-                 completed_at=None, actor="me", head_sha="abc", source=source,
-                 updated_at=None)
+def build(
+    status: str, *, branch: str = "main", source: str = "workflow_run", run_id: int = 1
+) -> Build:
+    return Build(
+        repo="octo/repo",
+        repo_id=1,
+        workflow="CI",
+        branch=branch,
+        default_branch=True,
+        status=status,
+        event="push",
+        run_id=run_id,
+        attempt=1,
+        url=f"https://github.com/octo/repo/actions/runs/{run_id}",
+        started_at=None,
+        completed_at=None,
+        actor="me",
+        head_sha="abc",
+        source=source,
+        updated_at=None,
+    )
 
 
 class Harness:
@@ -68,17 +82,28 @@ class Harness:
         self.evaluator = Evaluator()
 
     def feed(self, *facts: Fact) -> int:
-        return transaction(self.db, lambda db: engine.evaluate(
-            db, self.rules, list(facts), now=self.clock.now(), evaluator=self.evaluator,
-            policy=self.policy))
+        return transaction(
+            self.db,
+            lambda db: engine.evaluate(
+                db,
+                self.rules,
+                list(facts),
+                now=self.clock.now(),
+                evaluator=self.evaluator,
+                policy=self.policy,
+            ),
+        )
 
     def release(self) -> int:
-        return transaction(self.db, lambda db: engine.release_held(
-            db, self.rules, now=self.clock.now()))
+        return transaction(
+            self.db, lambda db: engine.release_held(db, self.rules, now=self.clock.now())
+        )
 
     def notices(self) -> list[tuple[str, str]]:
-        return [(r["kind"], json.loads(r["message"])["title"])
-                for r in self.db.query("SELECT kind, message FROM outbox ORDER BY id")]
+        return [
+            (r["kind"], json.loads(r["message"])["title"])
+            for r in self.db.query("SELECT kind, message FROM outbox ORDER BY id")
+        ]
 
     def kinds(self) -> list[str]:
         return [k for k, _ in self.notices()]
@@ -133,14 +158,29 @@ def test_flapping_is_damped_and_counted(h: Harness) -> None:
     h.clock.set(START + timedelta(minutes=5))
     assert h.release() == 1
     assert h.kinds() == ["firing", "resolved"]
-    assert "flapped 5 times" in json.loads(
-        next(h.db.query("SELECT message FROM outbox ORDER BY id DESC"))["message"])["markdown"]
+    assert (
+        "flapped 5 times"
+        in json.loads(next(h.db.query("SELECT message FROM outbox ORDER BY id DESC"))["message"])[
+            "markdown"
+        ]
+    )
 
 
 def test_silence_holds_and_releases(h: Harness) -> None:
-    transaction(h.db, lambda db: silences.create(
-        db, rule="build_*", repo="octo/*", starts_at=START, ends_at=START + timedelta(hours=1),
-        cron=None, duration=None, comment="maintenance", now=START))
+    transaction(
+        h.db,
+        lambda db: silences.create(
+            db,
+            rule="build_*",
+            repo="octo/*",
+            starts_at=START,
+            ends_at=START + timedelta(hours=1),
+            cron=None,
+            duration=None,
+            comment="maintenance",
+            now=START,
+        ),
+    )
     h.feed(build("failure"))
     assert h.kinds() == []
     (alert,) = h.db.query("SELECT state, silenced FROM alerts")
@@ -155,8 +195,16 @@ def test_silence_holds_and_releases(h: Harness) -> None:
 
 
 def test_recurring_silence(tmp_path: Path) -> None:
-    rows = [{"rule": None, "repo": "octo/*", "starts_at": "2026-01-01T00:00:00Z",
-             "ends_at": None, "cron": "0 22 * * *", "duration_s": 8 * 3600}]
+    rows = [
+        {
+            "rule": None,
+            "repo": "octo/*",
+            "starts_at": "2026-01-01T00:00:00Z",
+            "ends_at": None,
+            "cron": "0 22 * * *",
+            "duration_s": 8 * 3600,
+        }
+    ]
     at = datetime(2026, 3, 27, 23, 0, tzinfo=UTC)
     assert silences.silenced(rows, "build_failure", "octo/repo", at)
     assert not silences.silenced(rows, "build_failure", "octo/repo", at + timedelta(hours=8))
@@ -165,13 +213,26 @@ def test_recurring_silence(tmp_path: Path) -> None:
 
 def test_vulnerability_resolves_when_fixed(h: Harness) -> None:
     def vuln(state: str) -> Vulnerability:
-        return Vulnerability(repo="octo/repo", repo_id=1, number=7, action="created",
-                             state=state, severity="critical", package="lodash",
-                             ecosystem="npm", manifest="package.json", ghsa_id="GHSA-x",
-                             cve_id=None, summary="Prototype pollution", description=None,
-                             url="https://github.com/octo/repo/security/dependabot/7",
-                             created_at=None, updated_at=None, fixed_at=None,
-                             dismissed_at=None)
+        return Vulnerability(
+            repo="octo/repo",
+            repo_id=1,
+            number=7,
+            action="created",
+            state=state,
+            severity="critical",
+            package="lodash",
+            ecosystem="npm",
+            manifest="package.json",
+            ghsa_id="GHSA-x",
+            cve_id=None,
+            summary="Prototype pollution",
+            description=None,
+            url="https://github.com/octo/repo/security/dependabot/7",
+            created_at=None,
+            updated_at=None,
+            fixed_at=None,
+            dismissed_at=None,
+        )
 
     h.feed(vuln("open"))
     h.clock.advance(timedelta(days=1))
@@ -181,12 +242,15 @@ def test_vulnerability_resolves_when_fixed(h: Harness) -> None:
 
 
 def test_rule_erroring_on_a_fact_is_recorded_and_others_go_on(tmp_path: Path) -> None:
-    rules = ruleset(tmp_path, extra="""
+    rules = ruleset(
+        tmp_path,
+        extra="""
 [[rule]]
 name = "broken"
 condition = "len(build.status) > 'x'"
 channels = ["slack"]
-""")
+""",
+    )
     h = Harness(tmp_path, rules, flap=timedelta(0))
     h.feed(build("failure"))
     assert h.kinds() == ["firing"]  # build_failure still fired
@@ -200,13 +264,24 @@ def test_digest_at_cron_time_in_local_zone_across_dst(tmp_path: Path) -> None:
     tz = "Europe/Berlin"
     # Saturday 28 March 2026, 12:00 UTC; clocks go forward on Sunday 29 March.
     h.clock.set(datetime(2026, 3, 28, 12, 0, tzinfo=UTC))
-    run = lambda: transaction(h.db, lambda db: digest.run_due(  # noqa: E731
-        db, rules, now=h.clock.now(), tz=tz))
+
+    def run() -> int:
+        return transaction(h.db, lambda db: digest.run_due(db, rules, now=h.clock.now(), tz=tz))
+
     assert run() == 0  # first sight: the schedule's mark is set
     from pulsehook.facts import Coverage
 
-    drop = Coverage(repo="octo/repo", repo_id=1, branch="main", sha="abc", value=80.0,
-                    delta=-7.5, url="https://codecov.io/x", at=None, source="status")
+    drop = Coverage(
+        repo="octo/repo",
+        repo_id=1,
+        branch="main",
+        sha="abc",
+        value=80.0,
+        delta=-7.5,
+        url="https://codecov.io/x",
+        at=None,
+        source="status",
+    )
     h.feed(drop)
     assert h.kinds() == []  # no immediate notice for a digest rule
     h.clock.set(datetime(2026, 3, 29, 5, 59, tzinfo=UTC))  # 07:59 CEST
@@ -214,8 +289,10 @@ def test_digest_at_cron_time_in_local_zone_across_dst(tmp_path: Path) -> None:
     h.clock.set(datetime(2026, 3, 29, 6, 0, tzinfo=UTC))  # 08:00 CEST (= 06:00 UTC)
     assert run() == 1
     assert h.kinds() == ["digest"]
-    (body,) = [json.loads(r["message"]) for r in h.db.query(
-        "SELECT message FROM outbox WHERE kind = 'digest'")]
+    (body,) = [
+        json.loads(r["message"])
+        for r in h.db.query("SELECT message FROM outbox WHERE kind = 'digest'")
+    ]
     assert "octo/repo" in body["text"] and "coverage_drop (1)" in body["text"]
     assert "<h3>octo/repo</h3>" in body["html"]
     # Nothing new: the next 08:00 sends no empty digest.
@@ -226,13 +303,26 @@ def test_digest_at_cron_time_in_local_zone_across_dst(tmp_path: Path) -> None:
 def test_missed_digests_are_sent_once(tmp_path: Path) -> None:
     rules = ruleset(tmp_path)
     h = Harness(tmp_path, rules, flap=timedelta(0))
-    run = lambda: transaction(h.db, lambda db: digest.run_due(  # noqa: E731
-        db, rules, now=h.clock.now(), tz="UTC"))
+
+    def run() -> int:
+        return transaction(h.db, lambda db: digest.run_due(db, rules, now=h.clock.now(), tz="UTC"))
+
     run()
     from pulsehook.facts import Coverage
 
-    h.feed(Coverage(repo="octo/repo", repo_id=1, branch="main", sha="a", value=1.0,
-                    delta=-9.0, url=None, at=None, source="status"))
+    h.feed(
+        Coverage(
+            repo="octo/repo",
+            repo_id=1,
+            branch="main",
+            sha="a",
+            value=1.0,
+            delta=-9.0,
+            url=None,
+            at=None,
+            source="status",
+        )
+    )
     h.clock.advance(timedelta(days=3))  # down for three 08:00s
     assert run() == 1
     assert run() == 0
