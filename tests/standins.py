@@ -68,7 +68,7 @@ class Mailbox:
     def __init__(self) -> None:
         self.messages: list[Envelope] = []
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.messages.append(envelope)
         return "250 OK"
 

@@ -252,7 +252,7 @@ def test_invalid_rules_refuse_to_start(tmp_path: Path) -> None:
     )
     from pulsehook.rules.load import RulesInvalid
 
-    with pytest.raises(RulesInvalid, match="unknown field build.colour"):
+    with pytest.raises(RulesInvalid, match=r"unknown field build\.colour"):
         create_app(settings)
 
 
