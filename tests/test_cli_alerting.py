@@ -57,10 +57,10 @@ def test_digest_send_now_sends_pending_entries(
         transaction(
             db,
             lambda d: d.execute(
-                "INSERT INTO digest_entries (schedule, channel, rule, repo, alert_key, state, title,"
-                " url, at) VALUES ('0 8 * * *', 'slack', 'coverage_drop', 'octo/repo', 'k', 'firing',"
-                " 'coverage on main: 82.00% (-7.00)', 'https://codecov.io/x',"
-                " '2026-01-01T00:00:00Z')"
+                "INSERT INTO digest_entries (schedule, channel, rule, repo, alert_key,"
+                " state, title, url, at) VALUES ('0 8 * * *', 'slack', 'coverage_drop',"
+                " 'octo/repo', 'k', 'firing', 'coverage on main: 82.00% (-7.00)',"
+                " 'https://codecov.io/x', '2026-01-01T00:00:00Z')"
             ),
         )
         db.conn.close()
