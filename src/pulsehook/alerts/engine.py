@@ -162,9 +162,7 @@ def evaluate(
             if not _applies(rule, repo):
                 continue
             try:
-                matched = evaluator.evaluate(
-                    rule.tree, rule.fact, data, rule.condition, rule.fields
-                )
+                matched = evaluator.matches(rule, data)
             except Exception as exc:  # one rule failing on one fact must not stop the rest
                 _rule_error(db, rule.name, f"{type(exc).__name__}: {exc}", at)
                 continue

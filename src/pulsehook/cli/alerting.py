@@ -98,7 +98,7 @@ def rules_test(
         click.echo(f"fact {item.name}: {json.dumps(data, default=str)}")
         for rule in rule_set.by_fact(item.name):
             try:
-                hit = evaluator.evaluate(rule.tree, rule.fact, data, rule.condition, rule.fields)
+                hit = evaluator.matches(rule, data)
             except Exception as exc:
                 click.echo(f"  ERROR {rule.name}: {type(exc).__name__}: {exc}")
                 continue

@@ -17,6 +17,8 @@ from typing import Any
 from simpleeval import EvalWithCompoundTypes, FeatureNotAvailable
 
 from ..facts import FACT_TYPES, RULE_FACTS
+from .guards import admits
+from .model import Rule
 
 MAX_LENGTH = 1000  # characters
 MAX_NODES = 200  # syntax-tree nodes
@@ -167,14 +169,24 @@ def compile_condition(text: str) -> tuple[ast.Expression, str, frozenset[str]]:
     return tree, facts.pop(), frozenset(fields)
 
 
+_ALLOWED_CALLABLES = frozenset(id(f) for f in FUNCTIONS.values())
+
+
 class _Evaluator(EvalWithCompoundTypes):  # type: ignore[misc]
     """simpleeval with attribute access reduced to a field lookup on plain dicts."""
 
     def _eval_attribute(self, node: ast.Attribute) -> Any:
-        base = self._eval(node.value)
+        # Validated at load: the base is always the name of a fact (plain data).
+        base = self.names.get(node.value.id) if isinstance(node.value, ast.Name) else None
         if isinstance(base, dict) and not node.attr.startswith("_") and node.attr in base:
             return base[node.attr]
         raise FeatureNotAvailable(f"no field {node.attr!r}")
+
+    def _check_disallowed_items(self, item: Any) -> None:
+        # simpleeval walks every container it sees, every time; the names here
+        # are plain data pulsehook built itself, so only callables need a look.
+        if callable(item) and id(item) not in _ALLOWED_CALLABLES:
+            raise FeatureNotAvailable("this value is not available in conditions")
 
 
 class Evaluator:
@@ -182,6 +194,14 @@ class Evaluator:
 
     def __init__(self) -> None:
         self._eval = _Evaluator(functions=dict(FUNCTIONS), names={})
+        self._kind: str | None = None
+        self._data: Mapping[str, Any] | None = None  # held, so identity stays meaningful
+
+    def matches(self, rule: Rule, data: Mapping[str, Any]) -> bool:
+        """Whether ``rule`` holds for the fact ``data``: guards first, then simpleeval."""
+        if not admits(rule.guards, data):
+            return False
+        return self.evaluate(rule.tree, rule.fact, data, rule.condition, rule.fields)
 
     def evaluate(
         self,
@@ -198,7 +218,10 @@ class Evaluator:
         first measurement. Any other failure raises, so the caller can record
         the rule as erroring.
         """
-        self._eval.names = {**CONSTANTS, kind: dict(data)}
+        if self._data is not data or self._kind != kind:
+            # Bound once per fact, not once per rule: the rules of a fact share it.
+            self._eval.names = {**CONSTANTS, kind: dict(data)}
+            self._kind, self._data = kind, data
         try:
             return bool(self._eval.eval(expr, previously_parsed=tree.body))
         except TypeError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from ..notify.base import ChannelConfig
 
@@ -27,6 +28,7 @@ class Rule:
     fact: str  # the fact kind the condition speaks of
     tree: ast.Expression = field(compare=False, repr=False)  # parsed once, at load
     fields: frozenset[str] = frozenset()  # fact fields the condition reads
+    guards: tuple[tuple[str, frozenset[Any]], ...] = ()  # pre-checks, see rules/guards.py
     severity: str = "error"
     repeat_interval: timedelta | None = None  # None: never repeat while firing
     notify_resolved: bool = True

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..schedule.maths import parse_duration, valid_cron
 from .evaluate import ConditionError, compile_condition
+from .guards import guards
 from .model import FREQUENCIES, SEVERITIES, Rule
 
 KEYS = {
@@ -99,6 +100,7 @@ def rule_from_dict(
         fact=kind,
         tree=tree,
         fields=fields,
+        guards=guards(tree, kind),
         severity=str(severity),
         repeat_interval=repeat,
         notify_resolved=bool(notify_resolved),
