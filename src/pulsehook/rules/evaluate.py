@@ -220,7 +220,9 @@ class Evaluator:
         """
         if self._data is not data or self._kind != kind:
             # Bound once per fact, not once per rule: the rules of a fact share it.
-            self._eval.names = {**CONSTANTS, kind: dict(data)}
+            # Not copied: the evaluator reads the caller's dict, so it can never
+            # answer for values that were changed since.
+            self._eval.names = {**CONSTANTS, kind: data}
             self._kind, self._data = kind, data
         try:
             return bool(self._eval.eval(expr, previously_parsed=tree.body))

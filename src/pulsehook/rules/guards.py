@@ -46,7 +46,8 @@ def _guard(node: ast.expr, kind: str) -> Guard | None:
             name, values = _field(a, kind), _constants(b)
             if name and values is not None and not any(isinstance(v, bool) for v in values):
                 return name, values
-    if isinstance(op, ast.In):
+    if isinstance(op, ast.In) and isinstance(right, ast.List | ast.Tuple):
+        # Only a literal list: ``x in 'abc'`` is a substring test, not membership.
         name, values = _field(left, kind), _constants(right)
         if name and values is not None and not any(isinstance(v, bool) for v in values):
             return name, values
@@ -66,6 +67,11 @@ def admits(rule_guards: tuple[Guard, ...], data: Mapping[str, Any]) -> bool:
     for name, values in rule_guards:
         value = data.get(name)
         # bool is an int: 1 == True would pass a dict lookup but not the intent.
-        if isinstance(value, bool) or value not in values:
+        if isinstance(value, bool):
             return False
+        try:
+            if value not in values:
+                return False
+        except TypeError:  # an unhashable value: leave it to the full evaluation
+            continue
     return True

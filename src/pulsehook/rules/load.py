@@ -33,10 +33,13 @@ class RulesInvalid(ConfigError):
 
 def read_python(path: Path) -> dict[str, Any]:
     """The literal assignments of a seed-style rule file, without running it."""
+    source = _read(path)
     try:
-        module = ast.parse(path.read_text(), filename=str(path))
+        module = ast.parse(source, filename=str(path))
     except SyntaxError as exc:
         raise RulesInvalid([f"{path}: line {exc.lineno}: syntax error: {exc.msg}"]) from exc
+    except ValueError as exc:  # e.g. a NUL byte
+        raise RulesInvalid([f"{path}: cannot be parsed: {exc}"]) from exc
     values: dict[str, Any] = {}
     for node in module.body:
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
@@ -62,7 +65,7 @@ def read_python(path: Path) -> dict[str, Any]:
             )
         try:
             values[name] = ast.literal_eval(node.value)
-        except ValueError as exc:
+        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError) as exc:
             raise RulesInvalid(
                 [
                     f"{path}: line {node.lineno}: {name} must be a literal"
@@ -72,9 +75,16 @@ def read_python(path: Path) -> dict[str, Any]:
     return values
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesInvalid([f"{path}: cannot be read as UTF-8 text: {exc}"]) from exc
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(_read(path))
     except tomllib.TOMLDecodeError as exc:
         raise RulesInvalid([f"{path}: TOML error: {exc}"]) from exc
     unknown = sorted(set(data) - set(TOML_KEYS))

@@ -9,12 +9,30 @@ from __future__ import annotations
 from typing import Any
 
 from jinja2 import TemplateError
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..notify.base import Message
 from .model import Rule
 
-_ENV = ImmutableSandboxedEnvironment(autoescape=False)
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, with the two operators that can allocate without bound capped."""
+
+    intercepted_binops = frozenset(["*", "**"])
+    LIMIT = 10_000
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        sizes = [len(v) for v in (left, right) if isinstance(v, str | list | tuple)]
+        numbers = [v for v in (left, right) if isinstance(v, int | float)]
+        if operator == "*" and sizes and any(abs(n) * sizes[0] > self.LIMIT for n in numbers):
+            raise SecurityError("template result would be too large")
+        if operator == "**" and any(abs(n) > 64 for n in numbers):
+            raise SecurityError("exponent too large in a template")
+        return super().call_binop(context, operator, left, right)
+
+
+_ENV = _Sandbox(autoescape=False)
 ICONS = {"firing": ":red_circle:", "repeat": ":red_circle:", "resolved": ":large_green_circle:"}
 WORDS = {"firing": "FIRING", "repeat": "STILL FIRING", "resolved": "RESOLVED"}
 
@@ -42,7 +60,9 @@ def describe(kind: str, f: dict[str, Any]) -> str:
     if kind == "coverage":
         delta = f.get("delta")
         change = f" ({delta:+.2f})" if isinstance(delta, int | float) else ""
-        return f"coverage on {f.get('branch')}: {f.get('value'):.2f}%{change}"
+        value = f.get("value")
+        shown = f"{value:.2f}%" if isinstance(value, int | float) else "?"
+        return f"coverage on {f.get('branch')}: {shown}{change}"
     if kind == "dependency":
         return f"Dependabot PR #{f.get('number')}: {f.get('title')} [{f.get('state')}]"
     if kind == "push":
@@ -79,8 +99,8 @@ def render(
     what = describe(rule.fact, fact)
     if rule.message and state != "resolved":
         try:
-            what = _ENV.from_string(rule.message).render({rule.fact: fact, **fact})
-        except TemplateError as exc:
+            what = _ENV.from_string(rule.message).render({rule.fact: fact, **fact})[:2000]
+        except Exception as exc:  # a template must never stop a notice
             what = f"{what} (message template failed: {exc})"
     word = WORDS.get(state, state.upper())
     extra = []

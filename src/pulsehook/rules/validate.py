@@ -67,6 +67,9 @@ def rule_from_dict(
             repeat = parse_duration(raw["repeat_interval"])
         except (ValueError, TypeError) as exc:
             problems.append(f"{label}: repeat_interval: {exc}")
+        else:
+            if repeat <= timedelta(0):
+                problems.append(f"{label}: repeat_interval must be longer than zero")
     notify_resolved = raw.get("notify_resolved", True)
     if not isinstance(notify_resolved, bool):
         problems.append(f"{label}: notify_resolved must be true or false")

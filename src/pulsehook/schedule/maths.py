@@ -14,8 +14,8 @@ _ISO = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:
 
 def parse_duration(value: str | int | float) -> timedelta:
     """``PT10M``, ``P1D``, ``10m``, ``1h30m``, ``2d``, or seconds as a number."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"not a duration: {value!r} (use e.g. PT10M, 10m, 1h30m, 2d)")
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
