@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from .alerts.dispatch import Dispatcher, RetryPolicy
 from .alerts.engine import Policy
@@ -24,7 +24,10 @@ from .schedule.maths import parse_duration
 from .schedule.runner import Scheduler
 from .settings import Settings
 from .store.db import Readers, Writer
-from .web import alerts_api, api, webhooks
+from .summary.service import FILES as SUMMARY_FILES
+from .summary.service import Summarizer
+from .summary.service import Target as SummaryTarget
+from .web import alerts_api, api, pulseox, summary, webhooks
 from .web.auth import ApiTokenMiddleware
 from .web.responses import EXCEPTION_HANDLERS
 from .web.services import Services
@@ -80,7 +83,21 @@ def create_app(
             rules=rule_set,
             policy=Policy(flap=parse_duration(settings.flap_interval), timezone=settings.timezone),
         )
-        worker = Worker(writer, clock, alerting=alerting, on_notices=notices)
+        summarizer = Summarizer(
+            writer,
+            rule_set,
+            clock,
+            data_dir=settings.data_dir,
+            target=SummaryTarget(
+                owner=settings.summary_owner, repo=settings.summary_repo, tz=settings.timezone
+            ),
+            policy=alerting.policy,
+            on_notices=notices,
+            debounce=settings.summary_debounce_seconds,
+        )
+        worker = Worker(
+            writer, clock, alerting=alerting, on_notices=notices, on_summary=summarizer.changed
+        )
         intake = Intake(
             writer,
             batch_max=settings.batch_max,
@@ -96,6 +113,7 @@ def create_app(
             rules=rule_set,
             dispatcher=dispatcher,
             scheduler=scheduler,
+            summarizer=summarizer,
         )
         app.state.services = svc
         tasks: list[asyncio.Task[None]] = []
@@ -109,6 +127,7 @@ def create_app(
             svc.worker_task = start(worker.run(), "pulsehook-worker")
             start(dispatcher.run(), "pulsehook-dispatcher")
             start(scheduler.run(), "pulsehook-scheduler")
+            start(summarizer.run(), "pulsehook-summary")
         log.info("pulsehook ready: database %s, %d rule(s)", settings.db_path, len(rule_set.rules))
         try:
             yield
@@ -129,6 +148,11 @@ def create_app(
             Route("/api/v1/deliveries", api.list_deliveries, methods=["GET"]),
             Route("/api/v1/repos", api.list_repos, methods=["GET"]),
             *alerts_api.ROUTES,
+            Route(
+                "/api/v1/heartbeats/{owner}/{repo}/{path:path}", summary.heartbeat, methods=["POST"]
+            ),
+            *[Route(f"/{name}", summary.serve_summary, methods=["GET"]) for name in SUMMARY_FILES],
+            Mount(settings.pulseox_prefix, routes=pulseox.routes()),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[Middleware(ApiTokenMiddleware, settings=settings)],

@@ -24,7 +24,7 @@ from sqlite_utils import Database
 from .alerts import engine
 from .clock import Clock, iso
 from .errors import UnsupportedEvent
-from .facts import Fact
+from .facts import Build, Fact
 from .github.normalize import normalize, snapshot
 from .rules.evaluate import Evaluator
 from .rules.model import RuleSet
@@ -32,6 +32,7 @@ from .store import deliveries, state
 from .store.db import NORMAL, URGENT, Writer
 from .store.deliveries import Delivery
 from .store.migrations import DERIVED_TABLES
+from .summary import items as summary_items
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class Alerting:
     policy: engine.Policy
     evaluator: Evaluator = field(default_factory=Evaluator)
     queued: int = 0  # notices queued since last looked at
+    summary_changes: int = 0  # summary items reported since last looked at
 
 
 def process_one(
@@ -101,6 +103,7 @@ def process_one(
     now: str,
     alerting: Alerting | None = None,
     clock_now: datetime | None = None,
+    tz: str = "UTC",
 ) -> list[Fact]:
     """Process one stored delivery inside the caller's transaction.
 
@@ -126,6 +129,14 @@ def process_one(
         if seen is not None:
             state.apply(db, [seen], now=now)
         facts = state.apply(db, facts, now=now)
+        moment = clock_now or datetime.fromisoformat(now.replace("Z", "+00:00"))
+        reports = sum(
+            summary_items.record_build(db, f, now=moment, tz=tz)
+            for f in facts
+            if isinstance(f, Build)
+        )
+        if alerting is not None:
+            alerting.summary_changes += reports
         if alerting is not None and clock_now is not None:
             alerting.queued += engine.evaluate(
                 db,
@@ -158,12 +169,13 @@ def process_chunk(
     limit: int = PROCESS_CHUNK,
     alerting: Alerting | None = None,
     clock_now: datetime | None = None,
+    tz: str = "UTC",
 ) -> tuple[int, int, list[Fact]]:
     """Process the deliveries after ``after_id``: (last id seen, how many, facts)."""
     rows = deliveries.next_batch(db, after_id=after_id, limit=limit, statuses=statuses)
     facts: list[Fact] = []
     for row in rows:
-        facts.extend(process_one(db, row, now=now, alerting=alerting, clock_now=clock_now))
+        facts.extend(process_one(db, row, now=now, alerting=alerting, clock_now=clock_now, tz=tz))
     return (rows[-1]["id"] if rows else after_id), len(rows), facts
 
 
@@ -171,6 +183,12 @@ def clear_derived(db: Database) -> int:
     """Forget all derived state and mark every delivery pending again."""
     for table in DERIVED_TABLES:
         db.execute(f"DELETE FROM {table}")
+    # Workflow items come from builds; declared ones keep their schedule.
+    db.execute("DELETE FROM summary_items WHERE kind = 'workflow' AND declared = 0")
+    db.execute(
+        "UPDATE summary_items SET report = 'NOT_REPORTED', note = NULL, updated = NULL,"
+        " link = NULL WHERE kind = 'workflow'"
+    )
     return deliveries.reset_all(db)
 
 
@@ -184,11 +202,13 @@ class Worker:
         *,
         alerting: Alerting | None = None,
         on_notices: Callable[[], None] = lambda: None,
+        on_summary: Callable[[], None] = lambda: None,
     ) -> None:
         self._writer = writer
         self._clock = clock
         self._alerting = alerting
         self._on_notices = on_notices
+        self._on_summary = on_summary
         self._wake = asyncio.Event()
         self.idle = asyncio.Event()
 
@@ -212,12 +232,16 @@ class Worker:
                     statuses=statuses,
                     alerting=self._alerting,
                     clock_now=moment,
+                    tz=self._alerting.policy.timezone if self._alerting else "UTC",
                 )
 
             after_id, count, _facts = await self._writer.run(job, NORMAL)
             if self._alerting is not None and self._alerting.queued:
                 self._alerting.queued = 0
                 self._on_notices()
+            if self._alerting is not None and self._alerting.summary_changes:
+                self._alerting.summary_changes = 0
+                self._on_summary()
             if not count:
                 return seen
             seen += count

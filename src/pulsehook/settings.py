@@ -59,6 +59,20 @@ class Settings(BaseSettings):
     retry_cap_seconds: float = 600.0
     retry_max_age_seconds: float = 86400.0  # then a notice is parked with its last error
 
+    # The status summary (pulseox-compatible).
+    summary_owner: str = "pulsehook"  # owner/repo the summary is served as
+    summary_repo: str = "summary"
+    summary_debounce_seconds: float = 0.25
+    pulseox_prefix: str = "/pulseox"  # GitHub-contents-compatible API for pulseox clients
+    # Tokens accepted from pulseox clients and heartbeat pings (comma-separated).
+    heartbeat_tokens: SecretStr | None = None
+    # Publishing the summary to a GitHub repository (optional): "owner/repo".
+    publish_repo: str | None = None
+    publish_directory: str = ""
+    publish_branch: str = "main"
+    publish_interval_seconds: float = 60.0
+    github_api_url: str = "https://api.github.com"
+
     github_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("GITHUB_TOKEN", "PULSEHOOK_GITHUB_TOKEN")
     )
@@ -92,6 +106,12 @@ class Settings(BaseSettings):
             return []
         raw = self.webhook_secret.get_secret_value()
         return [s.strip().encode() for s in raw.split(",") if s.strip()]
+
+    def heartbeat_token_list(self) -> list[bytes]:
+        if self.heartbeat_tokens is None:
+            return []
+        raw = self.heartbeat_tokens.get_secret_value()
+        return [t.strip().encode() for t in raw.split(",") if t.strip()]
 
     def require_secret(self) -> None:
         if not self.secrets() and not self.insecure:

@@ -16,7 +16,8 @@ from typing import Any
 from ..errors import ConfigError
 from .channels import resolve_channels
 from .evaluate import ConditionError, compile_condition
-from .model import Rule, RuleSet
+from .expect import expectation_from_dict
+from .model import Expectation, Rule, RuleSet
 from .validate import rule_from_dict
 
 PY_NAMES = ("ALERT_RULES", "WEBHOOKS", "CHANNELS", "EXPECT")
@@ -113,6 +114,7 @@ def load_rules(directory: Path, env: Mapping[str, str], *, timezone: str = "UTC"
         raise RulesInvalid([f"{directory}: rules directory does not exist"])
     problems: list[str] = []
     rules: list[Rule] = []
+    expectations: list[Expectation] = []
     channel_specs: dict[str, tuple[Path, Any]] = {}
     for path in rule_files(directory):
         try:
@@ -124,6 +126,15 @@ def load_rules(directory: Path, env: Mapping[str, str], *, timezone: str = "UTC"
             channel_specs[name] = (path, {"webhook_url": url})
         for name, spec in _as_dict(data.get("CHANNELS", {}), path, "CHANNELS", problems).items():
             channel_specs[name] = (path, spec)
+        raw_expect = data.get("EXPECT", [])
+        if not isinstance(raw_expect, list):
+            problems.append(f"{path}: EXPECT must be a list of tables")
+            raw_expect = []
+        for index, raw in enumerate(raw_expect):
+            expectation, errors = expectation_from_dict(raw, path, index)
+            problems.extend(errors)
+            if expectation is not None:
+                expectations.append(expectation)
         raw_rules = data.get("ALERT_RULES", [])
         if not isinstance(raw_rules, list):
             problems.append(f"{path}: ALERT_RULES must be a list of rule tables")
@@ -133,6 +144,13 @@ def load_rules(directory: Path, env: Mapping[str, str], *, timezone: str = "UTC"
             problems.extend(errors)
             if rule is not None:
                 rules.append(rule)
+    paths: set[str] = set()
+    for expectation in expectations:
+        if expectation.item_path in paths:
+            problems.append(
+                f"{expectation.source}: expect {expectation.item_path!r}: declared twice"
+            )
+        paths.add(expectation.item_path)
     seen: dict[str, str] = {}
     for rule in rules:
         if rule.name in seen:
@@ -159,6 +177,7 @@ def load_rules(directory: Path, env: Mapping[str, str], *, timezone: str = "UTC"
         raise RulesInvalid(problems)
     return RuleSet(
         rules=tuple(rules),
+        expectations=tuple(expectations),
         channels=channels,
         unconfigured=unconfigured,
         warnings=tuple(dict.fromkeys(warnings)),

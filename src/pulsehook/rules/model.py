@@ -49,12 +49,33 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Expectation:
+    """Something that must report on a schedule: a workflow, or a heartbeat path."""
+
+    owner: str
+    repo: str  # the repository name
+    workflow: str | None  # a workflow of the repository ...
+    path: str | None  # ... or a heartbeat path, as a pulseox spec has it
+    schedule: timedelta | str  # a duration, or a cron string
+    grace: timedelta = timedelta(0)
+    note: str | None = None
+    source: str = ""
+
+    @property
+    def item_path(self) -> str:
+        if self.workflow is not None:
+            return f"{self.owner}/{self.repo}/actions/{self.workflow}"
+        return f"{self.owner}/{self.repo}/{self.path}"
+
+
+@dataclass(frozen=True)
 class RuleSet:
     rules: tuple[Rule, ...] = ()
     channels: dict[str, ChannelConfig] = field(default_factory=dict)
     # Channels rules name that cannot send yet (missing ${VAR}, no SMTP host...): why.
     unconfigured: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    expectations: tuple[Expectation, ...] = ()
 
     def by_fact(self, fact: str) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.fact == fact)

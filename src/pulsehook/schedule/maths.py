@@ -12,7 +12,7 @@ _SHORT = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$"
 _ISO = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 
 
-def parse_duration(value: str | int | float) -> timedelta:
+def parse_duration(value: object) -> timedelta:
     """``PT10M``, ``P1D``, ``10m``, ``1h30m``, ``2d``, or seconds as a number."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"not a duration: {value!r} (use e.g. PT10M, 10m, 1h30m, 2d)")

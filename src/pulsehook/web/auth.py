@@ -36,6 +36,7 @@ class ApiTokenMiddleware:
             self.settings.api_token is not None
             and scope["type"] == "http"
             and scope["path"].startswith(PROTECTED)
+            and not scope["path"].startswith(EXEMPT)
         ):
             try:
                 require_token(Request(scope), self.settings)
@@ -47,3 +48,5 @@ class ApiTokenMiddleware:
 
 
 PROTECTED = ("/api/",)
+# Heartbeats carry their own token (PULSEHOOK_HEARTBEAT_TOKENS).
+EXEMPT = ("/api/v1/heartbeats/",)

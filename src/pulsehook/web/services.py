@@ -14,6 +14,7 @@ from ..rules.model import RuleSet
 from ..schedule.runner import Scheduler
 from ..settings import Settings
 from ..store.db import Readers, Writer
+from ..summary.service import Summarizer
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Services:
     rules: RuleSet
     dispatcher: Dispatcher
     scheduler: Scheduler
+    summarizer: Summarizer
     worker_task: asyncio.Task[None] | None = None
 
     def worker_running(self) -> bool:

@@ -1,0 +1,1 @@
+"""The pulseox-compatible status summary."""

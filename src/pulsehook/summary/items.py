@@ -1,0 +1,158 @@
+"""The summary_items table: reading and writing items, keeping deadlines current."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..clock import iso
+from ..facts import Build
+from ..rules.model import Expectation
+from ..schedule.maths import iso_duration, parse_duration, valid_cron
+from .model import Item, due
+
+# Conclusions that say nothing about a workflow's health: the item keeps its report.
+NEUTRAL = frozenset({"cancelled", "skipped", "neutral", "stale", "action_required"})
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _schedule_text(schedule: timedelta | str | None) -> str | None:
+    if schedule is None:
+        return None
+    return iso_duration(schedule) if isinstance(schedule, timedelta) else schedule
+
+
+def _schedule(text: str | None) -> timedelta | str | None:
+    if text is None:
+        return None
+    return text if valid_cron(text) and " " in text else parse_duration(text)
+
+
+def from_row(row: dict[str, Any]) -> Item:
+    return Item(
+        path=row["path"],
+        owner=row["owner"],
+        repo=row["repo"],
+        kind=row["kind"],
+        link=row["link"],
+        report=row["report"],
+        note=row["note"],
+        updated=_time(row["updated"]),
+        schedule=_schedule(row["schedule"]),
+        grace=timedelta(seconds=row["grace_s"]),
+    )
+
+
+def load_all(db: Database) -> list[tuple[Item, dict[str, Any]]]:
+    return [(from_row(r), r) for r in db.query("SELECT * FROM summary_items ORDER BY path")]
+
+
+def _refresh_due(db: Database, path: str, tz: str) -> None:
+    row = next(db.query("SELECT * FROM summary_items WHERE path = ?", (path,)), None)
+    if row is None:
+        return
+    deadline = due(from_row(row), tz, created=_time(row["created_at"]))
+    db.execute(
+        "UPDATE summary_items SET due_at = ? WHERE path = ?",
+        (iso(deadline) if deadline else None, path),
+    )
+
+
+def record_report(
+    db: Database,
+    *,
+    path: str,
+    owner: str,
+    repo: str,
+    kind: str,
+    report: str,
+    note: str | None,
+    at: datetime,
+    link: str | None,
+    now: datetime,
+    tz: str,
+) -> bool:
+    """Store a report for an item (creating it); older reports than the stored one lose."""
+    cursor = db.execute(
+        "INSERT INTO summary_items (path, owner, repo, kind, link, report, note, updated,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET"
+        " report = excluded.report, note = excluded.note, updated = excluded.updated,"
+        " link = coalesce(excluded.link, summary_items.link)"
+        " WHERE coalesce(summary_items.updated, '') <= excluded.updated",
+        (path, owner, repo, kind, link, report, note, iso(at), iso(now)),
+    )
+    if cursor.rowcount:
+        _refresh_due(db, path, tz)
+    return bool(cursor.rowcount)
+
+
+def record_build(db: Database, build: Build, *, now: datetime, tz: str) -> bool:
+    """A completed default-branch run is the report of its workflow's item."""
+    if (
+        not build.default_branch
+        or build.source == "workflow_job"
+        or build.completed_at is None
+        or build.status in NEUTRAL
+    ):
+        return False
+    owner, _, name = build.repo.partition("/")
+    at = _time(build.completed_at) or now
+    return record_report(
+        db,
+        path=f"{build.repo}/actions/{build.workflow}",
+        owner=owner,
+        repo=name,
+        kind="workflow",
+        report="GOOD" if build.status == "success" else "BAD",
+        note=f"{build.status} ({build.event})" if build.event else build.status,
+        at=at,
+        link=build.url,
+        now=now,
+        tz=tz,
+    )
+
+
+def sync_expectations(
+    db: Database, expectations: tuple[Expectation, ...], *, now: datetime, tz: str
+) -> None:
+    """Make the declared items match the rules: schedules set, dropped ones undeclared."""
+    declared = {e.item_path for e in expectations}
+    for row in list(db.query("SELECT path FROM summary_items WHERE declared = 1")):
+        if row["path"] not in declared:
+            db.execute(
+                "UPDATE summary_items SET declared = 0, schedule = NULL, grace_s = 0"
+                " WHERE path = ?",
+                (row["path"],),
+            )
+            _refresh_due(db, row["path"], tz)
+    for e in expectations:
+        db.execute(
+            "INSERT INTO summary_items (path, owner, repo, kind, note, schedule, grace_s,"
+            " declared, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)"
+            " ON CONFLICT(path) DO UPDATE SET schedule = excluded.schedule,"
+            " grace_s = excluded.grace_s, declared = 1",
+            (
+                e.item_path,
+                e.owner,
+                e.repo,
+                "workflow" if e.workflow else "heartbeat",
+                e.note,
+                _schedule_text(e.schedule),
+                int(e.grace.total_seconds()),
+                iso(now),
+            ),
+        )
+        _refresh_due(db, e.item_path, tz)
+
+
+def next_deadline(db: Database, now: datetime) -> datetime | None:
+    """The next time an item would turn MISSING: when the summary must be redone."""
+    row = next(
+        db.query("SELECT min(due_at) AS at FROM summary_items WHERE due_at > ?", (iso(now),)), None
+    )
+    return _time(row["at"]) if row and row["at"] else None

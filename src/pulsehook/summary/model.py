@@ -1,0 +1,75 @@
+"""Summary items and their status, as pulseox computes it (pure).
+
+An item is a workflow of a repository, a declared expectation, or a heartbeat.
+Status: ERROR for a BAD report; MISSING when a scheduled item has not reported
+within its schedule plus grace (or never reported); OK otherwise. Items without
+a schedule are never MISSING.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from ..schedule.maths import next_due
+
+STATUSES = ("ERROR", "MISSING", "OK")
+REPORTS = ("GOOD", "BAD", "NOT_REPORTED")
+
+
+@dataclass(frozen=True)
+class Item:
+    path: str  # unique: "owner/repo/path" for heartbeats, "owner/repo/actions/Workflow"
+    owner: str
+    repo: str  # the repository name (not owner/name), as a pulseox spec has it
+    kind: str  # workflow | heartbeat
+    link: str | None = None
+    report: str = "NOT_REPORTED"
+    note: str | None = None
+    updated: datetime | None = None
+    schedule: timedelta | str | None = None  # a duration or a cron string
+    grace: timedelta = timedelta(0)
+
+    @property
+    def full_repo(self) -> str:
+        return f"{self.owner}/{self.repo}"
+
+
+def due(item: Item, tz: str = "UTC", *, created: datetime | None = None) -> datetime | None:
+    """When the item turns MISSING unless it reports again; None if it never does.
+
+    A duration counts from the last report; a cron expects a report by the
+    first cron time after the last report. An item that never reported is due
+    from ``created`` (when pulsehook first knew of it).
+    """
+    if item.schedule is None:
+        return None
+    since = item.updated or created
+    if since is None:
+        return None
+    if isinstance(item.schedule, timedelta):
+        return since + item.schedule + item.grace
+    return next_due(item.schedule, since, tz) + item.grace
+
+
+def status(item: Item, now: datetime, deadline: datetime | None) -> str:
+    """The item's status at ``now``, given its deadline from ``due()``.
+
+    A scheduled item that never reported is MISSING once its first period
+    (counted from when it was declared) plus grace is over — not before.
+    """
+    if item.report == "BAD":
+        return "ERROR"
+    if item.schedule is not None and (deadline is None or now > deadline):
+        return "MISSING"
+    return "OK"
+
+
+def reported(
+    item: Item, report: str, note: str | None, at: datetime, link: str | None = None
+) -> Item:
+    """The item after a report; unknown report words count as BAD, as pulseox does."""
+    word = report.upper() if report.upper() in REPORTS else "BAD"
+    if word != report.upper():
+        note = f"report {report!r} treated as bad" + (f": {note}" if note else "")
+    return replace(item, report=word, note=note, updated=at, link=link or item.link)
