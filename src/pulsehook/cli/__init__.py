@@ -188,6 +188,7 @@ def open_store(settings: Settings) -> Any:
     )
 
 
-from . import alerting  # noqa: E402  (registers its commands on ``main``)
+# Registers their commands on ``main``.
+from . import alerting, summary  # noqa: E402
 
-__all__ = ["alerting", "main"]
+__all__ = ["alerting", "main", "summary"]

@@ -109,6 +109,28 @@ def regenerate(
     return generated
 
 
+def preview(db: Database, *, now: datetime, target: Target, mode: str = "md") -> str:
+    """The summary as it stands now, without recording anything (for the CLI)."""
+    snapshot_items = []
+    changes: list[Change] = []
+    for item, row in items.load_all(db):
+        deadline = (
+            datetime.fromisoformat(row["due_at"].replace("Z", "+00:00")) if row["due_at"] else None
+        )
+        current = status(item, now, deadline)
+        snapshot_items.append((item, current))
+        if current != row["status"]:
+            changes.append(Change(item, row["status"], current))
+    snapshot = Snapshot(items=snapshot_items, changes=changes, generated=now)
+    if mode == "json":
+        last = next(db.query("SELECT json FROM summaries ORDER BY id DESC LIMIT 1"), None)
+        previous = json.loads(last["json"])["summary"] if last else None
+        return dashboard_json(
+            snapshot, previous, owner=target.owner, repo=target.repo, tz=target.tz
+        )
+    return text(snapshot, mode=mode, tz=target.tz)
+
+
 def write_atomically(path: Path, content: str) -> None:
     """Readers see the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)

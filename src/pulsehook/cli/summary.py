@@ -1,0 +1,36 @@
+"""``pulsehook summary``: print or publish the status summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..clock import SystemClock
+from . import _settings, main, open_store
+
+
+@main.group(invoke_without_command=True)
+@click.option("--mode", type=click.Choice(["md", "org"]), default="md", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print summary.md.json instead.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@click.pass_context
+def summary(ctx: click.Context, mode: str, as_json: bool, data_dir: Path | None) -> None:
+    """Print the current summary from the store."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from ..summary.service import Target, preview
+
+    settings = _settings(ctx, data_dir=data_dir)
+    ctx.obj["data_dir"] = data_dir
+    if not settings.db_path.exists():
+        raise click.ClickException(f"no database at {settings.db_path}")
+    target = Target(owner=settings.summary_owner, repo=settings.summary_repo, tz=settings.timezone)
+    click.echo(
+        preview(
+            open_store(settings),
+            now=SystemClock().now(),
+            target=target,
+            mode="json" if as_json else mode,
+        )
+    )
