@@ -24,6 +24,7 @@ from .schedule.maths import parse_duration
 from .schedule.runner import Scheduler
 from .settings import Settings
 from .store.db import Readers, Writer
+from .summary.publish import Publisher
 from .summary.service import FILES as SUMMARY_FILES
 from .summary.service import Summarizer
 from .summary.service import Target as SummaryTarget
@@ -43,11 +44,17 @@ def load_rule_set(settings: Settings) -> RuleSet:
     return load_rules(settings.rules_dir, os.environ, timezone=settings.timezone)
 
 
+def published(files: dict[str, str]) -> dict[str, str]:
+    """What goes to GitHub: the pair pulseox itself writes (text and JSON)."""
+    return {name: files[name] for name in ("summary.md", "summary.md.json")}
+
+
 def create_app(
     settings: Settings, *, clock: Clock | None = None, rules: RuleSet | None = None
 ) -> Starlette:
     """The app. Refuses (ConfigError) without a webhook secret or with invalid rules."""
     settings.require_secret()
+    publish_target = settings.publish_target()
     rule_set = rules if rules is not None else load_rule_set(settings)
     for warning in rule_set.warnings:
         log.warning("%s", warning)
@@ -83,6 +90,7 @@ def create_app(
             rules=rule_set,
             policy=Policy(flap=parse_duration(settings.flap_interval), timezone=settings.timezone),
         )
+        publisher = Publisher(publish_target, clock) if publish_target else None
         summarizer = Summarizer(
             writer,
             rule_set,
@@ -94,6 +102,9 @@ def create_app(
             policy=alerting.policy,
             on_notices=notices,
             debounce=settings.summary_debounce_seconds,
+            on_summary=(lambda files: publisher.offer(published(files)))
+            if publisher
+            else (lambda files: None),
         )
         worker = Worker(
             writer, clock, alerting=alerting, on_notices=notices, on_summary=summarizer.changed
@@ -114,6 +125,7 @@ def create_app(
             dispatcher=dispatcher,
             scheduler=scheduler,
             summarizer=summarizer,
+            publisher=publisher,
         )
         app.state.services = svc
         tasks: list[asyncio.Task[None]] = []
@@ -128,6 +140,8 @@ def create_app(
             start(dispatcher.run(), "pulsehook-dispatcher")
             start(scheduler.run(), "pulsehook-scheduler")
             start(summarizer.run(), "pulsehook-summary")
+            if publisher is not None:
+                start(publisher.run(), "pulsehook-publisher")
         log.info("pulsehook ready: database %s, %d rule(s)", settings.db_path, len(rule_set.rules))
         try:
             yield

@@ -9,6 +9,7 @@ at import time; ``Settings()`` is built by the CLI (or a test) and handed to
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
 from .schedule.maths import parse_duration
+from .summary.publish import Target as PublishTarget
 
 SECRET_FILE = "webhook_secret"  # noqa: S105 - a file name, not a secret
 MIB = 1024 * 1024
@@ -112,6 +114,25 @@ class Settings(BaseSettings):
             return []
         raw = self.heartbeat_tokens.get_secret_value()
         return [t.strip().encode() for t in raw.split(",") if t.strip()]
+
+    def publish_target(self) -> PublishTarget | None:
+        """Where to publish the summary, or None; ConfigError if half configured."""
+        if not self.publish_repo:
+            return None
+        owner, _, repo = self.publish_repo.partition("/")
+        if not owner or not repo:
+            raise ConfigError("PULSEHOOK_PUBLISH_REPO must be 'owner/repo'")
+        if self.github_token is None:
+            raise ConfigError("publishing the summary needs GITHUB_TOKEN")
+        return PublishTarget(
+            api_url=self.github_api_url,
+            owner=owner,
+            repo=repo,
+            directory=self.publish_directory,
+            branch=self.publish_branch,
+            token=self.github_token.get_secret_value(),
+            min_interval=timedelta(seconds=self.publish_interval_seconds),
+        )
 
     def require_secret(self) -> None:
         if not self.secrets() and not self.insecure:

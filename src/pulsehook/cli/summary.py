@@ -34,3 +34,36 @@ def summary(ctx: click.Context, mode: str, as_json: bool, data_dir: Path | None)
             mode="json" if as_json else mode,
         )
     )
+
+
+@summary.command("publish")
+@click.pass_context
+def publish(ctx: click.Context) -> None:
+    """Push the latest summary to the configured GitHub repository now."""
+    import asyncio
+
+    from ..app import published
+    from ..errors import ConfigError
+    from ..summary.publish import Publisher
+    from ..summary.service import FILES
+
+    settings = _settings(ctx, data_dir=ctx.obj.get("data_dir"))
+    try:
+        target = settings.publish_target()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if target is None:
+        raise click.ClickException("nothing to publish to: set PULSEHOOK_PUBLISH_REPO=owner/repo")
+    row = next(
+        open_store(settings).query("SELECT md, org, json FROM summaries ORDER BY id DESC LIMIT 1"),
+        None,
+    )
+    if row is None:
+        raise click.ClickException("no summary yet: start the service once")
+    publisher = Publisher(target, SystemClock())
+    publisher.offer(published(dict(zip(FILES, (row["md"], row["org"], row["json"]), strict=True))))
+    result = asyncio.run(publisher.publish_now())
+    if not result.ok:
+        raise click.ClickException(f"publishing to {target.where} failed: {result.error}")
+    changed = ", ".join(result.changed) or "nothing (already up to date)"
+    click.echo(f"published to {target.where}: {changed}")

@@ -14,6 +14,7 @@ from ..rules.model import RuleSet
 from ..schedule.runner import Scheduler
 from ..settings import Settings
 from ..store.db import Readers, Writer
+from ..summary.publish import Publisher
 from ..summary.service import Summarizer
 
 
@@ -29,6 +30,7 @@ class Services:
     dispatcher: Dispatcher
     scheduler: Scheduler
     summarizer: Summarizer
+    publisher: Publisher | None = None
     worker_task: asyncio.Task[None] | None = None
 
     def worker_running(self) -> bool:
