@@ -19,7 +19,7 @@ def summary(ctx: click.Context, mode: str, as_json: bool, data_dir: Path | None)
     """Print the current summary from the store."""
     if ctx.invoked_subcommand is not None:
         return
-    from ..summary.service import Target, preview
+    from ..summary.service import Target, preview, previous_summary
 
     settings = _settings(ctx, data_dir=data_dir)
     ctx.obj["data_dir"] = data_dir
@@ -31,6 +31,7 @@ def summary(ctx: click.Context, mode: str, as_json: bool, data_dir: Path | None)
             open_store(settings),
             now=SystemClock().now(),
             target=target,
+            previous=previous_summary(settings.data_dir),
             mode="json" if as_json else mode,
         )
     )
@@ -54,14 +55,15 @@ def publish(ctx: click.Context) -> None:
         raise click.ClickException(str(exc)) from exc
     if target is None:
         raise click.ClickException("nothing to publish to: set PULSEHOOK_PUBLISH_REPO=owner/repo")
-    row = next(
-        open_store(settings).query("SELECT md, org, json FROM summaries ORDER BY id DESC LIMIT 1"),
-        None,
-    )
-    if row is None:
-        raise click.ClickException("no summary yet: start the service once")
+    files = {
+        name: path.read_text(encoding="utf-8")
+        for name in FILES
+        if (path := settings.data_dir / name).exists()
+    }
+    if len(files) < len(FILES):
+        raise click.ClickException(f"no summary in {settings.data_dir} yet: start the service")
     publisher = Publisher(target, SystemClock())
-    publisher.offer(published(dict(zip(FILES, (row["md"], row["org"], row["json"]), strict=True))))
+    publisher.offer(published(files))
     result = asyncio.run(publisher.publish_now())
     if not result.ok:
         raise click.ClickException(f"publishing to {target.where} failed: {result.error}")

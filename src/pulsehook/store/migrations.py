@@ -240,7 +240,7 @@ MIGRATIONS: list[str] = [
         last_error_at TEXT
     );
     """,
-    # 3: the status summary — items, their last status, summaries, pulseox files.
+    # 3: the status summary — items with their last status, and pulseox report files.
     """
     CREATE TABLE summary_items (
         path TEXT PRIMARY KEY,
@@ -260,15 +260,6 @@ MIGRATIONS: list[str] = [
         status_since TEXT
     );
     CREATE INDEX summary_items_due ON summary_items(due_at);
-
-    CREATE TABLE summaries (
-        id INTEGER PRIMARY KEY,
-        generated_at TEXT NOT NULL,
-        md TEXT NOT NULL,
-        org TEXT NOT NULL,
-        json TEXT NOT NULL,
-        changes INTEGER NOT NULL
-    );
 
     CREATE TABLE pulseox_files (
         owner TEXT NOT NULL,

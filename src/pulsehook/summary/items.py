@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,7 +11,7 @@ from sqlite_utils import Database
 from ..clock import iso
 from ..facts import Build
 from ..rules.model import Expectation
-from ..schedule.maths import iso_duration, parse_duration, valid_cron
+from ..schedule.maths import iso_duration, parse_duration
 from .model import Item, due
 
 # Conclusions that say nothing about a workflow's health: the item keeps its report.
@@ -28,28 +29,60 @@ def _schedule_text(schedule: timedelta | str | None) -> str | None:
 
 
 def _schedule(text: str | None) -> timedelta | str | None:
+    # Stored as written by _schedule_text: ISO durations start with "P"; anything
+    # else is a cron string, validated when the rules were loaded.
     if text is None:
         return None
-    return text if valid_cron(text) and " " in text else parse_duration(text)
+    return parse_duration(text) if text.startswith("P") else text
 
 
-def from_row(row: dict[str, Any]) -> Item:
-    return Item(
-        path=row["path"],
-        owner=row["owner"],
-        repo=row["repo"],
-        kind=row["kind"],
-        link=row["link"],
-        report=row["report"],
-        note=row["note"],
-        updated=_time(row["updated"]),
-        schedule=_schedule(row["schedule"]),
-        grace=timedelta(seconds=row["grace_s"]),
+def from_row(row: Any) -> Item:
+    return _item(
+        row["path"],
+        row["owner"],
+        row["repo"],
+        row["kind"],
+        row["link"],
+        row["report"],
+        row["note"],
+        row["updated"],
+        row["schedule"],
+        row["grace_s"],
     )
 
 
-def load_all(db: Database) -> list[tuple[Item, dict[str, Any]]]:
-    return [(from_row(r), r) for r in db.query("SELECT * FROM summary_items ORDER BY path")]
+@functools.lru_cache(maxsize=65536)
+def _item(
+    path: str,
+    owner: str,
+    repo: str,
+    kind: str,
+    link: str | None,
+    report: str,
+    note: str | None,
+    updated: str | None,
+    schedule: str | None,
+    grace_s: int,
+) -> Item:
+    # Cached: the same row gives the same (immutable) item, without re-parsing.
+    return Item(
+        path=path,
+        owner=owner,
+        repo=repo,
+        kind=kind,
+        link=link,
+        report=report,
+        note=note,
+        updated=_time(updated),
+        schedule=_schedule(schedule),
+        grace=timedelta(seconds=grace_s),
+    )
+
+
+def load_all(db: Database) -> list[tuple[Item, Any]]:
+    """Every item with its row (``sqlite3.Row``: read by column name)."""
+    cursor = db.conn.execute("SELECT * FROM summary_items ORDER BY path")
+    return [(from_row(r), r) for r in cursor.fetchall()]
 
 
 def _refresh_due(db: Database, path: str, tz: str) -> None:

@@ -8,6 +8,7 @@ The JSON is a ``PulseOxDashboard`` document that pulseox itself loads.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ class Snapshot:
     generated: datetime | None = None
 
 
+@functools.lru_cache(maxsize=65536)
 def fmt_time(value: datetime | None, tz: str) -> str:
     if value is None:
         return "None"
@@ -48,6 +50,9 @@ def link(text: str, url: str | None, mode: str) -> str:
     return f"[{text}]({target})" if mode == "md" else f"[[{target}][{text}]]"
 
 
+# Items are frozen values: between two regenerations most are unchanged, so
+# their rendered lines and spec documents are reused instead of rebuilt.
+@functools.lru_cache(maxsize=65536)
 def entry(item: Item, note: str | None, tz: str, mode: str) -> str:
     parts = [f"- {link(item.path, item.link, mode)}"]
     if note:
@@ -86,7 +91,9 @@ def text(snapshot: Snapshot, *, mode: str = "md", tz: str = "UTC") -> str:
     return "\n\n".join([*sections, footer]) if sections else footer
 
 
+@functools.lru_cache(maxsize=65536)
 def spec(item: Item) -> dict[str, Any]:
+    """The pulseox spec of an item (cached: callers must not modify it)."""
     schedule = item.schedule if item.schedule is not None else NO_SCHEDULE
     return {
         "owner": item.owner,
@@ -99,43 +106,70 @@ def spec(item: Item) -> dict[str, Any]:
     }
 
 
-def summary_model(snapshot: Snapshot, body: str, tz: str) -> dict[str, Any]:
-    status: dict[str, dict[str, Any]] = {name: {} for name in STATUSES}
+@functools.lru_cache(maxsize=65536)
+def spec_json(item: Item) -> str:
+    return json.dumps(spec(item), separators=(",", ":"))
+
+
+def _object(pairs: list[tuple[str, str]]) -> str:
+    """A JSON object from keys and already-encoded values."""
+    return "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in pairs) + "}"
+
+
+def summary_json(snapshot: Snapshot, body: str, tz: str) -> str:
+    """pulseox's ``PulseOxSummary`` as JSON, assembled from cached per-item parts."""
+    groups: dict[str, list[tuple[str, str]]] = {name: [] for name in STATUSES}
     for item, state in snapshot.items:
-        status[state][item.path] = spec(item)
-    return {
-        "status": status,
-        "text": body,
-        "updated": snapshot.generated.isoformat() if snapshot.generated else None,
-        "show_tz": tz,
-    }
+        groups[state].append((item.path, spec_json(item)))
+    return _object(
+        [
+            ("status", _object([(name, _object(groups[name])) for name in STATUSES])),
+            ("text", json.dumps(body)),
+            ("updated", json.dumps(snapshot.generated.isoformat() if snapshot.generated else None)),
+            ("show_tz", json.dumps(tz)),
+        ]
+    )
 
 
 def dashboard_json(
-    snapshot: Snapshot, previous: dict[str, Any] | None, *, owner: str, repo: str, tz: str = "UTC"
-) -> str:
-    """``summary.md.json``: what ``PulseOxDashboard.model_validate_json`` loads.
+    snapshot: Snapshot,
+    previous: str | None,
+    *,
+    owner: str,
+    repo: str,
+    tz: str = "UTC",
+    body: str | None = None,
+) -> tuple[str, str]:
+    """``summary.md.json`` (what ``PulseOxDashboard.model_validate_json`` loads), and
+    its ``summary`` part, which the next document carries as ``previous_summary``.
 
-    ``previous`` is the ``summary`` part of the previous document, as pulseox
-    keeps it.
+    ``previous`` is that part of the previous document, as JSON text. The
+    document is assembled from per-item JSON cached between regenerations:
+    encoding 10,000 unchanged specs again would dominate the time.
     """
-    body = text(snapshot, mode="md", tz=tz)
-    prior = {c.item.path: c for c in snapshot.changes}
-    changes: dict[str, dict[str, Any]] = {name: {} for name in STATUSES}
-    for item, state in snapshot.items:
-        c = prior.get(item.path)
-        changes[state][item.path] = {
-            "current_item": spec(item),
-            "current_status": state,
-            "previous_item": spec(item) if c and c.previous else None,
-            "previous_status": c.previous if c else state,
-        }
-    document = {
-        "owner": owner,
-        "repo": repo,
-        "spec_list": [spec(i) for i, _ in snapshot.items],
-        "summary": summary_model(snapshot, body, tz),
-        "previous_summary": previous,
-        "changes": changes,
-    }
-    return json.dumps(document, indent=2)
+    body = body if body is not None else text(snapshot, mode="md", tz=tz)
+    # Only the items that changed: pulseox lists every item here, but readers
+    # use it for transitions, and 10,000 unchanged items would triple the file.
+    changes: dict[str, list[tuple[str, str]]] = {name: [] for name in STATUSES}
+    for c in snapshot.changes:
+        change = _object(
+            [
+                ("current_item", spec_json(c.item)),
+                ("current_status", json.dumps(c.current)),
+                ("previous_item", spec_json(c.item) if c.previous else "null"),
+                ("previous_status", json.dumps(c.previous)),
+            ]
+        )
+        changes[c.current].append((c.item.path, change))
+    summary = summary_json(snapshot, body, tz)
+    document = _object(
+        [
+            ("owner", json.dumps(owner)),
+            ("repo", json.dumps(repo)),
+            ("spec_list", "[" + ",".join(spec_json(i) for i, _ in snapshot.items) + "]"),
+            ("summary", summary),
+            ("previous_summary", previous or "null"),
+            ("changes", _object([(name, _object(changes[name])) for name in STATUSES])),
+        ]
+    )
+    return document, summary

@@ -2,8 +2,9 @@
 
 ``regenerate`` runs on the writer: it computes every item's status, records
 transitions (each one a ``spec`` fact for the rules, evaluated in the same
-transaction) and stores the texts. The Summarizer then writes the files
-atomically and offers them to the publisher.
+transaction) and renders the texts. The Summarizer keeps the latest in memory
+(served over HTTP), writes the files atomically and offers them to the
+publisher. The files carry the previous summary across restarts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -27,11 +29,10 @@ from ..rules.evaluate import Evaluator
 from ..rules.model import RuleSet
 from ..store.db import NORMAL, Writer
 from . import items
-from .model import status
+from .model import Item, status
 from .render import Change, Snapshot, dashboard_json, text
 
 log = logging.getLogger(__name__)
-KEEP = 50  # summaries kept in the database
 FILES = ("summary.md", "summary.org", "summary.md.json")
 
 
@@ -40,8 +41,12 @@ class Generated:
     md: str
     org: str
     json: str
+    summary_part: str  # the "summary" of the JSON: the next one's previous_summary
     changes: int
     queued: int  # notices queued by spec facts
+
+    def files(self) -> dict[str, str]:
+        return dict(zip(FILES, (self.md, self.org, self.json), strict=True))
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,23 @@ class Target:
     owner: str
     repo: str
     tz: str
+
+
+def _deadline(row: Any) -> datetime | None:
+    value = row["due_at"]
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def snapshot_of(db: Database, now: datetime) -> tuple[list[tuple[Item, str]], list[Change]]:
+    """Every item's status now, and which differ from the last summary."""
+    current: list[tuple[Item, str]] = []
+    changes: list[Change] = []
+    for item, row in items.load_all(db):
+        state = status(item, now, _deadline(row))
+        current.append((item, state))
+        if state != row["status"]:
+            changes.append(Change(item, row["status"], state))
+    return current, changes
 
 
 def regenerate(
@@ -59,76 +81,63 @@ def regenerate(
     target: Target,
     evaluator: Evaluator,
     policy: engine.Policy,
+    previous: str | None = None,
 ) -> Generated:
     at = iso(now)
-    snapshot_items = []
-    changes: list[Change] = []
+    current, changes = snapshot_of(db, now)
     facts: list[Fact] = []
-    for item, row in items.load_all(db):
-        deadline = (
-            datetime.fromisoformat(row["due_at"].replace("Z", "+00:00")) if row["due_at"] else None
+    for c in changes:
+        db.execute(
+            "UPDATE summary_items SET status = ?, status_since = ? WHERE path = ?",
+            (c.current, at, c.item.path),
         )
-        current = status(item, now, deadline)
-        snapshot_items.append((item, current))
-        previous = row["status"]
-        if current != previous:
-            changes.append(Change(item, previous, current))
-            db.execute(
-                "UPDATE summary_items SET status = ?, status_since = ? WHERE path = ?",
-                (current, at, item.path),
+        facts.append(
+            Spec(
+                path=c.item.path,
+                status=c.current,
+                previous=c.previous,
+                note=c.item.note,
+                repo=c.item.full_repo,
+                url=c.item.link,
+                at=at,
             )
-            facts.append(
-                Spec(
-                    path=item.path,
-                    status=current,
-                    previous=previous,
-                    note=item.note,
-                    repo=item.full_repo,
-                    url=item.link,
-                    at=at,
-                )
-            )
+        )
     queued = engine.evaluate(db, rules, facts, now=now, evaluator=evaluator, policy=policy)
-    snapshot = Snapshot(items=snapshot_items, changes=changes, generated=now)
-    last = next(db.query("SELECT json FROM summaries ORDER BY id DESC LIMIT 1"), None)
-    previous_model = json.loads(last["json"])["summary"] if last else None
-    generated = Generated(
-        md=text(snapshot, mode="md", tz=target.tz),
+    snapshot = Snapshot(items=current, changes=changes, generated=now)
+    md = text(snapshot, mode="md", tz=target.tz)
+    document, summary_part = dashboard_json(
+        snapshot, previous, owner=target.owner, repo=target.repo, tz=target.tz, body=md
+    )
+    return Generated(
+        md=md,
         org=text(snapshot, mode="org", tz=target.tz),
-        json=dashboard_json(
-            snapshot, previous_model, owner=target.owner, repo=target.repo, tz=target.tz
-        ),
+        json=document,
+        summary_part=summary_part,
         changes=len(changes),
         queued=queued,
     )
-    db.execute(
-        "INSERT INTO summaries (generated_at, md, org, json, changes) VALUES (?, ?, ?, ?, ?)",
-        (at, generated.md, generated.org, generated.json, generated.changes),
-    )
-    db.execute("DELETE FROM summaries WHERE id <= (SELECT max(id) FROM summaries) - ?", (KEEP,))
-    return generated
 
 
-def preview(db: Database, *, now: datetime, target: Target, mode: str = "md") -> str:
+def preview(
+    db: Database, *, now: datetime, target: Target, mode: str = "md", previous: str | None = None
+) -> str:
     """The summary as it stands now, without recording anything (for the CLI)."""
-    snapshot_items = []
-    changes: list[Change] = []
-    for item, row in items.load_all(db):
-        deadline = (
-            datetime.fromisoformat(row["due_at"].replace("Z", "+00:00")) if row["due_at"] else None
-        )
-        current = status(item, now, deadline)
-        snapshot_items.append((item, current))
-        if current != row["status"]:
-            changes.append(Change(item, row["status"], current))
-    snapshot = Snapshot(items=snapshot_items, changes=changes, generated=now)
+    current, changes = snapshot_of(db, now)
+    snapshot = Snapshot(items=current, changes=changes, generated=now)
     if mode == "json":
-        last = next(db.query("SELECT json FROM summaries ORDER BY id DESC LIMIT 1"), None)
-        previous = json.loads(last["json"])["summary"] if last else None
         return dashboard_json(
             snapshot, previous, owner=target.owner, repo=target.repo, tz=target.tz
-        )
+        )[0]
     return text(snapshot, mode=mode, tz=target.tz)
+
+
+def previous_summary(data_dir: Path) -> str | None:
+    """The ``summary`` part of the summary.md.json on disk, if there is a valid one."""
+    try:
+        document = json.loads((data_dir / "summary.md.json").read_text(encoding="utf-8"))
+        return json.dumps(document["summary"], separators=(",", ":"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def write_atomically(path: Path, content: str) -> None:
@@ -167,6 +176,7 @@ class Summarizer:
         self._on_summary = on_summary
         self._debounce = debounce
         self._wake = asyncio.Event()
+        self.latest: Generated | None = None
         self.regenerations = 0
 
     def changed(self) -> None:
@@ -183,6 +193,11 @@ class Summarizer:
 
     async def regenerate(self) -> Generated:
         now = self._clock.now()
+        previous = (
+            self.latest.summary_part
+            if self.latest
+            else await asyncio.to_thread(previous_summary, self._dir)
+        )
         generated = await self._writer.run(
             lambda db: regenerate(
                 db,
@@ -191,16 +206,17 @@ class Summarizer:
                 target=self._target,
                 evaluator=self._evaluator,
                 policy=self._policy,
+                previous=previous,
             ),
             NORMAL,
         )
+        self.latest = generated
         self.regenerations += 1
-        files = dict(zip(FILES, (generated.md, generated.org, generated.json), strict=True))
-        for name, content in files.items():
+        for name, content in generated.files().items():
             await asyncio.to_thread(write_atomically, self._dir / name, content)
         if generated.queued:
             self._on_notices()
-        self._on_summary(files)
+        self._on_summary(generated.files())
         return generated
 
     async def seconds_to_deadline(self) -> float:

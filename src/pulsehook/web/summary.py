@@ -19,17 +19,11 @@ MEDIA = {
     "summary.org": "text/plain; charset=utf-8",
     "summary.md.json": "application/json",
 }
-COLUMN = {"summary.md": "md", "summary.org": "org", "summary.md.json": "json"}
 
 
 async def latest(request: Request, name: str) -> str | None:
-    column = COLUMN[name]
-    row = await services(request).readers.run(
-        lambda db: next(
-            db.query(f"SELECT {column} AS body FROM summaries ORDER BY id DESC LIMIT 1"), None
-        )
-    )
-    return str(row["body"]) if row else None
+    generated = services(request).summarizer.latest
+    return generated.files()[name] if generated else None
 
 
 async def serve_summary(request: Request) -> Response:
