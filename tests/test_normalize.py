@@ -44,6 +44,9 @@ SUPPORTED = {
     "installation",
     "installation_repositories",
     "ping",
+    # pulsehook's own events (scan findings, CI reports), stored like deliveries
+    "pulsehook.profile",
+    "pulsehook.report",
 }
 
 
@@ -1062,6 +1065,7 @@ def test_ping_fact_dict_lists_events() -> None:
         "target": "Repository",
         "repo": "Octocoders/Hello-World",
         "at": "2019-05-15T15:20:49Z",
+        "org": None,
     }
 
 
@@ -1094,6 +1098,7 @@ def test_ping_organization_hook() -> None:
             target="Organization",
             repo=None,
             at="2020-12-06T00:30:50Z",
+            org="Octocoders",
         )
     ]
 

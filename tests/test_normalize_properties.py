@@ -100,7 +100,9 @@ def outcome(event: str, data: Any) -> list[Any] | type[UnsupportedEvent]:
 
 
 def test_real_payloads_cover_every_supported_event() -> None:
-    assert {event_of(name) for name in REAL_NAMES} == set(EVENTS)
+    # pulsehook's own events (scan findings, CI reports) have no GitHub example.
+    github_events = {e for e in EVENTS if not e.startswith("pulsehook.")}
+    assert {event_of(name) for name in REAL_NAMES} == github_events
 
 
 @pytest.mark.parametrize("name", REAL_NAMES)

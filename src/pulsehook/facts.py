@@ -148,6 +148,20 @@ class HookPing:
     target: str | None
     repo: str | None
     at: str | None
+    org: str | None = None  # the organisation, for an organisation's hook
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a scan learned of a repository: documentation and Dependabot (internal)."""
+
+    name: ClassVar[str] = "profile"
+    repo: str
+    repo_id: int | None
+    readme: bool | None
+    api_docs: bool | None
+    dependabot: bool | None
+    at: str | None
 
 
 @dataclass(frozen=True)
@@ -177,11 +191,24 @@ class Health:
     at: str | None
 
 
-Fact = Build | Vulnerability | Coverage | Dependency | Push | Repo | HookPing | Spec | Health
+Fact = (
+    Build | Vulnerability | Coverage | Dependency | Push | Repo | HookPing | Profile | Spec | Health
+)
 
 FACT_TYPES: dict[str, type[Any]] = {
     t.name: t
-    for t in (Build, Vulnerability, Coverage, Dependency, Push, Repo, HookPing, Spec, Health)
+    for t in (
+        Build,
+        Vulnerability,
+        Coverage,
+        Dependency,
+        Push,
+        Repo,
+        HookPing,
+        Profile,
+        Spec,
+        Health,
+    )
 }
 
 # The facts alert rules can speak of (``hook`` is bookkeeping, not for rules).

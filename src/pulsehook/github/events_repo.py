@@ -158,6 +158,7 @@ def ping(payload: Json) -> list[Fact]:
             content_type=text(hook, "config", "content_type"),
             target=text(hook, "type"),
             repo=text(payload, "repository", "full_name"),
+            org=text(payload, "organization", "login"),
             at=timestamp(hook.get("updated_at") or hook.get("created_at")),
         )
     ]

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import UnsupportedEvent
 from ..facts import Fact, Repo
-from . import events_ci, events_repo, events_security
+from . import events_ci, events_pulsehook, events_repo, events_security
 
 Normalizer = Callable[[dict[str, Any]], list[Fact]]
 
@@ -31,6 +31,8 @@ NORMALIZERS: dict[str, Normalizer] = {
     "installation": events_repo.installation,
     "installation_repositories": events_repo.installation_repositories,
     "ping": events_repo.ping,
+    "pulsehook.profile": events_pulsehook.profile,
+    "pulsehook.report": events_pulsehook.report,
 }
 
 

@@ -120,19 +120,21 @@ def record_hook(
     repo: str | None,
     ping_at: str | None,
     delivery_at: str,
+    org: str | None = None,
 ) -> None:
     """Remember a hook: from its ping (events, content type) or any delivery's header."""
     db.execute(
-        "INSERT INTO hooks (hook_id, events, content_type, target, repo, last_ping_at,"
-        " last_delivery_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(hook_id) DO UPDATE SET"
+        "INSERT INTO hooks (hook_id, events, content_type, target, repo, org, last_ping_at,"
+        " last_delivery_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(hook_id) DO UPDATE SET"
         " events = CASE WHEN excluded.last_ping_at IS NOT NULL THEN excluded.events"
         "   ELSE hooks.events END,"
         " content_type = coalesce(excluded.content_type, hooks.content_type),"
         " target = coalesce(excluded.target, hooks.target),"
         " repo = coalesce(excluded.repo, hooks.repo),"
+        " org = coalesce(excluded.org, hooks.org),"
         " last_ping_at = coalesce(excluded.last_ping_at, hooks.last_ping_at),"
         " last_delivery_at = max(coalesce(hooks.last_delivery_at, ''), excluded.last_delivery_at)",
-        (hook_id, json.dumps(events or []), content_type, target, repo, ping_at, delivery_at),
+        (hook_id, json.dumps(events or []), content_type, target, repo, org, ping_at, delivery_at),
     )
 
 

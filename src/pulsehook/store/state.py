@@ -12,7 +12,17 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..facts import Build, Coverage, Dependency, Fact, HookPing, Push, Repo, Vulnerability
+from ..facts import (
+    Build,
+    Coverage,
+    Dependency,
+    Fact,
+    HookPing,
+    Profile,
+    Push,
+    Repo,
+    Vulnerability,
+)
 from .deliveries import record_hook
 
 
@@ -205,7 +215,9 @@ def _repo(db: Database, r: Repo, repo_id: int) -> None:
         )
     elif flags:
         db.execute(f"UPDATE repositories SET {flags} WHERE id = ?", (repo_id,))
-    elif r.action in ("created", "edited", "renamed", "transferred") and r.default_branch:
+    elif (
+        r.action in ("created", "edited", "renamed", "transferred", "scanned") and r.default_branch
+    ):
         # Payloads carry the full repository object: its flags are current.
         db.execute(
             "UPDATE repositories SET archived = ?, private = ?, deleted = 0 WHERE id = ?",
@@ -226,6 +238,7 @@ def apply(db: Database, facts: list[Fact], *, now: str, hook_id: int | None = No
                     content_type=fact.content_type,
                     target=fact.target,
                     repo=fact.repo,
+                    org=fact.org,
                     ping_at=fact.at or now,
                     delivery_at=now,
                 )
@@ -246,5 +259,12 @@ def apply(db: Database, facts: list[Fact], *, now: str, hook_id: int | None = No
             _push(db, fact, repo_id)
         elif isinstance(fact, Repo):
             _repo(db, fact, repo_id)
+        elif isinstance(fact, Profile):
+            db.execute(
+                "UPDATE repositories SET readme = coalesce(?, readme),"
+                " api_docs = coalesce(?, api_docs), dependabot = coalesce(?, dependabot),"
+                " profile_checked_at = ? WHERE id = ?",
+                (fact.readme, fact.api_docs, fact.dependabot, fact.at or now, repo_id),
+            )
         out.append(fact)
     return out

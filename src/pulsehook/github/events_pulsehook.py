@@ -1,0 +1,84 @@
+"""pulsehook's own events, stored like deliveries so they share the same path (pure).
+
+- ``pulsehook.profile``: a scan's findings on documentation and Dependabot.
+- ``pulsehook.report``: a CI job's report (``POST /api/v1/report``): a build,
+  and optionally a coverage figure, for what webhooks cannot tell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from ..facts import Build, Coverage, Fact, Profile
+from .payload import Json, integer, obj, repository, text, timestamp
+
+
+def _maybe_bool(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def profile(payload: Json) -> list[Fact]:
+    full_name, repo_id, _ = repository(payload)
+    return [
+        Profile(
+            repo=full_name,
+            repo_id=repo_id,
+            readme=_maybe_bool(payload.get("readme")),
+            api_docs=_maybe_bool(payload.get("api_docs")),
+            dependabot=_maybe_bool(payload.get("dependabot")),
+            at=timestamp(payload.get("checked_at")),
+        )
+    ]
+
+
+def report(payload: Json) -> list[Fact]:
+    full_name, repo_id, default = repository(payload)
+    branch = text(payload, "branch") or default
+    at = timestamp(payload.get("at"))
+    workflow = text(payload, "workflow") or text(payload, "job") or "report"
+    facts: list[Fact] = []
+    status = text(payload, "status")
+    if status:
+        # A stable id per report, so a retried POST updates rather than duplicates.
+        run_id = integer(payload, "run_id") or int(
+            hashlib.sha1(
+                f"{full_name}|{workflow}|{text(payload, 'id')}".encode(), usedforsecurity=False
+            ).hexdigest()[:12],
+            16,
+        )
+        facts.append(
+            Build(
+                repo=full_name,
+                repo_id=repo_id,
+                workflow=workflow,
+                branch=branch,
+                default_branch=branch is not None and branch == default,
+                status=status,
+                event="report",
+                run_id=run_id,
+                attempt=integer(payload, "attempt") or 1,
+                url=text(payload, "url"),
+                started_at=at,
+                completed_at=at,
+                actor=text(obj(payload, "sender"), "login"),
+                head_sha=text(payload, "sha"),
+                source="report",
+                updated_at=at,
+            )
+        )
+    value = payload.get("coverage")
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 100:
+        facts.append(
+            Coverage(
+                repo=full_name,
+                repo_id=repo_id,
+                branch=branch,
+                sha=text(payload, "sha"),
+                value=float(value),
+                delta=None,
+                url=text(payload, "url"),
+                at=at,
+                source="api",
+            )
+        )
+    return facts
