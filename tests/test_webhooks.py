@@ -56,7 +56,8 @@ def test_accepted_delivery_is_stored_then_processed(
     assert stored(settings) == [("g-1", "workflow_run", "processed")]
     repos = client.get("/api/v1/repos").json()["repos"]
     assert [r["name"] for r in repos] == ["octo-org/octo-repo"]
-    assert repos[0]["build"]["state"] == "success"
+    assert repos[0]["metrics"]["build_status"] == "success"
+    assert repos[0]["details"]["build"]["workflows"][0]["workflow"] == "test"
 
 
 def test_wrong_signature_is_401_and_nothing_stored(

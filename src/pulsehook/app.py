@@ -28,7 +28,7 @@ from .summary.publish import Publisher
 from .summary.service import FILES as SUMMARY_FILES
 from .summary.service import Summarizer
 from .summary.service import Target as SummaryTarget
-from .web import alerts_api, api, pulseox, summary, webhooks
+from .web import alerts_api, api, metrics, pulseox, report, summary, webhooks
 from .web.auth import ApiTokenMiddleware
 from .web.responses import EXCEPTION_HANDLERS
 from .web.services import Services
@@ -160,8 +160,9 @@ def create_app(
             Route("/webhooks/github", webhooks.receive, methods=["POST"]),
             Route("/healthz", api.healthz, methods=["GET"]),
             Route("/api/v1/deliveries", api.list_deliveries, methods=["GET"]),
-            Route("/api/v1/repos", api.list_repos, methods=["GET"]),
+            *metrics.ROUTES,
             *alerts_api.ROUTES,
+            Route("/api/v1/report", report.report, methods=["POST"]),
             Route(
                 "/api/v1/heartbeats/{owner}/{repo}/{path:path}", summary.heartbeat, methods=["POST"]
             ),

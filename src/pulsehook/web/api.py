@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse
 
 from .. import __version__
 from ..errors import BadRequest, StorageUnavailable
-from ..store import deliveries, queries
+from ..store import deliveries
 from .responses import error
 from .services import services
 
@@ -57,9 +57,3 @@ async def list_deliveries(request: Request) -> JSONResponse:
             "next_before": rows[-1]["id"] if len(rows) == limit else None,
         }
     )
-
-
-async def list_repos(request: Request) -> JSONResponse:
-    svc = services(request)
-    rows = await svc.readers.run(queries.repos)
-    return JSONResponse({"repos": rows, "count": len(rows)})

@@ -1,0 +1,192 @@
+"""Read-side queries for the metrics API (reader connections; no writes)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..clock import iso
+from .queries import repos as repo_rows
+
+STALE_AFTER = timedelta(hours=24)
+
+
+def _stale(at: str | None, now: datetime) -> bool:
+    if not at:
+        return True
+    return datetime.fromisoformat(at.replace("Z", "+00:00")) < now - STALE_AFTER
+
+
+def health_rows(db: Database) -> dict[int, dict[str, Any]]:
+    return {r["repo_id"]: r for r in db.query("SELECT * FROM health")}
+
+
+def seed_shape(
+    summary: dict[str, Any], health: dict[str, Any] | None, now: datetime
+) -> dict[str, Any]:
+    """One repository in the seed's response shape, plus pulsehook's details."""
+    vulns = summary["vulnerabilities"]
+    outdated = summary["dependency_prs"]["open"]
+    coverage = summary["coverage"]
+    seen = max(
+        filter(
+            None,
+            [
+                summary.get("last_push_at"),
+                summary.get("last_activity_at"),
+                health["computed_at"] if health else None,
+            ],
+        ),
+        default=None,
+    )
+    return {
+        "name": summary["name"],
+        "health_score": health["score"] if health else None,
+        "metrics": {
+            "build_status": summary["build"]["state"],
+            "coverage": coverage["value"] if coverage else None,
+            "dependencies": {
+                "total": vulns["open"] + outdated,
+                "outdated": outdated,
+                "vulnerable": vulns["open"],
+            },
+            "last_commit": summary["last_activity_at"] or summary["last_push_at"],
+        },
+        "archived": summary["archived"],
+        "url": summary["url"],
+        "warnings": json.loads(health["warnings"]) if health else [],
+        "stale": _stale(seen, now),
+        "details": summary,
+    }
+
+
+def all_repos(db: Database, now: datetime) -> list[dict[str, Any]]:
+    health = health_rows(db)
+    return [seed_shape(r, health.get(r["id"]), now) for r in repo_rows(db)]
+
+
+def find_repo(db: Database, name: str) -> dict[str, Any] | None:
+    return next(
+        db.query(
+            "SELECT id, full_name FROM repositories WHERE full_name = ? ORDER BY deleted LIMIT 1",
+            (name,),
+        ),
+        None,
+    )
+
+
+def repo_metrics(db: Database, repo_id: int, *, days: int = 90, now: datetime) -> dict[str, Any]:
+    row = next(db.query("SELECT * FROM health WHERE repo_id = ?", (repo_id,)), None)
+    history = [
+        {"at": h["at"], "score": h["score"], "formula_version": h["formula_version"]}
+        for h in db.query(
+            "SELECT at, score, formula_version FROM health_history"
+            " WHERE repo_id = ? AND at >= ? ORDER BY at",
+            (repo_id, iso(now - timedelta(days=days))),
+        )
+    ]
+    return {
+        "health_score": row["score"] if row else None,
+        "formula_version": row["formula_version"] if row else None,
+        "computed_at": row["computed_at"] if row else None,
+        "components": json.loads(row["components"]) if row else {},
+        "warnings": json.loads(row["warnings"]) if row else [],
+        "history": history,
+        "stale": _stale(row["computed_at"] if row else None, now),
+    }
+
+
+def overview(db: Database, now: datetime) -> dict[str, Any]:
+    repos = all_repos(db, now)
+    scores = [r["health_score"] for r in repos if r["health_score"] is not None]
+    builds: dict[str, int] = {}
+    for r in repos:
+        state = r["metrics"]["build_status"] or "unknown"
+        builds[state] = builds.get(state, 0) + 1
+    severities = {
+        s["severity"]: s["n"]
+        for s in db.query(
+            "SELECT severity, count(*) AS n FROM vulnerabilities WHERE state = 'open'"
+            " GROUP BY severity"
+        )
+    }
+    statuses = {
+        s["status"]: s["n"]
+        for s in db.query("SELECT status, count(*) AS n FROM summary_items GROUP BY status")
+    }
+    firing = next(db.query("SELECT count(*) AS n FROM alerts WHERE state = 'firing'"))["n"]
+    return {
+        "repositories": len(repos),
+        "health_score": round(sum(scores) / len(scores), 1) if scores else None,
+        "scored": len(scores),
+        "lowest": sorted(
+            (
+                {"name": r["name"], "health_score": r["health_score"]}
+                for r in repos
+                if r["health_score"] is not None
+            ),
+            key=lambda r: r["health_score"],
+        )[:5],
+        "builds": builds,
+        "vulnerabilities": {s: severities.get(s, 0) for s in ("critical", "high", "medium", "low")},
+        "summary": {s: statuses.get(s, 0) for s in ("ERROR", "MISSING", "OK")},
+        "alerts_firing": firing,
+        "stale": sum(1 for r in repos if r["stale"]),
+        "generated_at": iso(now),
+    }
+
+
+def vulnerabilities(
+    db: Database,
+    *,
+    severity: str | None,
+    state: str | None,
+    repo: str | None,
+    package: str | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    where, params = [], []
+    for column, value in (
+        ("v.severity", severity),
+        ("v.state", state),
+        ("r.full_name", repo),
+        ("v.package", package),
+    ):
+        if value:
+            where.append(f"{column} = ?")
+            params.append(value)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    return list(
+        db.query(
+            "SELECT r.full_name AS repo, v.number, v.state, v.severity, v.package, v.ecosystem,"
+            " v.manifest, v.ghsa_id, v.cve_id, v.summary, v.description, v.url, v.created_at,"
+            " v.updated_at, v.fixed_at, v.dismissed_at FROM vulnerabilities v"
+            f" JOIN repositories r ON r.id = v.repo_id {clause}"
+            " ORDER BY CASE v.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1"
+            " WHEN 'medium' THEN 2 ELSE 3 END, v.updated_at DESC LIMIT ?",
+            (*params, limit),
+        )
+    )
+
+
+def builds(
+    db: Database, *, repo: str | None, branch: str | None, status: str | None, limit: int
+) -> list[dict[str, Any]]:
+    where, params = ["b.source != 'workflow_job'"], []
+    for column, value in (("r.full_name", repo), ("b.branch", branch), ("b.status", status)):
+        if value:
+            where.append(f"{column} = ?")
+            params.append(value)
+    return list(
+        db.query(
+            "SELECT r.full_name AS repo, b.workflow, b.branch, b.default_branch, b.status,"
+            " b.event, b.run_id, b.attempt, b.url, b.started_at, b.completed_at, b.actor,"
+            " b.head_sha, b.source FROM builds b JOIN repositories r ON r.id = b.repo_id"
+            f" WHERE {' AND '.join(where)}"
+            " ORDER BY coalesce(b.completed_at, b.updated_at) DESC LIMIT ?",
+            (*params, limit),
+        )
+    )
