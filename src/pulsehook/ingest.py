@@ -29,6 +29,7 @@ from .github.normalize import normalize, snapshot
 from .rules.evaluate import Evaluator
 from .rules.model import RuleSet
 from .store import deliveries, state
+from .store import health as health_store
 from .store.db import NORMAL, URGENT, Writer
 from .store.deliveries import Delivery
 from .store.migrations import DERIVED_TABLES
@@ -137,6 +138,14 @@ def process_one(
         )
         if alerting is not None:
             alerting.summary_changes += reports
+        # Scores move with the facts that feed them; a change is itself a fact.
+        touched = sorted(
+            {repo_id for f in facts if isinstance(repo_id := getattr(f, "repo_id", None), int)}
+        )
+        for repo_id in touched:
+            scored = health_store.recompute(db, repo_id, moment)
+            if scored is not None:
+                facts.append(scored)
         if alerting is not None and clock_now is not None:
             alerting.queued += engine.evaluate(
                 db,

@@ -6,18 +6,37 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlite_utils import Database
 
 from ..alerts import digest, engine
-from ..clock import Clock
+from ..clock import Clock, iso
+from ..facts import Fact
+from ..rules.evaluate import Evaluator
 from ..rules.model import RuleSet
+from ..store import health as health_store
 from ..store.db import NORMAL, Writer
 
 log = logging.getLogger(__name__)
 
 MAX_SLEEP = 30.0  # also bounds how late a newly held notice can be picked up
+
+
+def daily_due(db: Database, name: str, now: datetime) -> bool:
+    """True once per day per name (and at first sight); records the run."""
+    row = next(
+        db.query("SELECT last_run_at FROM schedule_marks WHERE name = ?", (f"daily:{name}",)), None
+    )
+    if row and now - datetime.fromisoformat(row["last_run_at"].replace("Z", "+00:00")) < timedelta(
+        days=1
+    ):
+        return False
+    db.execute(
+        "INSERT OR REPLACE INTO schedule_marks (name, last_run_at) VALUES (?, ?)",
+        (f"daily:{name}", iso(now)),
+    )
+    return True
 
 
 class Scheduler:
@@ -29,7 +48,10 @@ class Scheduler:
         *,
         timezone: str,
         on_notices: Callable[[], None],
+        policy: engine.Policy | None = None,
     ) -> None:
+        self._evaluator = Evaluator()
+        self._policy = policy or engine.Policy(timezone=timezone)
         self._writer = writer
         self._rules = rules
         self._clock = clock
@@ -45,9 +67,15 @@ class Scheduler:
         now = self._clock.now()
 
         def job(db: Database) -> int:
-            return engine.release_held(db, self._rules, now=now) + digest.run_due(
-                db, self._rules, now=now, tz=self._tz
-            )
+            queued = engine.release_held(db, self._rules, now=now)
+            queued += digest.run_due(db, self._rules, now=now, tz=self._tz)
+            if daily_due(db, "health", now):
+                # Scores age (activity) without any event: rescore everything daily.
+                facts: list[Fact] = list(health_store.recompute_all(db, now))
+                queued += engine.evaluate(
+                    db, self._rules, facts, now=now, evaluator=self._evaluator, policy=self._policy
+                )
+            return queued
 
         queued = await self._writer.run(job, NORMAL)
         if queued:

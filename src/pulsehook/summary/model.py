@@ -34,6 +34,12 @@ class Item:
     def full_repo(self) -> str:
         return f"{self.owner}/{self.repo}"
 
+    @property
+    def file(self) -> str:
+        """The path within the repository, as a pulseox spec names it."""
+        prefix = f"{self.full_repo}/"
+        return self.path[len(prefix) :] if self.path.startswith(prefix) else self.path
+
 
 def due(item: Item, tz: str = "UTC", *, created: datetime | None = None) -> datetime | None:
     """When the item turns MISSING unless it reports again; None if it never does.

@@ -98,7 +98,8 @@ def spec(item: Item) -> dict[str, Any]:
     return {
         "owner": item.owner,
         "repo": item.repo,
-        "path": item.path,
+        # Within the repository, so pulseox re-reading the spec finds its file here.
+        "path": item.file,
         "schedule": iso_duration(schedule) if isinstance(schedule, timedelta) else schedule,
         "note": item.note,
         "report": item.report,

@@ -1,0 +1,325 @@
+"""A small client for GitHub's REST API: pagination, ETags and rate limits.
+
+One request at a time (GitHub asks integrations not to make concurrent requests).
+GETs are conditional: the last ETag seen for a URL is sent as ``If-None-Match`` and
+a 304 (which costs no rate limit) hands back the body remembered with it. Rate limits
+are waited out with the injected clock and sleep, never past ``max_wait``; without a
+token a limit is final (60 requests an hour), so it fails at once with a clear error.
+The token is only ever put in the Authorization header: never in a log line or error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from ..clock import Clock, SystemClock
+from ..errors import PulsehookError
+
+log = logging.getLogger(__name__)
+
+API_URL = "https://api.github.com"
+API_VERSION = "2022-11-28"
+UNAUTHENTICATED_LIMIT = "GitHub API rate limit exceeded — set GITHUB_TOKEN"
+SECONDARY_WAIT = 60.0  # GitHub: without retry-after, wait at least a minute
+RESET_MARGIN = 1.0  # the reset epoch is rounded down; a second more avoids one wasted retry
+SERVER_BACKOFF = 2.0  # 502/503/504: 2 s, then 4 s, ...
+SHORT = 200  # characters of GitHub's message kept in an error
+
+Sleep = Callable[[float], Awaitable[None]]
+
+_LINK = re.compile(r'<([^>]*)>\s*;\s*rel="([^"]*)"')
+
+
+class GitHubError(PulsehookError):
+    """A GitHub API request failed; ``status`` is the HTTP status, if there was an answer."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RateLimited(GitHubError):
+    """The rate limit cannot be waited out here: every further request would fail too."""
+
+
+class EtagStore(Protocol):
+    """Somewhere ETags (and the bodies they stand for) outlive the process."""
+
+    def get(self, url: str) -> tuple[str, Any] | None: ...
+
+    def put(self, url: str, etag: str, body: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class Response:
+    """An answer, decoded. ``cached``: GitHub said 304 and ``body`` is the remembered one."""
+
+    status: int
+    body: Any
+    headers: httpx.Headers
+    url: str
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def message(self) -> str:
+        """GitHub's error message (``{"message": ...}``), shortened, or ""."""
+        text = self.body.get("message") if isinstance(self.body, dict) else None
+        return " ".join(str(text or "").split())[:SHORT]
+
+    def link(self, rel: str = "next") -> str | None:
+        for url, rels in _LINK.findall(self.headers.get("link", "")):
+            if rel in rels.split():
+                return str(url)
+        return None
+
+
+def _decode(rsp: httpx.Response) -> Any:
+    if not rsp.content:
+        return None
+    try:
+        return rsp.json()
+    except ValueError:
+        return {"message": rsp.text}
+
+
+class GitHubClient:
+    def __init__(
+        self,
+        *,
+        base_url: str = API_URL,
+        token: str | None = None,
+        http: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
+        etags: EtagStore | None = None,
+        max_wait: float = 900.0,
+        max_retries: int = 3,
+        timeout: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = token or None
+        self._own_http = http is None
+        self._http = http or httpx.AsyncClient(timeout=timeout)
+        self._clock: Clock = clock or SystemClock()
+        self._sleep: Sleep = sleep or asyncio.sleep
+        self._store = etags
+        self._memory: dict[str, tuple[str, Any, str | None]] = {}  # url -> etag, body, link
+        self._lock = asyncio.Lock()
+        self._blocked_until: float | None = None  # epoch: the budget is spent until then
+        self.max_wait = max_wait
+        self.max_retries = max_retries
+        self.requests = 0  # answers received, 304s included
+        self.not_modified = 0  # of which 304
+
+    def __repr__(self) -> str:  # never the token
+        return f"GitHubClient({self.base_url!r}, token={'set' if self._token else 'none'})"
+
+    async def __aenter__(self) -> GitHubClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._own_http:
+            await self._http.aclose()
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    def _url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            # Links come from GitHub's answers; never send the token to another host.
+            if httpx.URL(path).netloc != httpx.URL(self.base_url).netloc:
+                raise GitHubError(f"refusing to follow a link to another host: {path[:SHORT]}")
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def _headers(self) -> dict[str, str]:
+        headers = {
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": "pulsehook",
+        }
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        return headers
+
+    def _cached(self, url: str) -> tuple[str, Any, str | None] | None:
+        if url in self._memory:
+            return self._memory[url]
+        stored = self._store.get(url) if self._store is not None else None
+        return (stored[0], stored[1], None) if stored is not None else None
+
+    def _remember(self, url: str, rsp: httpx.Response, body: Any) -> None:
+        etag = rsp.headers.get("etag")
+        if rsp.status_code != 200 or not etag:
+            return
+        link = rsp.headers.get("link")
+        self._memory[url] = (etag, body, link)
+        # The store keeps bodies only: a page that links to a next one is kept in memory
+        # alone, so a 304 never stands for a page whose links are not known.
+        if self._store is not None and 'rel="next"' not in (link or ""):
+            self._store.put(url, etag, body)
+
+    async def get(self, path: str, params: dict[str, Any] | None = None) -> Response:
+        """GET ``path`` (or a full URL from a Link header); any status comes back as is."""
+        return await self._request("GET", path, params=params)
+
+    async def post(self, path: str, json: Any = None) -> Response:
+        return await self._request("POST", path, json=json)
+
+    async def paginate(
+        self, path: str, params: dict[str, Any] | None = None, *, key: str | None = None
+    ) -> AsyncIterator[Any]:
+        """Every item of every page, following ``Link: <...>; rel="next"`` as given.
+
+        ``key``: where the list is when pages are objects (``workflow_runs``).
+        Raises GitHubError for an answer other than 2xx.
+        """
+        url: str | None = path
+        query = params
+        while url is not None:
+            rsp = await self.get(url, query)
+            if not rsp.ok:
+                raise self.error(rsp)
+            items = rsp.body.get(key) if key and isinstance(rsp.body, dict) else rsp.body
+            if not isinstance(items, list):
+                raise GitHubError(f"GET {rsp.url}: expected a list", status=rsp.status)
+            for item in items:
+                yield item
+            url, query = rsp.link("next"), None  # the next link carries the whole query
+
+    def error(self, rsp: Response) -> GitHubError:
+        """The error for an answer the caller cannot use."""
+        text = f"HTTP {rsp.status} on {httpx.URL(rsp.url).raw_path.decode()}"
+        return GitHubError(
+            self._scrub(f"{text}: {rsp.message}" if rsp.message else text), status=rsp.status
+        )
+
+    async def _request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+    ) -> Response:
+        async with self._lock:
+            request = self._http.build_request(
+                method, self._url(path), params=params, json=json, headers=self._headers()
+            )
+            url = str(request.url)
+            cached = self._cached(url) if method == "GET" else None
+            if cached is not None:
+                request.headers["If-None-Match"] = cached[0]
+            retries = 0
+            while True:
+                await self._wait_for_budget()
+                try:
+                    rsp = await self._http.send(request)
+                except httpx.HTTPError as exc:
+                    reason = self._scrub(f"{type(exc).__name__}: {exc}")
+                    raise GitHubError(f"{method} {request.url.path}: {reason}") from exc
+                self.requests += 1
+                self._note_budget(rsp)
+                log.debug("%s %s -> %s", method, request.url.path, rsp.status_code)
+                if rsp.status_code == 304 and cached is not None:
+                    self.not_modified += 1
+                    link = rsp.headers.get("link") or cached[2]
+                    headers = httpx.Headers(rsp.headers)
+                    if link:
+                        headers["link"] = link
+                    return Response(200, cached[1], headers, url, cached=True)
+                body = _decode(rsp)
+                wait = self._retry_wait(rsp, body, retries)
+                if wait is None:
+                    if method == "GET":
+                        self._remember(url, rsp, body)
+                    return Response(rsp.status_code, body, rsp.headers, url)
+                retries += 1
+                log.warning(
+                    "GitHub answered %s on %s; retrying in %.0f s (%d/%d)",
+                    rsp.status_code,
+                    request.url.path,
+                    wait,
+                    retries,
+                    self.max_retries,
+                )
+                await self._sleep(wait)
+
+    def _retry_wait(self, rsp: httpx.Response, body: Any, retries: int) -> float | None:
+        """Seconds to wait before retrying, None to answer; RateLimited if it cannot be."""
+        status = rsp.status_code
+        if status in (502, 503, 504):
+            return SERVER_BACKOFF * 2**retries if retries < self.max_retries else None
+        if status not in (403, 429):
+            return None
+        message = str(body.get("message") or "") if isinstance(body, dict) else ""
+        retry_after = rsp.headers.get("retry-after")
+        primary = rsp.headers.get("x-ratelimit-remaining") == "0"
+        secondary = "secondary rate limit" in message.lower()
+        if not (retry_after is not None or primary or secondary or status == 429):
+            return None  # a plain refusal (no access, a feature disabled)
+        if self._token is None:
+            raise RateLimited(UNAUTHENTICATED_LIMIT, status=status)
+        if retries >= self.max_retries:
+            raise RateLimited(
+                f"GitHub API rate limit exceeded: still limited after {retries} retries",
+                status=status,
+            )
+        wait: float | None = None
+        if retry_after is not None:
+            try:
+                wait = max(0.0, float(retry_after))
+            except ValueError:
+                wait = None
+        if wait is None and primary:
+            wait = self._until_reset(rsp)
+        if wait is None:
+            wait = SECONDARY_WAIT * 2**retries
+        self._check_wait(wait, status)
+        return wait
+
+    def _until_reset(self, rsp: httpx.Response) -> float | None:
+        try:
+            reset = float(rsp.headers["x-ratelimit-reset"])
+        except (KeyError, ValueError):
+            return None
+        return max(0.0, reset - self._clock.now().timestamp()) + RESET_MARGIN
+
+    def _check_wait(self, wait: float, status: int | None) -> None:
+        if wait > self.max_wait:
+            raise RateLimited(
+                f"GitHub API rate limit exceeded: it resets in {wait:.0f} s,"
+                f" longer than the {self.max_wait:.0f} s allowed to wait",
+                status=status,
+            )
+
+    def _note_budget(self, rsp: httpx.Response) -> None:
+        """After the last request of the budget, the next one waits for the reset."""
+        if rsp.status_code < 400 and rsp.headers.get("x-ratelimit-remaining") == "0":
+            try:
+                self._blocked_until = float(rsp.headers["x-ratelimit-reset"])
+            except (KeyError, ValueError):
+                self._blocked_until = None
+
+    async def _wait_for_budget(self) -> None:
+        if self._blocked_until is None:
+            return
+        wait = self._blocked_until - self._clock.now().timestamp()
+        self._blocked_until = None
+        if wait <= 0:
+            return
+        if self._token is None:
+            raise RateLimited(UNAUTHENTICATED_LIMIT)
+        wait += RESET_MARGIN
+        self._check_wait(wait, None)
+        log.warning("GitHub rate limit spent; waiting %.0f s for the reset", wait)
+        await self._sleep(wait)

@@ -1,0 +1,134 @@
+"""Health scores in the store: gather a repository's inputs, score (pure), keep history.
+
+History gets a row when the score changes and at least once a day, so trends
+show flat stretches too.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from sqlite_utils import Database
+
+from .. import health
+from ..clock import iso
+from ..facts import Health
+
+HISTORY_EVERY = timedelta(days=1)
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def inputs(db: Database, repo_id: int) -> health.RepoInputs | None:
+    repo = next(db.query("SELECT * FROM repositories WHERE id = ?", (repo_id,)), None)
+    if repo is None:
+        return None
+    runs = tuple(
+        r["status"]
+        for r in db.query(
+            "SELECT status FROM builds WHERE repo_id = ? AND default_branch = 1"
+            " AND completed_at IS NOT NULL AND source != 'workflow_job'"
+            " ORDER BY completed_at DESC, attempt DESC LIMIT ?",
+            (repo_id, health.MAX_BUILDS),
+        )
+    )
+    coverage = next(
+        db.query(
+            "SELECT value FROM coverage WHERE repo_id = ? AND (branch IS ? OR ? IS NULL)"
+            " ORDER BY at DESC, id DESC LIMIT 1",
+            (repo_id, repo["default_branch"], repo["default_branch"]),
+        ),
+        None,
+    )
+    alerts = {
+        r["severity"]: r["n"]
+        for r in db.query(
+            "SELECT severity, count(*) AS n FROM vulnerabilities WHERE repo_id = ?"
+            " AND state = 'open' GROUP BY severity",
+            (repo_id,),
+        )
+    }
+    prs = next(
+        db.query(
+            "SELECT count(*) AS n FROM dependency_prs WHERE repo_id = ? AND state = 'open'",
+            (repo_id,),
+        )
+    )["n"]
+    seen_dependabot = next(
+        db.query(
+            "SELECT (SELECT count(*) FROM vulnerabilities WHERE repo_id = ?)"
+            " + (SELECT count(*) FROM dependency_prs WHERE repo_id = ?) AS n",
+            (repo_id, repo_id),
+        )
+    )["n"]
+    return health.RepoInputs(
+        name=repo["full_name"],
+        archived=bool(repo["archived"]),
+        builds=runs,
+        coverage=coverage["value"] if coverage else None,
+        open_alerts=alerts,
+        open_dependency_prs=prs,
+        dependabot_known=bool(seen_dependabot) or repo["dependabot"] == 1,
+        readme=None if repo["readme"] is None else bool(repo["readme"]),
+        api_docs=None if repo["api_docs"] is None else bool(repo["api_docs"]),
+        last_commit_at=_time(repo["last_activity_at"]),
+    )
+
+
+def recompute(db: Database, repo_id: int, now: datetime) -> Health | None:
+    """Score one repository; return a ``health`` fact when the score changed."""
+    data = inputs(db, repo_id)
+    if data is None:
+        return None
+    result = health.score(data, now)
+    at = iso(now)
+    previous = next(db.query("SELECT score FROM health WHERE repo_id = ?", (repo_id,)), None)
+    components = health.as_dict(result)
+    db.execute(
+        "INSERT OR REPLACE INTO health (repo_id, score, components, warnings, formula_version,"
+        " computed_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            repo_id,
+            result.score,
+            json.dumps(components),
+            json.dumps(list(result.warnings)),
+            result.formula_version,
+            at,
+        ),
+    )
+    old = previous["score"] if previous else None
+    moved = previous is None or health.changed(old, result.score)
+    last = next(
+        db.query(
+            "SELECT at FROM health_history WHERE repo_id = ? ORDER BY at DESC LIMIT 1", (repo_id,)
+        ),
+        None,
+    )
+    last_at = _time(last["at"]) if last else None
+    if moved or last_at is None or now - last_at >= HISTORY_EVERY:
+        db.execute(
+            "INSERT INTO health_history (repo_id, at, score, formula_version) VALUES (?, ?, ?, ?)",
+            (repo_id, at, result.score, result.formula_version),
+        )
+    if not moved or result.score is None:
+        return None
+    return Health(
+        repo=data.name,
+        repo_id=repo_id,
+        score=result.score,
+        previous=old,
+        components={k: v["score"] for k, v in components.items()},
+        at=at,
+    )
+
+
+def recompute_all(db: Database, now: datetime) -> list[Health]:
+    facts = []
+    for row in list(db.query("SELECT id FROM repositories WHERE deleted = 0")):
+        fact = recompute(db, row["id"], now)
+        if fact is not None:
+            facts.append(fact)
+    return facts
