@@ -78,18 +78,23 @@ def create_app(
                 max_age=timedelta(seconds=settings.retry_max_age_seconds),
             ),
         )
+        alerting = Alerting(
+            rules=rule_set,
+            policy=Policy(flap=parse_duration(settings.flap_interval), timezone=settings.timezone),
+        )
         scheduler = Scheduler(
-            writer, rule_set, clock, timezone=settings.timezone, on_notices=dispatcher.wake
+            writer,
+            rule_set,
+            clock,
+            timezone=settings.timezone,
+            on_notices=dispatcher.wake,
+            policy=alerting.policy,
         )
 
         def notices() -> None:
             dispatcher.wake()
             scheduler.wake()
 
-        alerting = Alerting(
-            rules=rule_set,
-            policy=Policy(flap=parse_duration(settings.flap_interval), timezone=settings.timezone),
-        )
         publisher = Publisher(publish_target, clock) if publish_target else None
         summarizer = Summarizer(
             writer,
