@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "create_app"]
+__all__ = ["EcosystemMonitor", "__version__", "create_app"]
 
 if TYPE_CHECKING:
     from .app import create_app
+    from .monitor import EcosystemMonitor
 
 
 def __getattr__(name: str) -> Any:
@@ -17,4 +18,8 @@ def __getattr__(name: str) -> Any:
         from .app import create_app
 
         return create_app
+    if name == "EcosystemMonitor":
+        from .monitor import EcosystemMonitor
+
+        return EcosystemMonitor
     raise AttributeError(name)

@@ -17,6 +17,7 @@ from starlette.routing import Mount, Route
 from .alerts.dispatch import Dispatcher, RetryPolicy
 from .alerts.engine import Policy
 from .clock import Clock, SystemClock
+from .github.backfill import Backfill
 from .ingest import Alerting, Intake, Worker
 from .rules.load import load_rules
 from .rules.model import RuleSet
@@ -24,11 +25,12 @@ from .schedule.maths import parse_duration
 from .schedule.runner import Scheduler
 from .settings import Settings
 from .store.db import Readers, Writer
+from .store.deliveries import Delivery
 from .summary.publish import Publisher
 from .summary.service import FILES as SUMMARY_FILES
 from .summary.service import Summarizer
 from .summary.service import Target as SummaryTarget
-from .web import alerts_api, api, metrics, pulseox, report, summary, webhooks
+from .web import alerts_api, api, metrics, openapi, pulseox, report, summary, webhooks
 from .web.auth import ApiTokenMiddleware
 from .web.responses import EXCEPTION_HANDLERS
 from .web.services import Services
@@ -140,6 +142,23 @@ def create_app(
             tasks.append(task)
             return task
 
+        backfill: Backfill | None = None
+        if settings.github_token is not None or settings.scan_org or settings.scan_repo_list():
+
+            async def submit(batch: list[Delivery]) -> None:
+                await asyncio.gather(*(intake.submit(d) for d in batch))
+
+            backfill = Backfill(
+                writer,
+                clock,
+                submit=submit,
+                api_url=settings.github_api_url,
+                token=settings.github_token.get_secret_value() if settings.github_token else None,
+                org=settings.scan_org,
+                repos=settings.scan_repo_list(),
+                interval=settings.scan_interval,
+            )
+        svc.backfill = backfill
         if settings.worker:
             svc.worker_task = start(worker.run(), "pulsehook-worker")
             start(dispatcher.run(), "pulsehook-dispatcher")
@@ -147,6 +166,8 @@ def create_app(
             start(summarizer.run(), "pulsehook-summary")
             if publisher is not None:
                 start(publisher.run(), "pulsehook-publisher")
+            if backfill is not None:
+                start(backfill.run(), "pulsehook-backfill")
         log.info("pulsehook ready: database %s, %d rule(s)", settings.db_path, len(rule_set.rules))
         try:
             yield
@@ -166,6 +187,7 @@ def create_app(
             Route("/healthz", api.healthz, methods=["GET"]),
             Route("/api/v1/deliveries", api.list_deliveries, methods=["GET"]),
             *metrics.ROUTES,
+            Route("/api/v1/openapi.json", openapi.openapi, methods=["GET"]),
             *alerts_api.ROUTES,
             Route("/api/v1/report", report.report, methods=["POST"]),
             Route(

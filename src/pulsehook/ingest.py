@@ -97,6 +97,25 @@ class Alerting:
     summary_changes: int = 0  # summary items reported since last looked at
 
 
+def _record_hook(db: Database, row: dict[str, Any], payload: Any) -> None:
+    """Every delivery names its hook: keep where it lives, for missed-delivery recovery."""
+    target = row["hook_target"]
+    data = payload if isinstance(payload, dict) else {}
+    repo = data.get("repository") if target == "repository" else None
+    org = data.get("organization") if target == "organization" else None
+    deliveries.record_hook(
+        db,
+        hook_id=row["hook_id"],
+        events=None,
+        content_type=None,
+        target=target,
+        repo=repo.get("full_name") if isinstance(repo, dict) else None,
+        org=org.get("login") if isinstance(org, dict) else None,
+        ping_at=None,
+        delivery_at=row["received_at"],
+    )
+
+
 def process_one(
     db: Database,
     row: dict[str, Any],
@@ -113,18 +132,9 @@ def process_one(
     db.execute("SAVEPOINT delivery")
     facts: list[Fact] = []
     try:
-        if row["hook_id"] is not None:
-            deliveries.record_hook(
-                db,
-                hook_id=row["hook_id"],
-                events=None,
-                content_type=None,
-                target=None,
-                repo=None,
-                ping_at=None,
-                delivery_at=row["received_at"],
-            )
         payload = json.loads(row["payload"])
+        if row["hook_id"] is not None:
+            _record_hook(db, row, payload)
         facts = normalize(row["event"], payload)
         seen = snapshot(payload)
         if seen is not None:

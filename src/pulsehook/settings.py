@@ -26,7 +26,9 @@ MIB = 1024 * 1024
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PULSEHOOK_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PULSEHOOK_", extra="ignore", populate_by_name=True
+    )
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -75,6 +77,10 @@ class Settings(BaseSettings):
     publish_interval_seconds: float = 60.0
     github_api_url: str = "https://api.github.com"
 
+    # GitHub scan: an organisation (or user) and/or repositories ("owner/name,owner/name").
+    scan_org: str | None = None
+    scan_repos: str = ""
+
     github_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("GITHUB_TOKEN", "PULSEHOOK_GITHUB_TOKEN")
     )
@@ -108,6 +114,9 @@ class Settings(BaseSettings):
             return []
         raw = self.webhook_secret.get_secret_value()
         return [s.strip().encode() for s in raw.split(",") if s.strip()]
+
+    def scan_repo_list(self) -> list[str]:
+        return [r.strip() for r in self.scan_repos.split(",") if r.strip()]
 
     def heartbeat_token_list(self) -> list[bytes]:
         if self.heartbeat_tokens is None:

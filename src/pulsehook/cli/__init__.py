@@ -189,6 +189,6 @@ def open_store(settings: Settings) -> Any:
 
 
 # Registers their commands on ``main``.
-from . import alerting, summary  # noqa: E402
+from . import alerting, scan, summary  # noqa: E402
 
-__all__ = ["alerting", "main", "summary"]
+__all__ = ["alerting", "main", "scan", "summary"]

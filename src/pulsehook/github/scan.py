@@ -90,7 +90,13 @@ async def _repositories(
             report.errors.append(f"{org}: listing repositories: {exc}")
     for name in names:
         owner, _, repo_name = name.partition("/")
-        rsp = await client.get(f"/repos/{quote(owner)}/{quote(repo_name)}")
+        try:
+            rsp = await client.get(f"/repos/{quote(owner)}/{quote(repo_name)}")
+        except RateLimited:
+            raise
+        except GitHubError as exc:
+            report.errors.append(f"{name}: {exc}")
+            continue
         if rsp.ok and isinstance(rsp.body, dict) and "full_name" in rsp.body:
             found.setdefault(rsp.body["full_name"], rsp.body)
         else:
@@ -141,6 +147,7 @@ async def _scan_repo(client: GitHubClient, r: _Repo, now: datetime) -> None:
     readme: bool | None = None
     profile: Json | None = None
     dependabot: bool | None = None
+    head: str | None = None  # the default branch's newest commit
 
     async def runs() -> None:
         rsp = _ok(client, await client.get(f"{base}/actions/runs", _branch(default, 20)))
@@ -163,15 +170,20 @@ async def _scan_repo(client: GitHubClient, r: _Repo, now: datetime) -> None:
         if not rsp.ok and rsp.status not in (404, 422):
             r.errors.append(f"{r.full_name}: community profile: {client.error(rsp)}")
 
-    async def activity() -> None:
+    async def commits() -> None:
+        nonlocal head
         params = {"sha": default, "per_page": 30} if default else {"per_page": 30}
         rsp = await client.get(f"{base}/commits", params)
         if rsp.status == 409:  # an empty repository
             return
-        commits = [c for c in _ok(client, rsp).body or [] if isinstance(c, dict)]
-        if commits:
-            _push(r, default, commits)
-            await _status(client, r, base, default, commits[0]["sha"])
+        listed = [c for c in _ok(client, rsp).body or [] if isinstance(c, dict)]
+        if listed:
+            _push(r, default, listed)
+            head = listed[0]["sha"]
+
+    async def statuses() -> None:
+        if head is not None:
+            await _status(client, r, base, default, head)
 
     async def pulls() -> None:
         async for pr in client.paginate(f"{base}/pulls", {"state": "open", "per_page": 100}):
@@ -185,7 +197,8 @@ async def _scan_repo(client: GitHubClient, r: _Repo, now: datetime) -> None:
         ("workflow runs", runs),
         ("dependabot alerts", alerts),
         ("documentation", documentation),
-        ("commits", activity),
+        ("commits", commits),
+        ("statuses", statuses),
         ("pull requests", pulls),
     ]
     for name, read in sections:

@@ -23,6 +23,7 @@ class Delivery:
     action: str | None = None
     hook_id: int | None = None
     repo: str | None = None
+    hook_target: str | None = None  # X-GitHub-Hook-Installation-Target-Type
 
 
 def insert_batch(db: Database, batch: list[Delivery]) -> list[bool]:
@@ -31,7 +32,8 @@ def insert_batch(db: Database, batch: list[Delivery]) -> list[bool]:
     for d in batch:
         cursor = db.execute(
             "INSERT INTO deliveries (guid, event, action, hook_id, content_type, received_at,"
-            " payload, repo) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(guid) DO NOTHING",
+            " payload, repo, hook_target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(guid) DO NOTHING",
             (
                 d.guid,
                 d.event,
@@ -41,6 +43,7 @@ def insert_batch(db: Database, batch: list[Delivery]) -> list[bool]:
                 d.received_at,
                 d.payload,
                 d.repo,
+                d.hook_target,
             ),
         )
         fresh.append(cursor.rowcount == 1)
@@ -53,7 +56,8 @@ def next_batch(
     marks = ",".join("?" for _ in statuses)
     return list(
         db.query(
-            f"SELECT id, guid, event, payload, hook_id, content_type, received_at FROM deliveries"
+            f"SELECT id, guid, event, payload, hook_id, hook_target, content_type, received_at"
+            f" FROM deliveries"
             f" WHERE status IN ({marks}) AND id > ? ORDER BY id LIMIT ?",
             (*statuses, after_id, limit),
         )

@@ -278,6 +278,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE repositories ADD COLUMN dependabot INTEGER;
     ALTER TABLE repositories ADD COLUMN profile_checked_at TEXT;
     ALTER TABLE hooks ADD COLUMN org TEXT;
+    ALTER TABLE deliveries ADD COLUMN hook_target TEXT;  -- repository | organization | integration
+    -- The same push or status seen by webhook and by scan is stored once.
+    DELETE FROM activity WHERE id NOT IN (
+        SELECT min(id) FROM activity GROUP BY repo_id, branch, head_sha);
+    CREATE UNIQUE INDEX activity_push ON activity(repo_id, branch, head_sha);
 
     CREATE TABLE health (
         repo_id INTEGER PRIMARY KEY REFERENCES repositories(id) ON DELETE CASCADE,

@@ -11,7 +11,7 @@ NEUTRAL = ("skipped", "neutral", "cancelled", "stale", "action_required")
 GOOD = ("success",)
 
 
-def _latest_builds(db: Database, repo_id: int | None = None) -> list[dict[str, Any]]:
+def latest_builds(db: Database, repo_id: int | None = None) -> list[dict[str, Any]]:
     """The last completed default-branch run of each workflow of each repository."""
     where = "AND repo_id = ?" if repo_id is not None else ""
     params: tuple[Any, ...] = (repo_id,) if repo_id is not None else ()
@@ -41,7 +41,7 @@ def repos(db: Database, *, include_deleted: bool = False) -> list[dict[str, Any]
     where = "" if include_deleted else "WHERE deleted = 0"
     rows = {r["id"]: r for r in db.query(f"SELECT * FROM repositories {where} ORDER BY full_name")}
     builds: dict[int, list[dict[str, Any]]] = {}
-    for b in _latest_builds(db):
+    for b in latest_builds(db):
         builds.setdefault(b["repo_id"], []).append(b)
     vulns: dict[int, dict[str, int]] = {}
     for v in db.query(

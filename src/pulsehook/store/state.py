@@ -123,6 +123,17 @@ def _vulnerability(db: Database, v: Vulnerability, repo_id: int) -> None:
 
 
 def _coverage(db: Database, c: Coverage, repo_id: int) -> Coverage:
+    # The same status seen by webhook and by scan: one measurement.
+    same = next(
+        db.query(
+            "SELECT delta FROM coverage WHERE repo_id = ? AND branch IS ? AND sha IS ?"
+            " AND value = ? AND coalesce(at, '') = coalesce(?, '')",
+            (repo_id, c.branch, c.sha, c.value, c.at),
+        ),
+        None,
+    )
+    if same is not None and c.sha is not None:
+        return dataclasses.replace(c, delta=same["delta"])
     previous = next(
         db.query(
             "SELECT value FROM coverage WHERE repo_id = ? AND branch IS ? AND"
@@ -171,8 +182,8 @@ def _dependency(db: Database, d: Dependency, repo_id: int) -> None:
 
 def _push(db: Database, p: Push, repo_id: int) -> None:
     db.execute(
-        "INSERT INTO activity (repo_id, branch, author, commits, forced, bot, head_sha, at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO activity (repo_id, branch, author, commits, forced, bot,"
+        " head_sha, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (repo_id, p.branch, p.author, p.commits, int(p.forced), int(p.bot), p.head_sha, p.at),
     )
     db.execute(

@@ -49,4 +49,4 @@ class ApiTokenMiddleware:
 
 PROTECTED = ("/api/",)
 # Heartbeats carry their own token (PULSEHOOK_HEARTBEAT_TOKENS).
-EXEMPT = ("/api/v1/heartbeats/", "/api/v1/report")
+EXEMPT = ("/api/v1/heartbeats/", "/api/v1/report", "/api/v1/openapi.json")

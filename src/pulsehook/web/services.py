@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from ..alerts.dispatch import Dispatcher
 from ..clock import Clock
+from ..github.backfill import Backfill
 from ..ingest import Intake, Worker
 from ..rules.model import RuleSet
 from ..schedule.runner import Scheduler
@@ -31,6 +32,7 @@ class Services:
     scheduler: Scheduler
     summarizer: Summarizer
     publisher: Publisher | None = None
+    backfill: Backfill | None = None
     worker_task: asyncio.Task[None] | None = None
 
     def worker_running(self) -> bool:

@@ -96,6 +96,7 @@ async def receive(request: Request) -> JSONResponse:
         action=action,
         hook_id=int(hook_id) if hook_id.isdigit() else None,
         repo=repo,
+        hook_target=request.headers.get("x-github-hook-installation-target-type") or None,
     )
     is_new = await svc.intake.submit(delivery)
     if not is_new:

@@ -1,0 +1,192 @@
+"""``EcosystemMonitor``: the store, read from Python (the seed's API).
+
+    from pulsehook import EcosystemMonitor
+    monitor = EcosystemMonitor(org="octo-org", db="data/pulsehook.db")
+    monitor.check_repo("octo-repo").score
+    monitor.scan_vulnerabilities()
+    monitor.get_build_statuses()
+
+It reads the same SQLite file the service writes (safely, while it runs) and
+scores with the same formulas. ``scan()`` backfills from the GitHub API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from . import health
+from .clock import Clock, SystemClock
+from .errors import PulsehookError
+from .store.db import connect, open_database, wrap
+from .store.health import inputs
+from .store.queries import build_state, latest_builds
+
+
+class UnknownRepository(PulsehookError, LookupError):
+    """No repository of that name in the store."""
+
+
+@dataclass(frozen=True)
+class RepoHealth:
+    name: str
+    score: float | None
+    components: dict[str, dict[str, Any]]
+    warnings: tuple[str, ...]
+    formula_version: int
+
+
+@dataclass(frozen=True)
+class VulnerabilityItem:
+    repo: str
+    package: str | None
+    severity: str
+    description: str | None
+    summary: str | None
+    state: str
+    ghsa_id: str | None
+    cve_id: str | None
+    url: str | None
+
+
+@dataclass(frozen=True)
+class BuildStatus:
+    state: str | None  # success | failure | ... (the default branch's workflows together)
+    last_run: str | None  # when the latest completed run finished (ISO-8601, UTC)
+    url: str | None  # that run
+    workflows: dict[str, str]  # workflow -> its latest status
+
+
+class EcosystemMonitor:
+    def __init__(
+        self,
+        org: str | None = None,
+        db: str | Path = "data/pulsehook.db",
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self.org = org
+        self.path = Path(db)
+        self.clock = clock or SystemClock()
+        if not self.path.exists():
+            # A fresh store, so a scan can fill it.
+            open_database(self.path).close()
+
+    def _db(self) -> Database:
+        return wrap(connect(self.path, readonly=True))
+
+    def _repos(self, db: Database) -> list[dict[str, Any]]:
+        where = "WHERE deleted = 0" + (" AND owner = ?" if self.org else "")
+        return list(
+            db.query(
+                f"SELECT id, full_name FROM repositories {where} ORDER BY full_name",
+                (self.org,) if self.org else (),
+            )
+        )
+
+    def _find(self, db: Database, name: str) -> dict[str, Any]:
+        full = name if "/" in name or not self.org else f"{self.org}/{name}"
+        for row in self._repos(db):
+            if row["full_name"] == full or (
+                "/" not in name and row["full_name"].endswith(f"/{name}")
+            ):
+                return row
+        raise UnknownRepository(f"no repository {name!r} in {self.path}")
+
+    def check_repo(self, name: str) -> RepoHealth:
+        """Score one repository now, with each component's sub-score and reason."""
+        db = self._db()
+        try:
+            row = self._find(db, name)
+            data = inputs(db, row["id"])
+        finally:
+            db.conn.close()
+        if data is None:
+            raise UnknownRepository(f"no repository {name!r} in {self.path}")
+        result = health.score(data, self.clock.now())
+        return RepoHealth(
+            name=row["full_name"],
+            score=result.score,
+            components=health.as_dict(result),
+            warnings=result.warnings,
+            formula_version=result.formula_version,
+        )
+
+    def scan_vulnerabilities(self, *, include_closed: bool = False) -> list[VulnerabilityItem]:
+        """Open Dependabot alerts across the ecosystem, most severe first."""
+        db = self._db()
+        try:
+            ids = {r["id"] for r in self._repos(db)}
+            state = "" if include_closed else "WHERE v.state = 'open'"
+            rows = list(
+                db.query(
+                    "SELECT r.id, r.full_name, v.* FROM vulnerabilities v JOIN repositories r"
+                    f" ON r.id = v.repo_id {state} ORDER BY CASE v.severity WHEN 'critical'"
+                    " THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, r.full_name"
+                )
+            )
+        finally:
+            db.conn.close()
+        return [
+            VulnerabilityItem(
+                repo=r["full_name"],
+                package=r["package"],
+                severity=r["severity"],
+                description=r["description"],
+                summary=r["summary"],
+                state=r["state"],
+                ghsa_id=r["ghsa_id"],
+                cve_id=r["cve_id"],
+                url=r["url"],
+            )
+            for r in rows
+            if r["id"] in ids
+        ]
+
+    def get_build_statuses(self) -> dict[str, BuildStatus]:
+        """Each repository's default-branch build state and its latest run."""
+        db = self._db()
+        try:
+            names = {r["id"]: r["full_name"] for r in self._repos(db)}
+            runs: dict[int, list[dict[str, Any]]] = {}
+            for run in latest_builds(db):
+                runs.setdefault(run["repo_id"], []).append(run)
+        finally:
+            db.conn.close()
+        out = {}
+        for repo_id, name in names.items():
+            workflows = runs.get(repo_id, [])
+            latest = max(workflows, key=lambda w: w["completed_at"] or "", default=None)
+            out[name] = BuildStatus(
+                state=build_state(workflows),
+                last_run=latest["completed_at"] if latest else None,
+                url=latest["url"] if latest else None,
+                workflows={w["workflow"]: w["status"] for w in workflows},
+            )
+        return out
+
+    def scan(
+        self,
+        *,
+        token: str | None = None,
+        repos: list[str] | None = None,
+        api_url: str = "https://api.github.com",
+    ) -> Any:
+        """Backfill the store from the GitHub API (see ``pulsehook scan``)."""
+        from .github.backfill import run_scan
+
+        return run_scan(
+            self.path, org=self.org, repos=repos, token=token, api_url=api_url, now=self.clock.now()
+        )
+
+
+__all__ = [
+    "BuildStatus",
+    "EcosystemMonitor",
+    "RepoHealth",
+    "UnknownRepository",
+    "VulnerabilityItem",
+]

@@ -1,0 +1,474 @@
+"""The REST backfill scan and missed-delivery recovery, against a loopback GitHub stand-in.
+
+Waits never really sleep: the client gets a FrozenClock and a sleep that moves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pulsehook.clock import FrozenClock, iso
+from pulsehook.facts import Build, Coverage, Dependency, Fact, Profile, Push, Repo, Vulnerability
+from pulsehook.github.api import GitHubClient, GitHubError, RateLimited
+from pulsehook.github.normalize import normalize, snapshot
+from pulsehook.github.redeliver import HookRef, RecoveryReport, recover
+from pulsehook.github.scan import ScanReport, scan
+from pulsehook.store.db import open_database, transaction, wrap
+from pulsehook.store.deliveries import Delivery, insert_batch
+
+from .github_standin import TOKEN, FakeGitHub, sha, standin
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+EXACT = "GitHub API rate limit exceeded — set GITHUB_TOKEN"
+
+
+class FakeSleep:
+    """Records each wait and moves the clock instead of sleeping."""
+
+    def __init__(self, clock: FrozenClock) -> None:
+        self.clock = clock
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        assert 0 <= seconds <= 3600, f"unbounded wait {seconds}"
+        self.calls.append(seconds)
+        self.clock.advance(timedelta(seconds=seconds))
+        await asyncio.sleep(0)
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.batches: list[list[Delivery]] = []
+        self.progress: list[tuple[int, int, str]] = []
+
+    async def __call__(self, batch: list[Delivery]) -> None:
+        self.batches.append(batch)
+
+    def step(self, done: int, total: int, repo: str) -> None:
+        self.progress.append((done, total, repo))
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        return [d for batch in self.batches for d in batch]
+
+
+class DictStore:
+    def __init__(self) -> None:
+        self.data: dict[str, tuple[str, Any]] = {}
+
+    def get(self, url: str) -> tuple[str, Any] | None:
+        return self.data.get(url)
+
+    def put(self, url: str, etag: str, body: Any) -> None:
+        self.data[url] = (etag, body)
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(asyncio.wait_for(scenario(), timeout=30))
+
+
+def client(gh: FakeGitHub, token: str | None = TOKEN, **kw: Any) -> tuple[GitHubClient, FakeSleep]:
+    clock = FrozenClock(NOW)
+    sleep = FakeSleep(clock)
+    return GitHubClient(base_url=gh.url, token=token, clock=clock, sleep=sleep, **kw), sleep
+
+
+async def scan_org(
+    gh: FakeGitHub, api: GitHubClient, org: str = "acme"
+) -> tuple[ScanReport, Collector]:
+    sink = Collector()
+    report = await scan(api, org=org, repos=None, now=NOW, sink=sink, progress=sink.step)
+    return report, sink
+
+
+def facts(deliveries: list[Delivery]) -> list[Fact]:
+    found: list[Fact] = []
+    for d in deliveries:
+        data = json.loads(d.payload)
+        assert snapshot(data) is not None, d.event  # every payload carries its repository
+        found.extend(normalize(d.event, data))
+    return found
+
+
+def of(kind: type[Any], found: list[Fact], repo: str | None = None) -> list[Any]:
+    return [f for f in found if isinstance(f, kind) and repo in (None, f.repo)]
+
+
+# -- the scan ---------------------------------------------------------------------------
+
+
+def test_scan_produces_deliveries_that_normalize_to_the_right_facts() -> None:
+    async def scenario() -> None:
+        with standin() as gh:
+            async with client(gh)[0] as api:
+                report, sink = await scan_org(gh, api)
+            assert report.errors == []
+            assert report.repos == ["acme/api", "acme/web", "acme/legacy"]
+            assert report.counts == {
+                "repository": 3,
+                "workflow_run": 4,  # api's feature-branch run is not on the default branch
+                "dependabot_alert": 2,
+                "pull_request": 1,
+                "status": 1,
+                "push": 3,
+                "pulsehook.profile": 3,
+            }
+            assert sink.progress == [(1, 3, "acme/api"), (2, 3, "acme/web"), (3, 3, "acme/legacy")]
+            # One list per repository; the repositories' second page was followed.
+            assert [{d.repo for d in b} for b in sink.batches] == [
+                {"acme/api"},
+                {"acme/web"},
+                {"acme/legacy"},
+            ]
+            assert "/orgs/acme/repos?per_page=100&type=all&page=2" in gh.paths()
+            assert "/repos/acme/api/actions/runs?branch=main&per_page=20" in gh.paths()
+            assert "/repos/acme/web/commits?sha=develop&per_page=30" in gh.paths()
+            assert gh.headers["accept"] == "application/vnd.github+json"
+            assert gh.headers["x-github-api-version"] == "2022-11-28"
+            assert gh.headers["user-agent"] == "pulsehook"
+
+            deliveries = sink.deliveries
+            assert len({d.guid for d in deliveries}) == len(deliveries)
+            for d in deliveries:
+                assert d.content_type == "application/json"
+                assert d.received_at == iso(NOW) and d.guid.startswith("scan:")
+            guids = {d.guid for d in deliveries}
+            assert {
+                "scan:repo:70001:2026-02-27T10:00:00Z:2026-03-01T09:30:00Z",
+                "scan:run:9001:1:2026-03-01T09:40:00Z",
+                "scan:alert:70001:3:2026-03-01T07:00:00Z",
+                "scan:pr:70001:12:2026-03-01T06:00:00Z",
+                "scan:status:70001:503",
+                f"scan:push:70001:{sha('a3')}",
+                "scan:profile:70001:2026-03-02T12:00:00Z",
+            } <= guids
+            check_facts(facts(deliveries))
+
+    run(scenario)
+
+
+def check_facts(found: list[Fact]) -> None:
+    builds = {b.run_id: b for b in of(Build, found)}
+    assert set(builds) == {9001, 9002, 9004, 9101}
+    ci = builds[9001]
+    assert (ci.repo, ci.workflow, ci.status, ci.branch) == ("acme/api", "CI", "failure", "main")
+    assert ci.default_branch and ci.completed_at == "2026-03-01T09:40:00Z"
+    assert builds[9004].status == "in_progress" and builds[9004].completed_at is None
+    assert builds[9101].default_branch and builds[9101].branch == "develop"
+
+    vulns = {v.number: v for v in of(Vulnerability, found)}
+    assert (vulns[3].severity, vulns[3].state, vulns[3].package) == ("critical", "open", "requests")
+    assert (vulns[2].severity, vulns[2].state) == ("medium", "fixed")
+
+    [cov] = of(Coverage, found)
+    assert (cov.repo, cov.value, cov.branch, cov.sha) == ("acme/api", 87.5, "main", sha("a3"))
+
+    [dep] = of(Dependency, found)
+    assert (dep.number, dep.package, dep.from_version, dep.to_version) == (
+        12,
+        "urllib3",
+        "2.0.7",
+        "2.2.2",
+    )
+    assert dep.state == "open" and not dep.merged
+
+    pushes = {p.repo: p for p in of(Push, found)}
+    api, web, legacy = pushes["acme/api"], pushes["acme/web"], pushes["acme/legacy"]
+    assert (api.commits, api.bot, api.branch, api.head_sha) == (3, True, "main", sha("a3"))
+    assert (api.author, api.at) == ("dependabot[bot]", "2026-03-01T09:30:00Z")
+    assert (web.commits, web.bot, web.branch, web.author) == (2, False, "develop", "carol")
+    assert (legacy.commits, legacy.bot, legacy.author) == (1, False, "Legacy Importer")
+    assert not api.forced and not api.deleted
+
+    repos = {r.repo: r for r in of(Repo, found)}
+    assert {r.action for r in repos.values()} == {"scanned"}
+    assert repos["acme/legacy"].archived and not repos["acme/api"].archived
+    assert repos["acme/web"].private and repos["acme/web"].default_branch == "develop"
+    assert repos["acme/api"].owner == "acme" and repos["acme/api"].repo_id == 70001
+
+    profiles = {p.repo: (p.readme, p.api_docs, p.dependabot) for p in of(Profile, found)}
+    assert profiles == {
+        "acme/api": (True, True, True),
+        "acme/web": (False, False, False),  # Dependabot's 403: disabled, not an error
+        "acme/legacy": (True, None, True),  # no community profile: API docs unknown
+    }
+    assert {p.at for p in of(Profile, found)} == {iso(NOW)}
+
+
+def test_dependabot_403_is_recorded_as_disabled_not_as_an_error() -> None:
+    async def scenario() -> None:
+        with standin() as gh:
+            async with client(gh)[0] as api:
+                report = await scan(api, org=None, repos=["acme/web"], now=NOW, sink=Collector())
+            assert report.errors == [] and report.repos == ["acme/web"]
+            assert ("GET", "/repos/acme/web/dependabot/alerts?state=open&per_page=100", 403) in (
+                gh.calls
+            )
+            assert "dependabot_alert" not in report.counts
+
+    run(scenario)
+
+
+def test_rescan_uses_etags_and_stores_nothing_new(tmp_path: Path) -> None:
+    db = wrap(open_database(tmp_path / "pulsehook.db"))
+    fresh: list[list[bool]] = []
+    guids: list[list[str]] = []
+
+    async def store(batch: list[Delivery]) -> None:
+        fresh.append(transaction(db, lambda d: insert_batch(d, batch)))
+        guids.append([d.guid for d in batch])
+
+    async def scenario() -> None:
+        with standin() as gh:
+            async with client(gh)[0] as api:
+                first = await scan(api, org="acme", repos=None, now=NOW, sink=store)
+                ok_first = gh.count(200)
+                gh.calls.clear()
+                second = await scan(api, org="acme", repos=None, now=NOW, sink=store)
+                assert api.not_modified == gh.count(304) == ok_first
+            # The second pass cost no rate limit, still followed the page link, and
+            # answered the same: 304 for all that was 200, the same 403/404s.
+            assert gh.count(200) == 0 and set(gh.statuses()) <= {304, 403, 404}
+            assert "/orgs/acme/repos?per_page=100&type=all&page=2" in gh.paths()
+            assert first.counts == second.counts and second.errors == []
+
+    run(scenario)
+    assert len(fresh) == 6 and guids[:3] == guids[3:]
+    assert all(all(batch) for batch in fresh[:3])  # the first scan: all new
+    assert not any(any(batch) for batch in fresh[3:])  # the same guids: nothing new
+    db.conn.close()
+
+
+def test_a_persistent_etag_store_serves_a_new_client() -> None:
+    async def scenario() -> None:
+        store = DictStore()
+        with standin() as gh:
+            async with client(gh, etags=store)[0] as api:
+                _, first = await scan_org(gh, api)
+            # Pages that link to a next one stay in memory only (their links are not stored).
+            assert not any(
+                url.endswith("/orgs/acme/repos?per_page=100&type=all") for url in store.data
+            )
+            assert any("/orgs/acme/repos?per_page=100&type=all&page=2" in u for u in store.data)
+            gh.calls.clear()
+            async with client(gh, etags=store)[0] as api:
+                _, second = await scan_org(gh, api)
+                assert api.not_modified == gh.count(304) > 10
+            assert gh.count(200) == 1  # the repositories' first page
+            assert [d.guid for d in first.deliveries] == [d.guid for d in second.deliveries]
+
+    run(scenario)
+
+
+def test_a_user_account_and_named_repositories() -> None:
+    async def scenario() -> None:
+        with standin() as gh:
+            async with client(gh)[0] as api:
+                sink = Collector()
+                report = await scan(
+                    api, org="solo", repos=["acme/web", "acme/ghost"], now=NOW, sink=sink
+                )
+            assert ("GET", "/orgs/solo/repos?per_page=100&type=all", 404) in gh.calls
+            assert report.repos == ["solo/notes", "acme/web"]
+            assert len(report.errors) == 1 and report.errors[0].startswith("acme/ghost: HTTP 404")
+            notes = [d for d in sink.deliveries if d.repo == "solo/notes"]
+            assert sorted(d.event for d in notes) == ["pulsehook.profile", "repository"]
+            [profile] = of(Profile, facts(notes))
+            assert (profile.readme, profile.api_docs, profile.dependabot) == (False, None, False)
+
+    run(scenario)
+
+
+def test_errors_on_one_repository_do_not_stop_the_scan() -> None:
+    async def scenario() -> None:
+        with standin() as gh:
+            gh.broken |= {"/repos/acme/api/commits/main/statuses", "/repos/acme/web/readme"}
+            gh.sites.pop("acme/legacy")
+            async with client(gh)[0] as api:
+                report, sink = await scan_org(gh, api)
+            assert report.repos == ["acme/api", "acme/web"]
+            statuses, readme = report.errors
+            assert statuses.startswith("acme/api: statuses: HTTP 500 on /repos/acme/api/commits/")
+            assert readme == "acme/web: readme: HTTP 500 on /repos/acme/web/readme: Server Error"
+            # What could be read was: the push before the statuses, the community profile.
+            assert report.counts["push"] == 2 and "status" not in report.counts
+            assert report.counts["pulsehook.profile"] == 2 and len(sink.batches) == 2
+            [web] = [p for p in of(Profile, facts(sink.deliveries)) if p.repo == "acme/web"]
+            assert (web.readme, web.api_docs, web.dependabot) == (False, False, False)
+
+    run(scenario)
+
+
+# -- rate limits ------------------------------------------------------------------------
+
+
+def test_waits_for_the_reset_with_a_token_and_retries() -> None:
+    async def scenario() -> None:
+        with standin() as gh:
+            api, sleep = client(gh)
+            async with api:
+                gh.limit(reset=int(NOW.timestamp()) + 120)
+                rsp = await api.get("/repos/acme/api")
+                assert rsp.status == 200 and rsp.body["full_name"] == "acme/api"
+                assert sleep.calls == [121.0]  # until the reset, and a second
+                gh.limit(retry_after=7, status=429)
+                gh.limit(secondary=True)
+                assert (await api.get("/repos/acme/web")).ok
+                assert sleep.calls[1:] == [7.0, 120.0]  # retry-after; then 60 s, doubled
+                gh.spent_until = int(sleep.clock.now().timestamp()) + 30
+                await api.get("/repos/acme/api/readme")  # answered, the budget now spent
+                await api.get("/repos/acme/api/community/profile")
+                assert sleep.calls[3:] == [31.0]  # waited before asking again
+                gh.limits += [(502, {}, "Bad Gateway"), (503, {}, "Unavailable")]
+                assert (await api.get("/repos/acme/legacy")).ok
+                assert sleep.calls[4:] == [2.0, 4.0]  # a server error: backs off, retries
+
+    run(scenario)
+
+
+def test_rate_limit_waits_are_bounded() -> None:
+    async def scenario() -> None:
+        with standin() as gh:
+            api, sleep = client(gh, max_wait=600)
+            async with api:
+                gh.limit(reset=int(NOW.timestamp()) + 3600)
+                with pytest.raises(RateLimited, match="longer than the 600 s"):
+                    await api.get("/repos/acme/api")
+                assert sleep.calls == []
+                gh.limit(4, retry_after=1)
+                with pytest.raises(GitHubError, match="after 3 retries"):
+                    await api.get("/repos/acme/api")
+                assert sleep.calls == [1.0, 1.0, 1.0]
+
+    run(scenario)
+
+
+def test_without_a_token_a_rate_limit_fails_at_once() -> None:
+    async def scenario() -> None:
+        with standin() as gh:
+            api, sleep = client(gh, token=None)
+            async with api:
+                gh.limit(reset=int(NOW.timestamp()) + 60)
+                with pytest.raises(GitHubError) as caught:
+                    await api.get("/repos/acme/api")
+                assert str(caught.value) == EXACT
+                gh.limit(secondary=True, retry_after=5)
+                with pytest.raises(GitHubError) as caught:
+                    await scan(api, org="acme", repos=None, now=NOW, sink=Collector())
+                assert str(caught.value) == EXACT
+            assert sleep.calls == [] and gh.auth == []
+
+    run(scenario)
+
+
+def test_the_token_never_appears_in_errors_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "ghp_WrongT0kenEchoedBackByTheServer"
+
+    async def scenario() -> None:
+        with standin() as gh:
+            api, _ = client(gh)
+            async with api:
+                gh.limit(retry_after=2)
+                report = await scan(
+                    api, org=None, repos=["acme/api", "acme/ghost"], now=NOW, sink=Collector()
+                )
+                assert report.errors and TOKEN not in repr(api)
+            assert f"Bearer {TOKEN}" in gh.auth  # it was sent, to GitHub only
+            async with client(gh, token=wrong)[0] as bad:
+                refused = await scan(bad, org=None, repos=["acme/api"], now=NOW, sink=Collector())
+                with pytest.raises(GitHubError) as caught:
+                    async for _ in bad.paginate("/orgs/acme/repos"):
+                        pass
+            text = " ".join([*report.errors, *refused.errors, str(caught.value)])
+            assert "Bad credentials (Bearer ***)" in text
+            for secret in (TOKEN, wrong):
+                assert secret not in text and secret not in caplog.text
+
+    run(scenario)
+
+
+def test_links_to_another_host_are_not_followed() -> None:
+    async def scenario() -> None:
+        with standin() as gh:
+            async with client(gh)[0] as api:
+                with pytest.raises(GitHubError, match="another host"):
+                    async for _ in api.paginate("/elsewhere"):
+                        pass
+
+    run(scenario)
+
+
+# -- recovery ---------------------------------------------------------------------------
+
+HOOKS = [HookRef(77, "acme", "api"), HookRef(88, "acme")]
+SINCE = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+class Known:
+    def __init__(self, *stored: str) -> None:
+        self.stored = set(stored)
+        self.asked: list[list[str]] = []
+
+    async def __call__(self, guids: list[str]) -> set[str]:
+        self.asked.append(guids)
+        return self.stored & set(guids)
+
+
+async def recover_from(gh: FakeGitHub, known: Known, **kw: Any) -> RecoveryReport:
+    hooks = kw.pop("hooks", HOOKS)
+    async with client(gh)[0] as api:
+        return await recover(api, hooks, known, since=kw.pop("since", SINCE), now=NOW, **kw)
+
+
+def test_recovery_redelivers_only_missed_unknown_guids_once() -> None:
+    async def scenario() -> None:
+        with standin() as gh:
+            known = Known("g-known")
+            report = await recover_from(gh, known, hooks=[*HOOKS, HOOKS[0]])
+            assert (report.listed, report.missed, report.redelivered, report.failed) == (9, 3, 3, 0)
+            assert report.errors == [] and report.expired == 0
+            assert sorted(report.guids) == ["g-missed", "g-org-missed", "g-twice"]
+            [asked] = known.asked
+            assert sorted(asked) == ["g-known", "g-missed", "g-org-missed", "g-twice"]
+            assert gh.redelivered == [
+                "/repos/acme/api/hooks/77/deliveries/1009/attempts",
+                "/repos/acme/api/hooks/77/deliveries/1005/attempts",  # the latest attempt
+                "/orgs/acme/hooks/88/deliveries/2002/attempts",
+            ]
+            # Cursor pages are followed until one reaches past ``since``, and no further.
+            paths = gh.paths()
+            assert "/repos/acme/api/hooks/77/deliveries?per_page=100&cursor=v1_1004" in paths
+            assert not any("cursor=v1_1001" in p for p in paths)
+            # The redeliveries succeeded: a second run finds nothing to do.
+            again = await recover_from(gh, Known("g-known"))
+            assert (again.missed, again.redelivered) == (0, 0)
+            assert len(gh.redelivered) == 3
+
+    run(scenario)
+
+
+def test_recovery_counts_refusals_expired_and_unreadable_hooks() -> None:
+    async def scenario() -> None:
+        with standin() as gh:
+            gh.refuse.add(2002)
+            hooks = [*HOOKS, HookRef(99, "acme", "api")]
+            report = await recover_from(gh, Known(), hooks=hooks, since=NOW - timedelta(days=10))
+            assert report.listed == 12
+            assert (report.missed, report.redelivered, report.failed) == (7, 3, 1)
+            assert report.expired == 3  # g-old, g-older, g-oldest: past GitHub's 3 days
+            unreadable, refused = report.errors
+            assert unreadable.startswith("hook 99 of acme/api: listing deliveries: HTTP 404")
+            assert refused.startswith("hook 88 of organisation acme: redelivering g-org-missed:")
+            assert "HTTP 422" in refused and refused.endswith("Validation Failed")
+            assert not any("/1003/" in p or "/1002/" in p for p in gh.redelivered)
+
+    run(scenario)
