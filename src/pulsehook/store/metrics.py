@@ -31,17 +31,7 @@ def seed_shape(
     vulns = summary["vulnerabilities"]
     outdated = summary["dependency_prs"]["open"]
     coverage = summary["coverage"]
-    seen = max(
-        filter(
-            None,
-            [
-                summary.get("last_push_at"),
-                summary.get("last_activity_at"),
-                health["computed_at"] if health else None,
-            ],
-        ),
-        default=None,
-    )
+    seen = summary.get("last_seen_at")
     return {
         "name": summary["name"],
         "health_score": health["score"] if health else None,

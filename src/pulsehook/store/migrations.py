@@ -277,6 +277,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE repositories ADD COLUMN api_docs INTEGER;
     ALTER TABLE repositories ADD COLUMN dependabot INTEGER;
     ALTER TABLE repositories ADD COLUMN profile_checked_at TEXT;
+    ALTER TABLE repositories ADD COLUMN last_seen_at TEXT;  -- last processed news of it
     ALTER TABLE hooks ADD COLUMN org TEXT;
     ALTER TABLE deliveries ADD COLUMN hook_target TEXT;  -- repository | organization | integration
     -- The same push or status seen by webhook and by scan is stored once.

@@ -12,8 +12,12 @@ GOOD = ("success",)
 
 
 def latest_builds(db: Database, repo_id: int | None = None) -> list[dict[str, Any]]:
-    """The last completed default-branch run of each workflow of each repository."""
+    """The last completed default-branch run of each workflow of each repository.
+
+    Runs that say nothing about the code (cancelled, skipped, ...) are passed over.
+    """
     where = "AND repo_id = ?" if repo_id is not None else ""
+    neutral = ",".join("?" for _ in NEUTRAL)
     params: tuple[Any, ...] = (repo_id,) if repo_id is not None else ()
     return list(
         db.query(
@@ -21,8 +25,9 @@ def latest_builds(db: Database, repo_id: int | None = None) -> list[dict[str, An
             " SELECT *, row_number() OVER (PARTITION BY repo_id, workflow"
             "   ORDER BY completed_at DESC, attempt DESC) AS rn"
             " FROM builds WHERE default_branch = 1 AND completed_at IS NOT NULL"
-            f" AND source != 'workflow_job' {where}) WHERE rn = 1 ORDER BY repo_id, workflow",
-            params,
+            f" AND source != 'workflow_job' AND status NOT IN ({neutral}) {where})"
+            " WHERE rn = 1 ORDER BY repo_id, workflow",
+            (*NEUTRAL, *params),
         )
     )
 
@@ -108,4 +113,5 @@ def repo_summary(
         "last_push_at": row["last_push_at"] or None,
         "last_activity_at": row["last_activity_at"] or None,
         "first_seen_at": row["first_seen_at"],
+        "last_seen_at": row["last_seen_at"],
     }

@@ -39,9 +39,10 @@ def _ensure_repo(db: Database, fact: Any, now: str) -> int | None:
         )
         return int(row["id"]) if row else None
     db.execute(
-        "INSERT INTO repositories (id, full_name, owner, first_seen_at) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT(id) DO UPDATE SET full_name = excluded.full_name",
-        (repo_id, fact.repo, fact.repo.partition("/")[0], now),
+        "INSERT INTO repositories (id, full_name, owner, first_seen_at, last_seen_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET full_name = excluded.full_name,"
+        " last_seen_at = excluded.last_seen_at",
+        (repo_id, fact.repo, fact.repo.partition("/")[0], now, now),
     )
     return repo_id
 

@@ -54,7 +54,8 @@ def describe(title: str, points: Sequence[Point]) -> str:
     times = [t for t, _ in points]
     first, last = _day(min(times)), _day(max(times))
     span = f"on {first}" if first == last else f"from {first} to {last}"
-    latest = max(known, key=lambda p: p[0])[1]
+    # The last of a stable sort: of two scores at the same instant, the later-listed one.
+    latest = sorted(known, key=lambda p: p[0])[-1][1]
     gaps = len(points) - len(known)
     text = (
         f"{title}: {len(values)} {'point' if len(values) == 1 else 'points'} {span}; "
@@ -188,9 +189,9 @@ def sparkline(
         return "".join([*out, "</svg>"])
     scale = _Scale(points, (3.0, 3.0, width - 3.0, height - 3.0), y_max)
     out.extend(_lines(points, scale, dot=2.5))
-    when, value = max(
+    when, value = sorted(
         ((t, k) for t, v in points if (k := _known(v)) is not None), key=lambda p: p[0]
-    )
+    )[-1]
     out.append(
         f'<circle class="dot last" cx="{scale.x(when):.1f}" cy="{scale.y(value):.1f}" r="2.5"/>'
     )
