@@ -72,7 +72,8 @@ def test_processing_error_is_stored_and_retried_at_next_start(settings: Settings
     # Fixed (as an upgrade would): the next start processes it.
     with sqlite3.connect(settings.db_path) as conn:
         conn.execute(
-            "UPDATE deliveries SET payload = ? WHERE guid = 'broken'",
+            "UPDATE delivery_payloads SET payload = ?"
+            " WHERE delivery_id = (SELECT id FROM deliveries WHERE guid = 'broken')",
             (json.dumps(payload("push")),),
         )
     with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as client:

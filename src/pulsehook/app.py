@@ -30,7 +30,17 @@ from .summary.publish import Publisher
 from .summary.service import FILES as SUMMARY_FILES
 from .summary.service import Summarizer
 from .summary.service import Target as SummaryTarget
-from .web import alerts_api, api, metrics, openapi, pulseox, report, summary, webhooks
+from .web import (
+    alerts_api,
+    api,
+    dashboard,
+    metrics,
+    openapi,
+    pulseox,
+    report,
+    summary,
+    webhooks,
+)
 from .web.auth import ApiTokenMiddleware
 from .web.responses import EXCEPTION_HANDLERS
 from .web.services import Services
@@ -113,13 +123,18 @@ def create_app(
             if publisher
             else (lambda files: None),
         )
-        worker = Worker(
-            writer, clock, alerting=alerting, on_notices=notices, on_summary=summarizer.changed
-        )
         intake = Intake(
             writer,
             batch_max=settings.batch_max,
-            on_commit=worker.wake if settings.worker else lambda: None,
+            on_commit=lambda: worker.wake() if settings.worker else None,
+        )
+        worker = Worker(
+            writer,
+            clock,
+            alerting=alerting,
+            on_notices=notices,
+            on_summary=summarizer.changed,
+            busy=lambda: intake.busy,
         )
         svc = Services(
             settings=settings,
@@ -183,7 +198,7 @@ def create_app(
     return Starlette(
         debug=settings.debug,
         routes=[
-            Route("/webhooks/github", webhooks.receive, methods=["POST"]),
+            Route("/webhooks/github", webhooks.WebhookEndpoint(), methods=["POST"]),
             Route("/healthz", api.healthz, methods=["GET"]),
             Route("/api/v1/deliveries", api.list_deliveries, methods=["GET"]),
             *metrics.ROUTES,
@@ -195,6 +210,7 @@ def create_app(
             ),
             *[Route(f"/{name}", summary.serve_summary, methods=["GET"]) for name in SUMMARY_FILES],
             Mount(settings.pulseox_prefix, routes=pulseox.routes()),
+            *dashboard.ROUTES,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[Middleware(ApiTokenMiddleware, settings=settings)],

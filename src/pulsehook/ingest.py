@@ -11,7 +11,6 @@ and marks the delivery — so a crash leaves it pending, a bug leaves it marked
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+import orjson
 from sqlite_utils import Database
 
 from .alerts import engine
@@ -37,7 +37,7 @@ from .summary import items as summary_items
 
 log = logging.getLogger(__name__)
 
-PROCESS_CHUNK = 32  # deliveries per processing transaction: keeps the writer responsive
+PROCESS_CHUNK = 64  # deliveries per processing transaction: keeps the writer responsive
 
 
 class Intake:
@@ -49,6 +49,11 @@ class Intake:
         self._on_commit = on_commit
         self._queue: list[tuple[Delivery, asyncio.Future[bool]]] = []
         self._flushing = False
+
+    @property
+    def busy(self) -> bool:
+        """Deliveries are waiting for their commit (senders are waiting on them)."""
+        return self._flushing or bool(self._queue)
 
     async def submit(self, delivery: Delivery) -> bool:
         """Store ``delivery``; True if new, False if this guid was already stored.
@@ -132,7 +137,7 @@ def process_one(
     db.execute("SAVEPOINT delivery")
     facts: list[Fact] = []
     try:
-        payload = json.loads(row["payload"])
+        payload = orjson.loads(row["payload"])
         if row["hook_id"] is not None:
             _record_hook(db, row, payload)
         facts = normalize(row["event"], payload)
@@ -148,14 +153,6 @@ def process_one(
         )
         if alerting is not None:
             alerting.summary_changes += reports
-        # Scores move with the facts that feed them; a change is itself a fact.
-        touched = sorted(
-            {repo_id for f in facts if isinstance(repo_id := getattr(f, "repo_id", None), int)}
-        )
-        for repo_id in touched:
-            scored = health_store.recompute(db, repo_id, moment)
-            if scored is not None:
-                facts.append(scored)
         if alerting is not None and clock_now is not None:
             alerting.queued += engine.evaluate(
                 db,
@@ -195,6 +192,21 @@ def process_chunk(
     facts: list[Fact] = []
     for row in rows:
         facts.extend(process_one(db, row, now=now, alerting=alerting, clock_now=clock_now, tz=tz))
+    # Scores move with the facts that feed them — once per repository per chunk,
+    # not per delivery — and a change of score is itself a fact for the rules.
+    moment = clock_now or datetime.fromisoformat(now.replace("Z", "+00:00"))
+    touched = sorted({r for f in facts if isinstance(r := getattr(f, "repo_id", None), int)})
+    scores = [s for r in touched if (s := health_store.recompute(db, r, moment)) is not None]
+    if scores and alerting is not None and clock_now is not None:
+        alerting.queued += engine.evaluate(
+            db,
+            alerting.rules,
+            list(scores),
+            now=clock_now,
+            evaluator=alerting.evaluator,
+            policy=alerting.policy,
+        )
+    facts.extend(scores)
     return (rows[-1]["id"] if rows else after_id), len(rows), facts
 
 
@@ -222,7 +234,11 @@ class Worker:
         alerting: Alerting | None = None,
         on_notices: Callable[[], None] = lambda: None,
         on_summary: Callable[[], None] = lambda: None,
+        busy: Callable[[], bool] = lambda: False,
+        max_defer: float = 1.0,
     ) -> None:
+        self._busy = busy
+        self._max_defer = max_defer
         self._writer = writer
         self._clock = clock
         self._alerting = alerting
@@ -238,6 +254,7 @@ class Worker:
         """Process everything currently waiting; return how many deliveries were seen."""
         after_id, seen = 0, 0
         while True:
+            await self._yield_to_intake()
             moment = self._clock.now()
             now = iso(moment)
 
@@ -264,6 +281,14 @@ class Worker:
             if not count:
                 return seen
             seen += count
+
+    async def _yield_to_intake(self) -> None:
+        """Receiving comes first: while senders wait for commits, processing waits —
+        but never more than ``max_defer`` seconds per chunk, so it always advances."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._max_defer
+        while self._busy() and loop.time() < deadline:
+            await asyncio.sleep(0.002)
 
     async def run(self) -> None:
         # Deliveries left pending by a crash, and those a bug failed on, get

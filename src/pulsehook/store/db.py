@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -26,6 +27,9 @@ from .migrations import migrate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+IDLE_SECONDS = 0.05  # no job for this long: checkpoint
+WAL_CAP = 256 * 1024 * 1024  # bytes of log before a checkpoint even under load
 
 URGENT = 0  # acknowledging a delivery: a sender is waiting
 NORMAL = 1  # processing, scheduling: nobody is waiting on the socket
@@ -90,6 +94,11 @@ class Writer:
         self.db = wrap(
             open_database(path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
         )
+        # Checkpoints are the writer's to schedule: SQLite's automatic ones land on
+        # whichever commit crosses the threshold, in the middle of a burst.
+        self.db.conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self._wal = Path(f"{path}-wal")
+        self._dirty = False
         self._jobs: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
         self._order = itertools.count()
         self._thread = threading.Thread(target=self._run, name="pulsehook-writer", daemon=True)
@@ -113,7 +122,12 @@ class Writer:
 
     def _run(self) -> None:
         while True:
-            _, _, job = self._jobs.get()
+            try:
+                # With changes not yet checkpointed, a quiet moment is the time to do it.
+                _, _, job = self._jobs.get(timeout=IDLE_SECONDS if self._dirty else None)
+            except queue.Empty:
+                self._checkpoint("PASSIVE")
+                continue
             if job is None:
                 break
             fn, future = job
@@ -123,7 +137,26 @@ class Writer:
                 future.set_result(transaction(self.db, fn))
             except BaseException as exc:  # handed to the waiting caller
                 future.set_exception(exc)
+            self._dirty = True
+            if self._wal_bytes() > WAL_CAP:
+                # Busy without pause: don't let the log grow without bound.
+                self._checkpoint("RESTART")
+        self._checkpoint("TRUNCATE")
         self.db.conn.close()
+
+    def _wal_bytes(self) -> int:
+        try:
+            return os.stat(self._wal).st_size
+        except OSError:
+            return 0
+
+    def _checkpoint(self, mode: str) -> None:
+        """Copy the log into the database file (off the hot path; see WAL_CAP)."""
+        try:
+            self.db.conn.execute(f"PRAGMA wal_checkpoint({mode})")
+        except sqlite3.Error as exc:
+            log.warning("checkpoint (%s) failed: %s", mode, exc)
+        self._dirty = False
 
     def close(self) -> None:
         # Sorts after every pending job, so queued work is finished first.

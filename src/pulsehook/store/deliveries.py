@@ -29,11 +29,11 @@ class Delivery:
 def insert_batch(db: Database, batch: list[Delivery]) -> list[bool]:
     """Insert deliveries; True for each that is new, False for a redelivery."""
     fresh: list[bool] = []
+    conn = db.conn  # the hot path: plain sqlite3, no per-row helpers
     for d in batch:
-        cursor = db.execute(
+        cursor = conn.execute(
             "INSERT INTO deliveries (guid, event, action, hook_id, content_type, received_at,"
-            " payload, repo, hook_target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT(guid) DO NOTHING",
+            " repo, hook_target) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(guid) DO NOTHING",
             (
                 d.guid,
                 d.event,
@@ -41,12 +41,17 @@ def insert_batch(db: Database, batch: list[Delivery]) -> list[bool]:
                 d.hook_id,
                 d.content_type,
                 d.received_at,
-                d.payload,
                 d.repo,
                 d.hook_target,
             ),
         )
-        fresh.append(cursor.rowcount == 1)
+        is_new = cursor.rowcount == 1
+        if is_new:
+            conn.execute(
+                "INSERT INTO delivery_payloads (delivery_id, payload) VALUES (?, ?)",
+                (cursor.lastrowid, d.payload),
+            )
+        fresh.append(is_new)
     return fresh
 
 
@@ -56,9 +61,9 @@ def next_batch(
     marks = ",".join("?" for _ in statuses)
     return list(
         db.query(
-            f"SELECT id, guid, event, payload, hook_id, hook_target, content_type, received_at"
-            f" FROM deliveries"
-            f" WHERE status IN ({marks}) AND id > ? ORDER BY id LIMIT ?",
+            "SELECT d.id, d.guid, d.event, p.payload, d.hook_id, d.hook_target, d.content_type,"
+            " d.received_at FROM deliveries d JOIN delivery_payloads p ON p.delivery_id = d.id"
+            f" WHERE d.status IN ({marks}) AND d.id > ? ORDER BY d.id LIMIT ?",
             (*statuses, after_id, limit),
         )
     )

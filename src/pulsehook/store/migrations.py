@@ -15,7 +15,6 @@ MIGRATIONS: list[str] = [
         hook_id INTEGER,
         content_type TEXT NOT NULL,
         received_at TEXT NOT NULL,
-        payload TEXT NOT NULL,
         status TEXT NOT NULL DEFAULT 'pending'
             CHECK (status IN ('pending', 'processed', 'ignored', 'error')),
         error TEXT,
@@ -25,6 +24,13 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX deliveries_status ON deliveries(status, id);
     CREATE INDEX deliveries_event ON deliveries(event, id);
+
+    -- The body apart from the bookkeeping: marking a delivery processed then
+    -- rewrites a small row, not the whole payload.
+    CREATE TABLE delivery_payloads (
+        delivery_id INTEGER PRIMARY KEY REFERENCES deliveries(id) ON DELETE CASCADE,
+        payload TEXT NOT NULL
+    );
 
     CREATE TABLE hooks (
         hook_id INTEGER PRIMARY KEY,

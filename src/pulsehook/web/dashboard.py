@@ -95,17 +95,9 @@ def render(
     headers: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    html = (
-        environment()
-        .get_template(template)
-        .render(
-            root=request.scope.get("root_path", ""),
-            path=request.url.path,
-            nav=NAV,
-            refresh=REFRESH_SECONDS if refresh else None,
-            **context,
-        )
-    )
+    root, seconds = request.scope.get("root_path", ""), REFRESH_SECONDS if refresh else None
+    page = environment().get_template(template)
+    html = page.render(root=root, path=request.url.path, nav=NAV, refresh=seconds, **context)
     return HTMLResponse(html, status_code=status, headers=HEADERS | (headers or {}))
 
 
@@ -206,13 +198,18 @@ def _svg(markup: str) -> Markup:
     return Markup(markup)  # noqa: S704 - charts.py escapes every text it writes
 
 
-def _alerts(db: Database, where: str, limit: int) -> list[dict[str, Any]]:
+FIRING = (
+    "WHERE state = 'firing' ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'error' THEN 1"
+    " WHEN 'warning' THEN 2 ELSE 3 END, last_seen_at DESC"
+)
+RECENT = "ORDER BY last_seen_at DESC"
+
+
+def _alerts(db: Database, clause: str, limit: int) -> list[dict[str, Any]]:
     rows = list(
         db.query(
             "SELECT rule, repo, subject, state, severity, fact, started_at, last_seen_at,"
-            f" resolved_at, occurrences, silenced FROM alerts {where}"
-            " ORDER BY state = 'resolved', CASE severity WHEN 'critical' THEN 0 WHEN 'error'"
-            " THEN 1 WHEN 'warning' THEN 2 ELSE 3 END, last_seen_at DESC LIMIT ?",
+            f" resolved_at, occurrences, silenced FROM alerts {clause} LIMIT ?",
             (limit,),
         )
     )
@@ -244,7 +241,7 @@ def _open_vulns(db: Database, repo: str | None) -> list[dict[str, Any]]:
 
 @page("overview.html", "overview")
 def overview(db: Database, view: View) -> dict[str, Any]:
-    firing = _alerts(db, "WHERE state = 'firing'", 50)
+    firing = _alerts(db, FIRING, 50)
     return {"data": metrics.overview(db, view.now), "firing": firing}
 
 
@@ -323,8 +320,8 @@ def trends(db: Database, view: View) -> dict[str, Any]:
 @page("alerts.html", "alerts")
 def alerts(db: Database, view: View) -> dict[str, Any]:
     return {
-        "firing": _alerts(db, "WHERE state = 'firing'", 200),
-        "recent": _alerts(db, "", 50),
+        "firing": _alerts(db, FIRING, 200),
+        "recent": _alerts(db, RECENT, 50),
         "silences": silences.listing(db, view.now, view.tz),
     }
 
