@@ -17,7 +17,7 @@ import httpx
 from pulsehook.app import create_app
 from pulsehook.settings import Settings
 from pulsehook.store.db import open_database, transaction, wrap
-from pulsehook.store.deliveries import Delivery, insert_batch
+from pulsehook.store.deliveries import Delivery, encode_payload, insert_batch
 
 from .conftest import SECRET, deliver, drained, free_port, live, payload, wait_for
 
@@ -74,7 +74,7 @@ def test_processing_error_is_stored_and_retried_at_next_start(settings: Settings
         conn.execute(
             "UPDATE delivery_payloads SET payload = ?"
             " WHERE delivery_id = (SELECT id FROM deliveries WHERE guid = 'broken')",
-            (json.dumps(payload("push")),),
+            (encode_payload(json.dumps(payload("push"))),),
         )
     with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as client:
         wait_for(lambda: statuses(settings)["broken"][0] == "processed")

@@ -137,7 +137,7 @@ def process_one(
     db.execute("SAVEPOINT delivery")
     facts: list[Fact] = []
     try:
-        payload = orjson.loads(row["payload"])
+        payload = orjson.loads(deliveries.decode_payload(row["payload"]))
         if row["hook_id"] is not None:
             _record_hook(db, row, payload)
         facts = normalize(row["event"], payload)

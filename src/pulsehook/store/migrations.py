@@ -26,10 +26,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX deliveries_event ON deliveries(event, id);
 
     -- The body apart from the bookkeeping: marking a delivery processed then
-    -- rewrites a small row, not the whole payload.
+    -- rewrites a small row, not the whole payload. zlib-compressed JSON: webhook
+    -- bodies shrink about 7 times, and the bytes written are the cost of receiving.
     CREATE TABLE delivery_payloads (
         delivery_id INTEGER PRIMARY KEY REFERENCES deliveries(id) ON DELETE CASCADE,
-        payload TEXT NOT NULL
+        payload BLOB NOT NULL
     );
 
     CREATE TABLE hooks (

@@ -50,27 +50,25 @@ async def read_capped(receive: Receive, declared: str | None, limit: int) -> byt
             return b"".join(chunks)
 
 
-def payload_text(body: bytes, content_type: str) -> tuple[str, Any]:
-    """The JSON document inside the body: its text and its parsed value."""
+def payload_document(body: bytes, content_type: str) -> tuple[bytes, Any]:
+    """The JSON document inside the body: its bytes and its parsed value."""
     if content_type == JSON_TYPE:
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise BadRequest(f"body is not UTF-8: {exc}") from exc
+        document = body
     elif content_type == FORM_TYPE:
         fields = parse_qs(body.decode("latin-1"), keep_blank_values=True)
         if "payload" not in fields:
             raise BadRequest("form-encoded body has no 'payload' field")
-        text = fields["payload"][0].encode("latin-1").decode("utf-8", "replace")
+        document = fields["payload"][0].encode("latin-1")
     else:
         raise UnsupportedMediaType(
             f"content type {content_type or '(none)'!r} is not supported; "
             f"use {JSON_TYPE} or {FORM_TYPE}"
         )
     try:
-        return text, orjson.loads(text)
+        # orjson checks the UTF-8 as it parses: no separate decode of the body.
+        return document, orjson.loads(document)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from exc
+        raise BadRequest(f"body is not valid JSON (UTF-8): {exc}") from exc
 
 
 def _summary(data: Any) -> tuple[str | None, str | None]:
@@ -125,13 +123,13 @@ class WebhookEndpoint:
             ]
             raise BadRequest(f"missing header(s): {', '.join(missing)}")
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        text, data = payload_text(body, content_type)
+        document, data = payload_document(body, content_type)
         action, repo = _summary(data)
         hook_id = headers.get("x-github-hook-id", "")
         delivery = Delivery(
             guid=guid,
             event=event,
-            payload=text,
+            payload=document,
             content_type=content_type,
             received_at=iso(svc.clock.now()),
             action=action,
