@@ -390,7 +390,9 @@ def test_trends_page_draws_history(site: Site) -> None:
     assert ecosystem.startswith("Ecosystem average health per day, last 90 days: 4 points")
     # One sparkline per repository with history, each described in words.
     assert [s.split(":")[0] for s in sparks] == [HELLO, OCTO, PIKA]
-    assert "latest 50, lowest 50, highest 100" in sparks[1]
+    # Scored once per processing chunk: whether the green run was scored on its own
+    # (100) before the red one depends on how the deliveries were grouped.
+    assert re.search(r"latest 50, lowest 50, highest (80|100)\b", sparks[1]), sparks[1]
 
     def day(n: int) -> str:
         return (site.now - timedelta(days=n)).strftime("%Y-%m-%d")

@@ -37,7 +37,9 @@ from .summary import items as summary_items
 
 log = logging.getLogger(__name__)
 
-PROCESS_CHUNK = 64  # deliveries per processing transaction: keeps the writer responsive
+PROCESS_CHUNK = 64  # deliveries per processing transaction when nothing else waits
+BUSY_CHUNK = 8  # ... and while deliveries keep arriving: short holds of the writer
+QUIET_SECONDS = 0.05  # no delivery for this long: receiving has paused
 
 
 class Intake:
@@ -49,18 +51,22 @@ class Intake:
         self._on_commit = on_commit
         self._queue: list[tuple[Delivery, asyncio.Future[bool]]] = []
         self._flushing = False
+        self._last_submit = float("-inf")
 
     @property
     def busy(self) -> bool:
-        """Deliveries are waiting for their commit (senders are waiting on them)."""
-        return self._flushing or bool(self._queue)
+        """Deliveries are arriving: some wait for their commit, or one came just now."""
+        recent = asyncio.get_running_loop().time() - self._last_submit < QUIET_SECONDS
+        return self._flushing or bool(self._queue) or recent
 
     async def submit(self, delivery: Delivery) -> bool:
         """Store ``delivery``; True if new, False if this guid was already stored.
 
         Returns only after the commit. Raises StorageUnavailable if it failed.
         """
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._last_submit = loop.time()
+        future: asyncio.Future[bool] = loop.create_future()
         self._queue.append((delivery, future))
         if not self._flushing:
             self._flushing = True
@@ -255,15 +261,21 @@ class Worker:
         after_id, seen = 0, 0
         while True:
             await self._yield_to_intake()
+            limit = BUSY_CHUNK if self._busy() else PROCESS_CHUNK
             moment = self._clock.now()
             now = iso(moment)
 
             def job(
-                db: Database, start: int = after_id, now: str = now, moment: datetime = moment
+                db: Database,
+                start: int = after_id,
+                now: str = now,
+                moment: datetime = moment,
+                limit: int = limit,
             ) -> tuple[int, int, list[Fact]]:
                 return process_chunk(
                     db,
                     after_id=start,
+                    limit=limit,
                     now=now,
                     statuses=statuses,
                     alerting=self._alerting,
@@ -288,7 +300,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._max_defer
         while self._busy() and loop.time() < deadline:
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(0.005)
 
     async def run(self) -> None:
         # Deliveries left pending by a crash, and those a bug failed on, get
