@@ -58,6 +58,14 @@ def all_repos(db: Database, now: datetime) -> list[dict[str, Any]]:
     return [seed_shape(r, health.get(r["id"]), now) for r in repo_rows(db)]
 
 
+def one_repo(db: Database, repo_id: int, now: datetime) -> dict[str, Any] | None:
+    rows = repo_rows(db, repo_id=repo_id, include_deleted=True)
+    if not rows:
+        return None
+    health = next(db.query("SELECT * FROM health WHERE repo_id = ?", (repo_id,)), None)
+    return seed_shape(rows[0], health, now)
+
+
 def find_repo(db: Database, name: str) -> dict[str, Any] | None:
     return next(
         db.query(

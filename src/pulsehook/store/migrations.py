@@ -309,11 +309,35 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX health_history_repo ON health_history(repo_id, at);
     CREATE INDEX builds_default ON builds(repo_id, default_branch, completed_at);
+
+    -- Current state: each workflow's last counted default-branch run, kept as runs
+    -- arrive, so reading a thousand repositories does not scan every build.
+    CREATE TABLE workflow_state (
+        repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+        workflow TEXT NOT NULL,
+        status TEXT NOT NULL,
+        url TEXT,
+        completed_at TEXT NOT NULL,
+        run_id INTEGER NOT NULL,
+        event TEXT,
+        attempt INTEGER NOT NULL,
+        PRIMARY KEY (repo_id, workflow)
+    );
+    INSERT OR REPLACE INTO workflow_state (repo_id, workflow, status, url, completed_at,
+    run_id, event, attempt)
+    SELECT repo_id, workflow, status, url, completed_at, run_id, event, attempt FROM (
+        SELECT *, row_number() OVER (PARTITION BY repo_id, workflow
+            ORDER BY completed_at DESC, attempt DESC) AS rn
+        FROM builds WHERE default_branch = 1 AND completed_at IS NOT NULL
+        AND source != 'workflow_job' AND status NOT IN
+        ('cancelled', 'skipped', 'neutral', 'stale', 'action_required'))
+    WHERE rn = 1;
     """,
 ]
 
 # Tables rebuilt from the stored deliveries by ``pulsehook replay``.
 DERIVED_TABLES = (
+    "workflow_state",
     "health",
     "activity",
     "dependency_prs",
@@ -342,3 +366,17 @@ def migrate(conn: sqlite3.Connection) -> int:
             raise
         version = number
     return version
+
+
+# Rebuilds workflow_state from builds (after a bulk load).
+WORKFLOW_STATE_SQL = """
+INSERT OR REPLACE INTO workflow_state (repo_id, workflow, status, url, completed_at,
+    run_id, event, attempt)
+    SELECT repo_id, workflow, status, url, completed_at, run_id, event, attempt FROM (
+        SELECT *, row_number() OVER (PARTITION BY repo_id, workflow
+            ORDER BY completed_at DESC, attempt DESC) AS rn
+        FROM builds WHERE default_branch = 1 AND completed_at IS NOT NULL
+        AND source != 'workflow_job' AND status NOT IN
+        ('cancelled', 'skipped', 'neutral', 'stale', 'action_required'))
+    WHERE rn = 1
+"""

@@ -12,22 +12,17 @@ GOOD = ("success",)
 
 
 def latest_builds(db: Database, repo_id: int | None = None) -> list[dict[str, Any]]:
-    """The last completed default-branch run of each workflow of each repository.
+    """The last counted completed default-branch run of each workflow of each repository.
 
     Runs that say nothing about the code (cancelled, skipped, ...) are passed over.
+    Read from ``workflow_state``, kept current as runs arrive.
     """
-    where = "AND repo_id = ?" if repo_id is not None else ""
-    neutral = ",".join("?" for _ in NEUTRAL)
-    params: tuple[Any, ...] = (repo_id,) if repo_id is not None else ()
+    where, params = ("WHERE repo_id = ?", (repo_id,)) if repo_id is not None else ("", ())
     return list(
         db.query(
-            "SELECT repo_id, workflow, branch, status, url, completed_at, run_id, event FROM ("
-            " SELECT *, row_number() OVER (PARTITION BY repo_id, workflow"
-            "   ORDER BY completed_at DESC, attempt DESC) AS rn"
-            " FROM builds WHERE default_branch = 1 AND completed_at IS NOT NULL"
-            f" AND source != 'workflow_job' AND status NOT IN ({neutral}) {where})"
-            " WHERE rn = 1 ORDER BY repo_id, workflow",
-            (*NEUTRAL, *params),
+            "SELECT repo_id, workflow, status, url, completed_at, run_id, event"
+            f" FROM workflow_state {where} ORDER BY repo_id, workflow",
+            params,
         )
     )
 
@@ -42,11 +37,21 @@ def build_state(workflows: list[dict[str, Any]]) -> str | None:
     return "success" if any(s in GOOD for s in statuses) else statuses[0]
 
 
-def repos(db: Database, *, include_deleted: bool = False) -> list[dict[str, Any]]:
-    where = "" if include_deleted else "WHERE deleted = 0"
-    rows = {r["id"]: r for r in db.query(f"SELECT * FROM repositories {where} ORDER BY full_name")}
+def repos(
+    db: Database, *, include_deleted: bool = False, repo_id: int | None = None
+) -> list[dict[str, Any]]:
+    clauses = [] if include_deleted else ["deleted = 0"]
+    params: tuple[Any, ...] = ()
+    if repo_id is not None:
+        clauses.append("id = ?")
+        params = (repo_id,)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = {
+        r["id"]: r
+        for r in db.query(f"SELECT * FROM repositories {where} ORDER BY full_name", params)
+    }
     builds: dict[int, list[dict[str, Any]]] = {}
-    for b in latest_builds(db):
+    for b in latest_builds(db, repo_id):
         builds.setdefault(b["repo_id"], []).append(b)
     vulns: dict[int, dict[str, int]] = {}
     for v in db.query(
@@ -54,13 +59,14 @@ def repos(db: Database, *, include_deleted: bool = False) -> list[dict[str, Any]
         " GROUP BY repo_id, severity"
     ):
         vulns.setdefault(v["repo_id"], {})[v["severity"]] = v["n"]
+    # The latest value on each default branch, one index lookup per repository.
     coverage = {
         c["repo_id"]: c
         for c in db.query(
-            "SELECT repo_id, branch, value, delta, at, url FROM ("
-            " SELECT c.*, row_number() OVER (PARTITION BY c.repo_id ORDER BY c.at DESC, c.id DESC)"
-            "   AS rn FROM coverage c JOIN repositories r ON r.id = c.repo_id"
-            "   WHERE c.branch IS r.default_branch OR r.default_branch IS NULL) WHERE rn = 1"
+            "SELECT c.repo_id, c.branch, c.value, c.delta, c.at, c.url FROM repositories r"
+            " JOIN coverage c ON c.id = (SELECT id FROM coverage WHERE repo_id = r.id"
+            "   AND (branch IS r.default_branch OR r.default_branch IS NULL)"
+            "   ORDER BY at DESC, id DESC LIMIT 1)"
         )
     }
     deps = {

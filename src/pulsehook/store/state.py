@@ -89,6 +89,30 @@ def _build(db: Database, b: Build, repo_id: int) -> None:
     )
 
 
+NEUTRAL = ("cancelled", "skipped", "neutral", "stale", "action_required")
+
+
+def _workflow_state(db: Database, b: Build, repo_id: int) -> None:
+    """Keep each workflow's last counted default-branch run current."""
+    if (
+        not b.default_branch
+        or b.completed_at is None
+        or b.source == "workflow_job"
+        or b.status in NEUTRAL
+    ):
+        return
+    db.execute(
+        "INSERT INTO workflow_state (repo_id, workflow, status, url, completed_at, run_id,"
+        " event, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(repo_id, workflow)"
+        " DO UPDATE SET status = excluded.status, url = excluded.url,"
+        " completed_at = excluded.completed_at, run_id = excluded.run_id,"
+        " event = excluded.event, attempt = excluded.attempt"
+        " WHERE (excluded.completed_at, excluded.attempt)"
+        "   >= (workflow_state.completed_at, workflow_state.attempt)",
+        (repo_id, b.workflow, b.status, b.url, b.completed_at, b.run_id, b.event, b.attempt),
+    )
+
+
 def _vulnerability(db: Database, v: Vulnerability, repo_id: int) -> None:
     db.execute(
         "INSERT INTO vulnerabilities (repo_id, number, state, severity, package, ecosystem,"
@@ -261,6 +285,7 @@ def apply(db: Database, facts: list[Fact], *, now: str, hook_id: int | None = No
             continue  # no id and never seen: nothing to attach the fact to
         if isinstance(fact, Build):
             _build(db, fact, repo_id)
+            _workflow_state(db, fact, repo_id)
         elif isinstance(fact, Vulnerability):
             _vulnerability(db, fact, repo_id)
         elif isinstance(fact, Coverage):

@@ -7,13 +7,13 @@ from typing import Any
 
 from sqlite_utils import Database
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import BadRequest
 from ..store import metrics
 from .api import _int_param
-from .responses import error
+from .responses import FastJSON, error
 from .services import services
 
 
@@ -36,20 +36,20 @@ def _resolve(db: Database, name: str) -> dict[str, Any] | None:
     return rows[0] if len(rows) == 1 else None
 
 
-async def health(request: Request) -> JSONResponse:
+async def health(request: Request) -> FastJSON:
     svc = services(request)
     now = svc.clock.now()
-    return JSONResponse(await svc.readers.run(lambda db: metrics.overview(db, now)))
+    return FastJSON(await svc.readers.run(lambda db: metrics.overview(db, now)))
 
 
-async def repos(request: Request) -> JSONResponse:
+async def repos(request: Request) -> FastJSON:
     svc = services(request)
     now = svc.clock.now()
     rows = await svc.readers.run(lambda db: metrics.all_repos(db, now))
-    return JSONResponse({"repos": rows, "count": len(rows)})
+    return FastJSON({"repos": rows, "count": len(rows)})
 
 
-async def repo(request: Request) -> JSONResponse:
+async def repo(request: Request) -> Response:
     svc = services(request)
     name = _name(request)
     now = svc.clock.now()
@@ -58,17 +58,15 @@ async def repo(request: Request) -> JSONResponse:
         found = _resolve(db, name)
         if found is None:
             return None
-        return next(
-            (r for r in metrics.all_repos(db, now) if r["name"] == found["full_name"]), None
-        )
+        return metrics.one_repo(db, found["id"], now)
 
     row = await svc.readers.run(query)
     if row is None:
         return error(404, "not_found", f"unknown repository {name!r}")
-    return JSONResponse(row)
+    return FastJSON(row)
 
 
-async def repo_metrics(request: Request) -> JSONResponse:
+async def repo_metrics(request: Request) -> Response:
     svc = services(request)
     name = _name(request)
     days = _int_param(request, "days", 90, high=3650) or 90
@@ -85,7 +83,7 @@ async def repo_metrics(request: Request) -> JSONResponse:
     body = await svc.readers.run(query)
     if body is None:
         return error(404, "not_found", f"unknown repository {name!r}")
-    return JSONResponse(body)
+    return FastJSON(body)
 
 
 def _choice(request: Request, name: str, allowed: tuple[str, ...] | None = None) -> str | None:
@@ -95,7 +93,7 @@ def _choice(request: Request, name: str, allowed: tuple[str, ...] | None = None)
     return value
 
 
-async def vulnerabilities(request: Request) -> JSONResponse:
+async def vulnerabilities(request: Request) -> FastJSON:
     svc = services(request)
     severity = _choice(request, "severity", ("critical", "high", "medium", "low", "unknown"))
     state = _choice(request, "state")
@@ -107,17 +105,17 @@ async def vulnerabilities(request: Request) -> JSONResponse:
             db, severity=severity, state=state, repo=repo_name, package=package, limit=limit
         )
     )
-    return JSONResponse({"vulnerabilities": rows, "count": len(rows)})
+    return FastJSON({"vulnerabilities": rows, "count": len(rows)})
 
 
-async def builds(request: Request) -> JSONResponse:
+async def builds(request: Request) -> FastJSON:
     svc = services(request)
     repo_name, branch, status = (_choice(request, k) for k in ("repo", "branch", "status"))
     limit = _int_param(request, "limit", 100, high=5000) or 100
     rows = await svc.readers.run(
         lambda db: metrics.builds(db, repo=repo_name, branch=branch, status=status, limit=limit)
     )
-    return JSONResponse({"builds": rows, "count": len(rows)})
+    return FastJSON({"builds": rows, "count": len(rows)})
 
 
 ROUTES = [

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -9,6 +12,14 @@ from starlette.responses import JSONResponse, Response
 from ..errors import StorageUnavailable, WebhookRejected
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+
+
+class FastJSON(JSONResponse):
+    """JSON rendered with orjson: the large listings (a thousand repositories) are
+    several times cheaper to encode."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 def error(status: int, code: str, message: str) -> JSONResponse:

@@ -1,0 +1,189 @@
+"""Read side at scale: 1,000 repositories and 100,000 builds in the store.
+
+    .venv/bin/python bench/api.py [--repos 1000] [--builds 100000] [--requests 200]
+
+Prints, in one run: p50/p99 of ``GET /api/v1/repos`` and of the dashboard's
+overview page against a bare baseline (``GET /healthz`` on the same server),
+and the time of a full score recomputation for every repository.
+Targets: /api/v1/repos p99 < 100 ms, overview p99 < 200 ms, recomputation < 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from pydantic import SecretStr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from conftest import live
+from pulsehook.app import create_app
+from pulsehook.clock import iso
+from pulsehook.settings import Settings
+from pulsehook.store.db import open_database, transaction, wrap
+from pulsehook.store.health import recompute_all
+from pulsehook.store.migrations import WORKFLOW_STATE_SQL
+
+NOW = datetime.now(UTC)
+CONCLUSIONS = ["success"] * 8 + ["failure", "cancelled", "skipped", "timed_out"]
+
+
+def fill(path: Path, repos: int, builds: int, rng: random.Random) -> None:
+    db = wrap(open_database(path))
+    seen = iso(NOW)
+
+    def job(d: object) -> None:
+        conn = db.conn
+        conn.executemany(
+            "INSERT INTO repositories (id, full_name, owner, default_branch, archived,"
+            " first_seen_at, last_seen_at, last_activity_at, readme, api_docs, dependabot)"
+            " VALUES (?, ?, 'org', 'main', ?, ?, ?, ?, ?, ?, 1)",
+            [
+                (
+                    i,
+                    f"org/repo{i:04d}",
+                    int(i % 97 == 0),
+                    seen,
+                    seen,
+                    iso(NOW - timedelta(days=rng.randint(0, 400))),
+                    rng.random() < 0.9,
+                    rng.random() < 0.5,
+                )
+                for i in range(1, repos + 1)
+            ],
+        )
+        rows = []
+        for n in range(builds):
+            repo = rng.randint(1, repos)
+            at = iso(NOW - timedelta(minutes=n))
+            rows.append(
+                (
+                    "workflow_run",
+                    n,
+                    "",
+                    repo,
+                    rng.choice(["CI", "Lint", "Deploy"]),
+                    "main" if rng.random() < 0.8 else "dev",
+                    1,
+                    rng.choice(CONCLUSIONS),
+                    "push",
+                    1,
+                    f"https://github.com/org/repo{repo}/actions/runs/{n}",
+                    at,
+                    at,
+                    at,
+                )
+            )
+        conn.executemany(
+            "INSERT INTO builds (source, run_id, job, repo_id, workflow, branch,"
+            " default_branch, status, event, attempt, url, started_at, completed_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        conn.execute("UPDATE builds SET default_branch = (branch = 'main')")
+        conn.executemany(
+            "INSERT INTO vulnerabilities (repo_id, number, state, severity, package,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    rng.randint(1, repos),
+                    n,
+                    rng.choice(["open", "fixed"]),
+                    rng.choice(["low", "medium", "high", "critical"]),
+                    f"pkg{n % 50}",
+                    seen,
+                )
+                for n in range(repos * 2)
+            ],
+        )
+        conn.executemany(
+            "INSERT INTO coverage (repo_id, branch, value, at, source)"
+            " VALUES (?, 'main', ?, ?, 'status')",
+            [(i, rng.uniform(40, 95), seen) for i in range(1, repos + 1)],
+        )
+
+    transaction(db, job)
+    # Loaded behind the ingest path's back: derive the current state it would keep.
+    transaction(db, lambda d: d.execute(WORKFLOW_STATE_SQL))
+    db.conn.close()
+
+
+def timed(client: httpx.Client, path: str, count: int) -> list[float]:
+    out = []
+    for _ in range(count):
+        start = time.perf_counter()
+        answer = client.get(path)
+        out.append(time.perf_counter() - start)
+        assert answer.status_code == 200, (path, answer.status_code)
+    return sorted(out)
+
+
+def line(name: str, values: list[float]) -> str:
+    p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
+    return (
+        f"{name:<22} p50 {statistics.median(values) * 1000:7.1f} ms"
+        f"  p99 {p99 * 1000:7.1f} ms  (n {len(values)})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repos", type=int, default=1000)
+    parser.add_argument("--builds", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    rng = random.Random(11)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            data_dir=Path(tmp), rules_dir=Path(tmp) / "none", webhook_secret=SecretStr("s")
+        )
+        start = time.perf_counter()
+        fill(settings.db_path, args.repos, args.builds, rng)
+        print(
+            f"store: {args.repos} repositories, {args.builds} builds"
+            f" (filled in {time.perf_counter() - start:.1f} s)"
+        )
+        db = wrap(open_database(settings.db_path))
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            transaction(db, lambda d: recompute_all(d, NOW))
+            times.append(time.perf_counter() - start)
+        db.conn.close()
+        recompute = statistics.median(times)
+        print(
+            f"full score recomputation: {recompute * 1000:.0f} ms (median of 3)"
+            f"  {'PASS' if recompute < 1 else 'FAIL'} (< 1 s)"
+        )
+        with (
+            live(create_app(settings)) as server,
+            httpx.Client(base_url=server.url, timeout=30) as client,
+        ):
+            timed(client, "/api/v1/repos", 5)  # warm caches
+            baseline = timed(client, "/healthz", args.requests)
+            repos = timed(client, "/api/v1/repos", args.requests)
+            overview = timed(client, "/", args.requests)
+            one = timed(client, "/api/v1/repos/org/repo0500", args.requests)
+        print(line("GET /healthz (bare)", baseline))
+        print(line("GET /api/v1/repos", repos))
+        print(line("GET /api/v1/repos/{one}", one))
+        print(line("GET / (overview page)", overview))
+        p99 = repos[int(len(repos) * 0.99) - 1]
+        print(f"/api/v1/repos p99 < 100 ms: {'PASS' if p99 < 0.1 else 'FAIL'}")
+        p99 = overview[int(len(overview) * 0.99) - 1]
+        print(f"overview page p99 < 200 ms: {'PASS' if p99 < 0.2 else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {0})
+    main()
