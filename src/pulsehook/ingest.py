@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 PROCESS_CHUNK = 64  # deliveries per processing transaction when nothing else waits
 BUSY_CHUNK = 8  # ... and while deliveries keep arriving: short holds of the writer
 QUIET_SECONDS = 0.05  # no delivery for this long: receiving has paused
+BACKLOG_LIMIT = 5000  # past this many waiting deliveries, processing stops yielding
 
 
 class Intake:
@@ -245,6 +246,7 @@ class Worker:
     ) -> None:
         self._busy = busy
         self._max_defer = max_defer
+        self._backlog = 0
         self._writer = writer
         self._clock = clock
         self._alerting = alerting
@@ -284,6 +286,10 @@ class Worker:
                 )
 
             after_id, count, _facts = await self._writer.run(job, NORMAL)
+            if count:
+                self._backlog = await self._writer.run(
+                    partial(deliveries.pending_after, after_id=after_id), NORMAL
+                )
             if self._alerting is not None and self._alerting.queued:
                 self._alerting.queued = 0
                 self._on_notices()
@@ -296,7 +302,11 @@ class Worker:
 
     async def _yield_to_intake(self) -> None:
         """Receiving comes first: while senders wait for commits, processing waits —
-        but never more than ``max_defer`` seconds per chunk, so it always advances."""
+        but never more than ``max_defer`` seconds per chunk, so it always advances,
+        and not at all once a backlog builds up (a burst is absorbed; a flood is
+        shared between receiving and processing)."""
+        if self._backlog > BACKLOG_LIMIT:
+            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._max_defer
         while self._busy() and loop.time() < deadline:

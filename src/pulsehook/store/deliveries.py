@@ -80,6 +80,14 @@ def next_batch(
     )
 
 
+def pending_after(db: Database, after_id: int) -> int:
+    """How many deliveries wait to be processed after ``after_id``."""
+    row = db.execute(
+        "SELECT count(*) FROM deliveries WHERE status = 'pending' AND id > ?", (after_id,)
+    ).fetchone()
+    return int(row[0])
+
+
 def mark(db: Database, delivery_id: int, status: str, *, error: str | None, at: str) -> None:
     db.execute(
         "UPDATE deliveries SET status = ?, error = ?, processed_at = ?, attempts = attempts + 1"
