@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 PROCESS_CHUNK = 64  # deliveries per processing transaction when nothing else waits
 BUSY_CHUNK = 8  # ... and while deliveries keep arriving: short holds of the writer
 QUIET_SECONDS = 0.05  # no delivery for this long: receiving has paused
-BACKLOG_LIMIT = 5000  # past this many waiting deliveries, processing stops yielding
+BACKLOG_LIMIT = 20_000  # past this many waiting (~4 s of processing), it stops yielding
 
 
 class Intake:
