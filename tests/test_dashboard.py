@@ -29,7 +29,7 @@ from pulsehook.app import create_app
 from pulsehook.clock import iso
 from pulsehook.rules.load import load_rules
 from pulsehook.settings import Settings
-from pulsehook.web import charts, dashboard
+from pulsehook.web import charts, dashboard, dashboard_pages
 
 from .conftest import SECRET, LiveServer, deliver, drained, live, payload, wait_for
 
@@ -710,6 +710,6 @@ def test_sort_rows_keeps_unknown_values_last() -> None:
         {"name": "c", "health_score": 10.0},
         {"name": "d", "health_score": 5.0},
     ]
-    asc = [r["name"] for r in dashboard.sort_rows(rows, "score", "asc")]
-    desc = [r["name"] for r in dashboard.sort_rows(rows, "score", "desc")]
+    asc = [r["name"] for r in dashboard_pages.sort_rows(rows, "score", "asc")]
+    desc = [r["name"] for r in dashboard_pages.sort_rows(rows, "score", "desc")]
     assert asc == ["d", "a", "c", "b"] and desc == ["a", "c", "d", "b"]

@@ -19,7 +19,8 @@ from .alerts.dispatch import Dispatcher, RetryPolicy
 from .alerts.engine import Policy
 from .clock import Clock, SystemClock
 from .github.backfill import Backfill
-from .ingest import Alerting, Intake, Worker
+from .ingest import Alerting, Worker
+from .intake import Intake
 from .rules.load import load_rules
 from .rules.model import RuleSet
 from .schedule.maths import parse_duration

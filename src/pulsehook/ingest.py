@@ -30,8 +30,7 @@ from .rules.evaluate import Evaluator
 from .rules.model import RuleSet
 from .store import deliveries, state
 from .store import health as health_store
-from .store.db import NORMAL, URGENT, Writer
-from .store.deliveries import Delivery
+from .store.db import NORMAL, Writer
 from .store.migrations import DERIVED_TABLES
 from .summary import items as summary_items
 
@@ -39,63 +38,7 @@ log = logging.getLogger(__name__)
 
 PROCESS_CHUNK = 64  # deliveries per processing transaction when nothing else waits
 BUSY_CHUNK = 8  # ... and while deliveries keep arriving: short holds of the writer
-QUIET_SECONDS = 0.05  # no delivery for this long: receiving has paused
 BACKLOG_LIMIT = 20_000  # past this many waiting (~4 s of processing), it stops yielding
-
-
-class Intake:
-    """Group commit: deliveries that arrive while a batch commits share the next one."""
-
-    def __init__(self, writer: Writer, *, batch_max: int, on_commit: Callable[[], None]) -> None:
-        self._writer = writer
-        self._batch_max = batch_max
-        self._on_commit = on_commit
-        self._queue: list[tuple[Delivery, asyncio.Future[bool]]] = []
-        self._flushing = False
-        self._last_submit = float("-inf")
-
-    @property
-    def busy(self) -> bool:
-        """Deliveries are arriving: some wait for their commit, or one came just now."""
-        recent = asyncio.get_running_loop().time() - self._last_submit < QUIET_SECONDS
-        return self._flushing or bool(self._queue) or recent
-
-    async def submit(self, delivery: Delivery) -> bool:
-        """Store ``delivery``; True if new, False if this guid was already stored.
-
-        Returns only after the commit. Raises StorageUnavailable if it failed.
-        """
-        loop = asyncio.get_running_loop()
-        self._last_submit = loop.time()
-        future: asyncio.Future[bool] = loop.create_future()
-        self._queue.append((delivery, future))
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        try:
-            while self._queue:
-                batch = self._queue[: self._batch_max]
-                del self._queue[: self._batch_max]
-                items = [d for d, _ in batch]
-                try:
-                    fresh = await self._writer.run(
-                        partial(deliveries.insert_batch, batch=items), URGENT
-                    )
-                except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), is_new in zip(batch, fresh, strict=True):
-                    if not future.done():
-                        future.set_result(is_new)
-                if any(fresh):
-                    self._on_commit()
-        finally:
-            self._flushing = False
 
 
 @dataclass

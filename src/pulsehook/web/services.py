@@ -10,7 +10,8 @@ from starlette.requests import Request
 from ..alerts.dispatch import Dispatcher
 from ..clock import Clock
 from ..github.backfill import Backfill
-from ..ingest import Intake, Worker
+from ..ingest import Worker
+from ..intake import Intake
 from ..rules.model import RuleSet
 from ..schedule.runner import Scheduler
 from ..settings import Settings
