@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -69,6 +70,20 @@ def live(app: ASGIApp) -> Iterator[LiveServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see no configuration from the machine they run on."""
+    for name in list(os.environ):
+        if name.startswith(("PULSEHOOK_", "NOTIFIERS_")) or name in (
+            "GITHUB_TOKEN",
+            "PULSE_SCAN_INTERVAL",
+            "SLACK_WEBHOOK_URL",
+            "DISCORD_WEBHOOK_URL",
+            "DEFAULT_PULSEOX_URL",
+        ):
+            monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

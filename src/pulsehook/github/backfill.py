@@ -189,4 +189,7 @@ class Backfill:
                 except GitHubError as exc:
                     self.last_error = str(exc)
                     log.warning("GitHub scan/recovery failed: %s", exc)
+                except Exception as exc:  # never take the service down; try again later
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.exception("GitHub scan/recovery failed unexpectedly")
                 await asyncio.sleep(self._interval)
