@@ -15,12 +15,19 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
 import uvicorn
 from pydantic import SecretStr
 from starlette.types import ASGIApp
 
 from pulsehook.github.verify import sign
 from pulsehook.settings import Settings
+
+# CI runs the same examples every time (a red build is then never luck); developers'
+# runs keep exploring new ones.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SECRET = "test-secret"
