@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import settings as hypothesis_settings
 import uvicorn
+from hypothesis import settings as hypothesis_settings
 from pydantic import SecretStr
 from starlette.types import ASGIApp
 
