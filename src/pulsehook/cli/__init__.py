@@ -116,6 +116,13 @@ def _server_options(fn: Any) -> Any:
                 default=None,
                 help="Accept unsigned deliveries (local development only).",
             ),
+            click.option(
+                "--no-worker",
+                "worker",
+                flag_value=False,
+                default=None,
+                help="Only receive; processing, alerts and the summary run in 'pulsehook worker'.",
+            ),
         ]
     ):
         fn = option(fn)
@@ -189,6 +196,6 @@ def open_store(settings: Settings) -> Any:
 
 
 # Registers their commands on ``main``.
-from . import alerting, scan, summary  # noqa: E402
+from . import alerting, scan, summary, worker  # noqa: E402
 
-__all__ = ["alerting", "main", "scan", "summary"]
+__all__ = ["alerting", "main", "scan", "summary", "worker"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from typing import Any
 
@@ -22,8 +23,13 @@ MEDIA = {
 
 
 async def latest(request: Request, name: str) -> str | None:
-    generated = services(request).summarizer.latest
-    return generated.files()[name] if generated else None
+    svc = services(request)
+    generated = svc.summarizer.latest
+    if generated is not None:
+        return generated.files()[name]
+    # Not kept by this process (``serve --no-worker``): the worker's files on disk.
+    path = svc.settings.data_dir / name
+    return await asyncio.to_thread(path.read_text, "utf-8") if path.exists() else None
 
 
 async def serve_summary(request: Request) -> Response:

@@ -1,0 +1,59 @@
+"""``pulsehook worker``: the background half of the service, in its own process.
+
+For ``pulsehook serve --no-worker`` deployments: this process processes what
+the server stored, evaluates rules, sends notices, keeps the summary and runs
+the scans. Without the server's wake-up it looks for new deliveries every
+``--poll`` seconds; both processes share the SQLite file (WAL, busy timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import PulsehookError
+from . import _logging, _settings, main
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--rules-dir", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--poll",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Seconds between looks for new deliveries.",
+)
+@click.pass_context
+def worker(ctx: click.Context, data_dir: Path | None, rules_dir: Path | None, poll: float) -> None:
+    """Process stored deliveries, send alerts, keep the summary (no HTTP)."""
+    from ..app import create_app
+
+    # The webhook secret only guards the HTTP endpoint, which this process has not.
+    settings = _settings(ctx, data_dir=data_dir, rules_dir=rules_dir, worker=True, insecure=True)
+    _logging(settings)
+    try:
+        app = create_app(settings)
+    except PulsehookError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with app.router.lifespan_context(app):
+            svc: Any = app.state.services
+            click.echo(f"pulsehook worker: processing {settings.db_path}", err=True)
+            while not stop.is_set():
+                svc.worker.wake()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), poll)
+
+    asyncio.run(run())
