@@ -4,7 +4,12 @@
 
     PulsehookError
     ├── ConfigError              settings or startup refused (missing secret, bad value)
+    │   └── RulesInvalid         rules/ cannot be used; lists every problem (rules/load.py)
+    ├── ConditionError           one rule condition refused at load (rules/evaluate.py)
     ├── StorageUnavailable       the database cannot take a write now (locked, disk full)
+    ├── GitHubError              the GitHub API answered with an error (github/api.py)
+    │   └── RateLimited          ... a rate limit that cannot be waited out here
+    ├── UnknownRepository        EcosystemMonitor: no such repository (monitor.py)
     ├── WebhookRejected          a delivery refused at the door; carries status and code
     │   ├── SignatureInvalid     401
     │   ├── BadRequest           400 (missing header, invalid JSON)

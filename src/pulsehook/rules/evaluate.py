@@ -16,6 +16,7 @@ from typing import Any
 
 from simpleeval import EvalWithCompoundTypes, FeatureNotAvailable
 
+from ..errors import PulsehookError
 from ..facts import FACT_TYPES, RULE_FACTS
 from .guards import admits
 from .model import Rule
@@ -24,7 +25,7 @@ MAX_LENGTH = 1000  # characters
 MAX_NODES = 200  # syntax-tree nodes
 
 
-class ConditionError(ValueError):
+class ConditionError(PulsehookError, ValueError):
     """A condition that cannot be accepted (the message names the problem)."""
 
 
