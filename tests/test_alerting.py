@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import email
 import shutil
 import sqlite3
@@ -21,35 +20,13 @@ from pulsehook.clock import SystemClock
 from pulsehook.rules.load import load_rules
 from pulsehook.settings import Settings
 
+from .builders import codecov_status as coverage
+from .builders import critical_alert
+from .builders import workflow_run as failed_run
 from .conftest import SECRET, deliver, drained, live, payload, wait_for
 from .standins import Mailbox, Receiver, receiver, smtp_server
 
 SEED_RULES = Path(__file__).parent.parent / "rules"
-
-
-def failed_run(
-    run_id: int = 1001, conclusion: str = "failure", updated: str = "2026-01-01T10:00:00Z"
-) -> dict[str, Any]:
-    """GitHub's workflow_run example, made a run on `main` with the given outcome."""
-    data = copy.deepcopy(payload("workflow_run.completed"))
-    data["repository"]["default_branch"] = "main"
-    data["workflow_run"].update(
-        id=run_id, head_branch="main", conclusion=conclusion, updated_at=updated
-    )
-    return data
-
-
-def critical_alert() -> dict[str, Any]:
-    data = copy.deepcopy(payload("dependabot_alert.created"))
-    data["alert"]["security_advisory"]["severity"] = "critical"
-    data["alert"]["security_vulnerability"]["severity"] = "critical"
-    return data
-
-
-def coverage(description: str, at: str) -> dict[str, Any]:
-    data = copy.deepcopy(payload("status"))
-    data.update(context="codecov/project", description=description, updated_at=at)
-    return data
 
 
 @dataclass

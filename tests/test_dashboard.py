@@ -31,6 +31,9 @@ from pulsehook.rules.load import load_rules
 from pulsehook.settings import Settings
 from pulsehook.web import charts, dashboard, dashboard_pages
 
+from .builders import codecov_status as codecov
+from .builders import critical_alert
+from .builders import workflow_run as run
 from .conftest import SECRET, LiveServer, deliver, drained, live, payload, wait_for
 
 SEED_RULES = Path(__file__).parent.parent / "rules"
@@ -125,30 +128,6 @@ def table(page: Page, caption_start: str) -> list[list[str]]:
 
 
 # --- feeding data ----------------------------------------------------------------------
-
-
-def run(run_id: int, conclusion: str, updated: str) -> dict[str, Any]:
-    """GitHub's workflow_run example as a run on the default branch `main`."""
-    data = copy.deepcopy(payload("workflow_run.completed"))
-    data["repository"]["default_branch"] = "main"
-    data["workflow_run"].update(
-        id=run_id, head_branch="main", conclusion=conclusion, updated_at=updated
-    )
-    return data
-
-
-def critical_alert() -> dict[str, Any]:
-    data = copy.deepcopy(payload("dependabot_alert.created"))
-    data["alert"]["security_advisory"]["severity"] = "critical"
-    data["alert"]["security_vulnerability"]["severity"] = "critical"
-    return data
-
-
-def codecov(description: str, at: str) -> dict[str, Any]:
-    data = copy.deepcopy(payload("status"))
-    data.update(context="codecov/project", description=description, updated_at=at)
-    data["branches"][0]["commit"]["sha"] = data["sha"]  # the commit is master's head
-    return data
 
 
 def dependabot_pr() -> dict[str, Any]:
