@@ -206,7 +206,7 @@ def create_app(
     return Starlette(
         debug=settings.debug,
         routes=[
-            Route("/webhooks/github", webhooks.WebhookEndpoint(), methods=["POST"]),
+            Route("/webhooks/github", webhooks.WebhookEndpoint(settings), methods=["POST"]),
             Route("/healthz", api.healthz, methods=["GET"]),
             Route("/api/v1/deliveries", api.list_deliveries, methods=["GET"]),
             *metrics.ROUTES,

@@ -39,3 +39,12 @@ def iso(when: datetime) -> str:
     w = when.astimezone(UTC)
     # Formatted by hand: strftime("%Y") does not zero-pad years before 1000.
     return f"{w.year:04d}-{w.month:02d}-{w.day:02d}T{w.hour:02d}:{w.minute:02d}:{w.second:02d}Z"
+
+
+def parse_iso(value: str) -> datetime:
+    """The inverse of ``iso()``: an ISO-8601 time (``Z`` or an offset) as an aware datetime."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def parse_iso_or_none(value: str | None) -> datetime | None:
+    return parse_iso(value) if value else None

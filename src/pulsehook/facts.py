@@ -39,8 +39,22 @@ class Build:
     def completed(self) -> bool:
         return self.completed_at is not None or self.status not in PENDING_STATES
 
+    @property
+    def counts_on_default_branch(self) -> bool:
+        """A finished run of a workflow (not a job) on the default branch, with a
+        conclusion that says something about the code: what build state, the
+        summary's workflow items and scores are made of."""
+        return (
+            self.default_branch
+            and self.completed_at is not None
+            and self.source != "workflow_job"
+            and self.status not in NEUTRAL_CONCLUSIONS
+        )
+
 
 PENDING_STATES = frozenset({"queued", "in_progress", "requested", "waiting", "pending"})
+# Conclusions that say nothing about the code's health: they are not counted.
+NEUTRAL_CONCLUSIONS = frozenset({"cancelled", "skipped", "neutral", "stale", "action_required"})
 
 
 @dataclass(frozen=True)

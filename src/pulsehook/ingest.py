@@ -22,7 +22,7 @@ import orjson
 from sqlite_utils import Database
 
 from .alerts import engine
-from .clock import Clock, iso
+from .clock import Clock, iso, parse_iso
 from .errors import UnsupportedEvent
 from .facts import Build, Fact
 from .github.normalize import normalize, snapshot
@@ -95,7 +95,7 @@ def process_one(
         if seen is not None:
             state.apply(db, [seen], now=now)
         facts = state.apply(db, facts, now=now)
-        moment = clock_now or datetime.fromisoformat(now.replace("Z", "+00:00"))
+        moment = clock_now or parse_iso(now)
         reports = sum(
             summary_items.record_build(db, f, now=moment, tz=tz)
             for f in facts
@@ -144,7 +144,7 @@ def process_chunk(
         facts.extend(process_one(db, row, now=now, alerting=alerting, clock_now=clock_now, tz=tz))
     # Scores move with the facts that feed them — once per repository per chunk,
     # not per delivery — and a change of score is itself a fact for the rules.
-    moment = clock_now or datetime.fromisoformat(now.replace("Z", "+00:00"))
+    moment = clock_now or parse_iso(now)
     touched = sorted({r for f in facts if isinstance(r := getattr(f, "repo_id", None), int)})
     scores = [s for r in touched if (s := health_store.recompute(db, r, moment)) is not None]
     if scores and alerting is not None and clock_now is not None:
@@ -196,7 +196,6 @@ class Worker:
         self._on_notices = on_notices
         self._on_summary = on_summary
         self._wake = asyncio.Event()
-        self.idle = asyncio.Event()
 
     def wake(self) -> None:
         self._wake.set()
@@ -260,9 +259,7 @@ class Worker:
         # another go at every start.
         await self._safe_drain(("pending", "error"))
         while True:
-            self.idle.set()
             await self._wake.wait()
-            self.idle.clear()
             self._wake.clear()
             await self._safe_drain(("pending",))
 

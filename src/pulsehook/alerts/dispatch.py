@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..clock import Clock, iso
+from ..clock import Clock, iso, parse_iso
 from ..notify.base import SendResult
 from ..notify.registry import transport_for
 from ..rules.model import RuleSet
@@ -62,7 +62,7 @@ def decide(
             "error": None,
             "sent_at": iso(now),
         }
-    created = datetime.fromisoformat(row["created_at"].replace("Z", "+00:00"))
+    created = parse_iso(row["created_at"])
     if result.permanent or now - created >= policy.max_age:
         why = (
             "permanent failure"
@@ -168,7 +168,7 @@ class Dispatcher:
                 upcoming = None
             wait = 60.0
             if upcoming:
-                due = datetime.fromisoformat(upcoming.replace("Z", "+00:00"))
+                due = parse_iso(upcoming)
                 wait = max(0.05, min(wait, (due - self._clock.now()).total_seconds()))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..clock import iso
+from ..clock import iso, parse_iso
 
 # A build "recovers" only by succeeding; cancelled or skipped runs say nothing.
 BUILD_RECOVERED = frozenset({"success"})
@@ -113,7 +113,7 @@ def _held(alert: Alert, now: datetime, flap: timedelta) -> str | None:
     """When a notice now would come too soon after the last: until when to hold it."""
     if not alert.last_notified_at or flap <= timedelta(0):
         return None
-    until = datetime.fromisoformat(alert.last_notified_at.replace("Z", "+00:00")) + flap
+    until = parse_iso(alert.last_notified_at) + flap
     return iso(until) if until > now else None
 
 
@@ -166,7 +166,7 @@ def on_match(
         return Step(alert, None, "seen")
     last = current.last_notified_at
     if repeat is not None and last is not None and current.last_notified_state == "firing":
-        since = now - datetime.fromisoformat(last.replace("Z", "+00:00"))
+        since = now - parse_iso(last)
         if since >= repeat:
             return Step(_notify(alert, "repeat", at), "repeat", "repeated")
     if last is None and not silenced:

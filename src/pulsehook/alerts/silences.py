@@ -8,19 +8,15 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..clock import iso
+from ..clock import iso, parse_iso
 from ..schedule.maths import last_due
-
-
-def _parse(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def active(silence: dict[str, Any], now: datetime, tz: str = "UTC") -> bool:
     """Whether a silence holds at ``now`` (pure)."""
-    if _parse(silence["starts_at"]) > now:
+    if parse_iso(silence["starts_at"]) > now:
         return False
-    if silence.get("ends_at") and _parse(silence["ends_at"]) <= now:
+    if silence.get("ends_at") and parse_iso(silence["ends_at"]) <= now:
         return False
     if silence.get("cron"):
         start = last_due(silence["cron"], now, tz)

@@ -7,13 +7,13 @@ import dataclasses
 import json
 import os
 import sys
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..clock import SystemClock, iso
+from ..clock import SystemClock, iso, parse_iso
 from ..errors import UnsupportedEvent
 from ..facts import FACT_TYPES, Fact, fact_dict
 from ..github.normalize import normalize
@@ -143,7 +143,7 @@ def silence_add(
         raise click.UsageError("give --rule and/or --repo")
     now = SystemClock().now()
     length = parse_duration(duration) if duration else None
-    ends = datetime.fromisoformat(until.replace("Z", "+00:00")) if until else None
+    ends = parse_iso(until) if until else None
     if cron and (not valid_cron(cron) or length is None):
         raise click.UsageError("a recurring silence needs a valid --cron and --for")
     if not cron and ends is None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..clock import Clock, SystemClock, iso
+from ..clock import Clock, SystemClock, iso, parse_iso
 from ..store import deliveries
 from ..store.db import NORMAL, Writer
 from ..store.deliveries import Delivery
@@ -63,7 +63,7 @@ def _since(db: Database, now: datetime) -> datetime:
     if row is None:
         return now - FIRST_LOOK
     # A little overlap: deliveries GitHub was still retrying at the last look.
-    return datetime.fromisoformat(row["last_run_at"].replace("Z", "+00:00")) - timedelta(hours=1)
+    return parse_iso(row["last_run_at"]) - timedelta(hours=1)
 
 
 def _mark(db: Database, now: datetime) -> None:

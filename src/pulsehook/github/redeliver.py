@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from ..clock import iso
+from ..clock import iso, parse_iso
 from .api import GitHubClient, GitHubError, RateLimited
 
 Json = dict[str, Any]
@@ -61,7 +61,7 @@ def _when(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        when = parse_iso(value)
     except ValueError:
         return None
     return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlite_utils import Database
 
 from ..alerts import digest, engine
-from ..clock import Clock, iso
+from ..clock import Clock, iso, parse_iso
 from ..facts import Fact
 from ..rules.evaluate import Evaluator
 from ..rules.model import RuleSet
@@ -28,9 +28,7 @@ def daily_due(db: Database, name: str, now: datetime) -> bool:
     row = next(
         db.query("SELECT last_run_at FROM schedule_marks WHERE name = ?", (f"daily:{name}",)), None
     )
-    if row and now - datetime.fromisoformat(row["last_run_at"].replace("Z", "+00:00")) < timedelta(
-        days=1
-    ):
+    if row and now - parse_iso(row["last_run_at"]) < timedelta(days=1):
         return False
     db.execute(
         "INSERT OR REPLACE INTO schedule_marks (name, last_run_at) VALUES (?, ?)",
@@ -87,7 +85,7 @@ class Scheduler:
         held = await self._writer.run(engine.next_release, NORMAL)
         candidates: list[datetime] = []
         if held:
-            candidates.append(datetime.fromisoformat(held.replace("Z", "+00:00")))
+            candidates.append(parse_iso(held))
         nxt = digest.next_run(self._rules, now=now, tz=self._tz)
         if nxt:
             candidates.append(nxt)

@@ -164,10 +164,3 @@ def record_hook(
         " last_delivery_at = max(coalesce(hooks.last_delivery_at, ''), excluded.last_delivery_at)",
         (hook_id, json.dumps(events or []), content_type, target, repo, org, ping_at, delivery_at),
     )
-
-
-def hooks(db: Database) -> list[dict[str, Any]]:
-    rows = list(db.query("SELECT * FROM hooks ORDER BY hook_id"))
-    for row in rows:
-        row["events"] = json.loads(row["events"])
-    return rows

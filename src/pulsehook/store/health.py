@@ -12,14 +12,10 @@ from datetime import datetime, timedelta
 from sqlite_utils import Database
 
 from .. import health
-from ..clock import iso
+from ..clock import iso, parse_iso_or_none
 from ..facts import Health
 
 HISTORY_EVERY = timedelta(days=1)
-
-
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 def inputs(db: Database, repo_id: int) -> health.RepoInputs | None:
@@ -74,7 +70,7 @@ def inputs(db: Database, repo_id: int) -> health.RepoInputs | None:
         dependabot_known=bool(seen_dependabot) or repo["dependabot"] == 1,
         readme=None if repo["readme"] is None else bool(repo["readme"]),
         api_docs=None if repo["api_docs"] is None else bool(repo["api_docs"]),
-        last_commit_at=_time(repo["last_activity_at"]),
+        last_commit_at=parse_iso_or_none(repo["last_activity_at"]),
     )
 
 
@@ -107,7 +103,7 @@ def recompute(db: Database, repo_id: int, now: datetime) -> Health | None:
         ),
         None,
     )
-    last_at = _time(last["at"]) if last else None
+    last_at = parse_iso_or_none(last["at"]) if last else None
     if moved or last_at is None or now - last_at >= HISTORY_EVERY:
         db.execute(
             "INSERT INTO health_history (repo_id, at, score, formula_version) VALUES (?, ?, ?, ?)",

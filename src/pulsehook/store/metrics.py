@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..clock import iso
+from ..clock import iso, parse_iso
 from .queries import repos as repo_rows
 
 STALE_AFTER = timedelta(hours=24)
@@ -17,7 +17,7 @@ STALE_AFTER = timedelta(hours=24)
 def _stale(at: str | None, now: datetime) -> bool:
     if not at:
         return True
-    return datetime.fromisoformat(at.replace("Z", "+00:00")) < now - STALE_AFTER
+    return parse_iso(at) < now - STALE_AFTER
 
 
 def health_rows(db: Database) -> dict[int, dict[str, Any]]:
@@ -69,7 +69,8 @@ def one_repo(db: Database, repo_id: int, now: datetime) -> dict[str, Any] | None
 def find_repo(db: Database, name: str) -> dict[str, Any] | None:
     return next(
         db.query(
-            "SELECT id, full_name FROM repositories WHERE full_name = ? ORDER BY deleted LIMIT 1",
+            "SELECT id, full_name, default_branch FROM repositories WHERE full_name = ?"
+            " ORDER BY deleted LIMIT 1",
             (name,),
         ),
         None,

@@ -6,8 +6,9 @@ from typing import Any
 
 from sqlite_utils import Database
 
-# Conclusions that say nothing about the code's health.
-NEUTRAL = ("skipped", "neutral", "cancelled", "stale", "action_required")
+from ..facts import NEUTRAL_CONCLUSIONS
+
+# A run's conclusion that makes its build "success".
 GOOD = ("success",)
 
 
@@ -32,7 +33,7 @@ def build_state(workflows: list[dict[str, Any]]) -> str | None:
     if not workflows:
         return None
     statuses = [w["status"] for w in workflows]
-    if any(s not in GOOD and s not in NEUTRAL for s in statuses):
+    if any(s not in GOOD and s not in NEUTRAL_CONCLUSIONS for s in statuses):
         return "failure"
     return "success" if any(s in GOOD for s in statuses) else statuses[0]
 

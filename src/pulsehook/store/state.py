@@ -89,17 +89,9 @@ def _build(db: Database, b: Build, repo_id: int) -> None:
     )
 
 
-NEUTRAL = ("cancelled", "skipped", "neutral", "stale", "action_required")
-
-
 def _workflow_state(db: Database, b: Build, repo_id: int) -> None:
     """Keep each workflow's last counted default-branch run current."""
-    if (
-        not b.default_branch
-        or b.completed_at is None
-        or b.source == "workflow_job"
-        or b.status in NEUTRAL
-    ):
+    if not b.counts_on_default_branch:
         return
     db.execute(
         "INSERT INTO workflow_state (repo_id, workflow, status, url, completed_at, run_id,"

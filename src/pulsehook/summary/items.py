@@ -8,18 +8,11 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..clock import iso
+from ..clock import iso, parse_iso_or_none
 from ..facts import Build
 from ..rules.model import Expectation
 from ..schedule.maths import iso_duration, parse_duration
 from .model import Item, due
-
-# Conclusions that say nothing about a workflow's health: the item keeps its report.
-NEUTRAL = frozenset({"cancelled", "skipped", "neutral", "stale", "action_required"})
-
-
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 def _schedule_text(schedule: timedelta | str | None) -> str | None:
@@ -73,7 +66,7 @@ def _item(
         link=link,
         report=report,
         note=note,
-        updated=_time(updated),
+        updated=parse_iso_or_none(updated),
         schedule=_schedule(schedule),
         grace=timedelta(seconds=grace_s),
     )
@@ -89,7 +82,7 @@ def _refresh_due(db: Database, path: str, tz: str) -> None:
     row = next(db.query("SELECT * FROM summary_items WHERE path = ?", (path,)), None)
     if row is None:
         return
-    deadline = due(from_row(row), tz, created=_time(row["created_at"]))
+    deadline = due(from_row(row), tz, created=parse_iso_or_none(row["created_at"]))
     db.execute(
         "UPDATE summary_items SET due_at = ? WHERE path = ?",
         (iso(deadline) if deadline else None, path),
@@ -126,15 +119,10 @@ def record_report(
 
 def record_build(db: Database, build: Build, *, now: datetime, tz: str) -> bool:
     """A completed default-branch run is the report of its workflow's item."""
-    if (
-        not build.default_branch
-        or build.source == "workflow_job"
-        or build.completed_at is None
-        or build.status in NEUTRAL
-    ):
+    if not build.counts_on_default_branch:
         return False
     owner, _, name = build.repo.partition("/")
-    at = _time(build.completed_at) or now
+    at = parse_iso_or_none(build.completed_at) or now
     return record_report(
         db,
         path=f"{build.repo}/actions/{build.workflow}",
@@ -188,4 +176,4 @@ def next_deadline(db: Database, now: datetime) -> datetime | None:
     row = next(
         db.query("SELECT min(due_at) AS at FROM summary_items WHERE due_at > ?", (iso(now),)), None
     )
-    return _time(row["at"]) if row and row["at"] else None
+    return parse_iso_or_none(row["at"]) if row and row["at"] else None

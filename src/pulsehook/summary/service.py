@@ -18,12 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlite_utils import Database
 
 from ..alerts import engine
-from ..clock import Clock, iso
+from ..clock import Clock, iso, parse_iso_or_none
 from ..facts import Fact, Spec
 from ..rules.evaluate import Evaluator
 from ..rules.model import RuleSet
@@ -56,17 +55,12 @@ class Target:
     tz: str
 
 
-def _deadline(row: Any) -> datetime | None:
-    value = row["due_at"]
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
 def snapshot_of(db: Database, now: datetime) -> tuple[list[tuple[Item, str]], list[Change]]:
     """Every item's status now, and which differ from the last summary."""
     current: list[tuple[Item, str]] = []
     changes: list[Change] = []
     for item, row in items.load_all(db):
-        state = status(item, now, _deadline(row))
+        state = status(item, now, parse_iso_or_none(row["due_at"]))
         current.append((item, state))
         if state != row["status"]:
             changes.append(Change(item, row["status"], state))

@@ -12,9 +12,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ..alerts import outbox, silences
+from ..clock import parse_iso
 from ..errors import BadRequest
 from ..schedule.maths import parse_duration, valid_cron
-from .api import _int_param
+from .api import int_param
 from .services import services
 
 
@@ -23,7 +24,7 @@ async def list_alerts(request: Request) -> JSONResponse:
     state = request.query_params.get("state") or None
     if state not in (None, "firing", "resolved"):
         raise BadRequest("state must be firing or resolved")
-    limit = _int_param(request, "limit", 100, high=1000) or 100
+    limit = int_param(request, "limit", 100, high=1000) or 100
 
     def query(db: Database) -> list[dict[str, Any]]:
         where, params = ("WHERE state = ?", [state]) if state else ("", [])
@@ -101,7 +102,7 @@ def _when(value: Any, name: str) -> datetime | None:
     if value is None:
         return None
     try:
-        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        when = parse_iso(str(value))
     except ValueError as exc:
         raise BadRequest(f"{name} must be an ISO-8601 time") from exc
     if when.tzinfo is None:
@@ -163,7 +164,7 @@ async def list_outbox(request: Request) -> JSONResponse:
     status = request.query_params.get("status") or None
     if status not in (None, "pending", "sent", "parked"):
         raise BadRequest("status must be pending, sent or parked")
-    limit = _int_param(request, "limit", 100, high=1000) or 100
+    limit = int_param(request, "limit", 100, high=1000) or 100
     rows = await svc.readers.run(lambda db: outbox.listing(db, status=status, limit=limit))
     return JSONResponse({"notices": rows})
 

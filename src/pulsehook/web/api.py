@@ -14,7 +14,7 @@ from .services import services
 MAX_LIMIT = 500
 
 
-def _int_param(request: Request, name: str, default: int | None, *, high: int) -> int | None:
+def int_param(request: Request, name: str, default: int | None, *, high: int) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
@@ -46,8 +46,8 @@ async def list_deliveries(request: Request) -> JSONResponse:
     if status is not None and status not in deliveries.STATUSES:
         raise BadRequest(f"status must be one of {', '.join(deliveries.STATUSES)}")
     event = request.query_params.get("event") or None
-    limit = _int_param(request, "limit", 50, high=MAX_LIMIT) or 50
-    before = _int_param(request, "before", None, high=2**62)
+    limit = int_param(request, "limit", 50, high=MAX_LIMIT) or 50
+    before = int_param(request, "before", None, high=2**62)
     rows = await svc.readers.run(
         lambda db: deliveries.recent(db, status=status, event=event, limit=limit, before_id=before)
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -12,15 +13,30 @@ from ..settings import Settings
 from .responses import error
 
 
+def authorization(request: Request) -> str | None:
+    """The credential of an ``Authorization: Bearer <value>`` (or ``token <value>``) header."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() in ("bearer", "token") else None
+
+
+def credential(request: Request) -> str | None:
+    """As ``authorization``, or a ``?token=`` parameter (for a plain ``curl``)."""
+    return authorization(request) or request.query_params.get("token") or None
+
+
+def matches(given: str | None, tokens: Iterable[bytes]) -> bool:
+    """Whether ``given`` is one of ``tokens``, compared in constant time with each."""
+    candidate = (given or "").encode()
+    found = False
+    for token in tokens:
+        found |= hmac.compare_digest(token, candidate)
+    return found and given is not None
+
+
 def require_token(request: Request, settings: Settings) -> None:
     if settings.api_token is None:
         return
-    expected = settings.api_token.get_secret_value().encode()
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() not in ("bearer", "token") or not hmac.compare_digest(
-        given.strip().encode(), expected
-    ):
+    if not matches(authorization(request), [settings.api_token.get_secret_value().encode()]):
         raise HTTPException(401, "missing or wrong API token (Authorization: Bearer ...)")
 
 

@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from ..settings import Settings
 from . import dashboard_pages as pages
-from .auth import require_token
+from .auth import matches, require_token
 from .dashboard_pages import View
 from .services import services
 
@@ -90,8 +90,7 @@ def _gate(request: Request, settings: Settings) -> Response | None:
         return None
     given = request.query_params.get("token")
     if given is not None:
-        expected = settings.api_token.get_secret_value().encode()
-        if not hmac.compare_digest(given.encode(), expected):
+        if not matches(given, [settings.api_token.get_secret_value().encode()]):
             return _denied(request, "That token is not the right one.")
         rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
         target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
@@ -111,7 +110,7 @@ def _gate(request: Request, settings: Settings) -> Response | None:
         except HTTPException:
             return _denied(request, "The Authorization header has the wrong token.")
         return None
-    if hmac.compare_digest(request.cookies.get(COOKIE, "").encode(), _session(settings).encode()):
+    if matches(request.cookies.get(COOKIE), [_session(settings).encode()]):
         return None
     return _denied(request, "This dashboard needs the API token.")
 

@@ -14,7 +14,7 @@ from markupsafe import Markup
 from sqlite_utils import Database
 
 from ..alerts import silences
-from ..clock import iso
+from ..clock import iso, parse_iso
 from ..store import metrics
 from . import charts
 
@@ -44,10 +44,6 @@ class View:
     path: Mapping[str, Any]
     now: datetime
     tz: str
-
-
-def _parse(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _svg(markup: str) -> Markup:
@@ -126,7 +122,7 @@ def repo(db: Database, view: View) -> dict[str, Any] | None:
         return None
     name = found["full_name"]
     data = metrics.repo_metrics(db, found["id"], days=TREND_DAYS, now=view.now)
-    history = [(_parse(h["at"]), h["score"]) for h in data["history"]]
+    history = [(parse_iso(h["at"]), h["score"]) for h in data["history"]]
     title = f"Health of {name}, last {TREND_DAYS} days"
     return {
         "name": name,
@@ -157,7 +153,7 @@ def trends(db: Database, view: View) -> dict[str, Any]:
         " ORDER BY r.full_name, h.at, h.id",
         (iso(view.now - timedelta(days=days)),),
     ):
-        series.setdefault(row["name"], []).append((_parse(row["at"]), row["score"]))
+        series.setdefault(row["name"], []).append((parse_iso(row["at"]), row["score"]))
     daily = charts.daily_average(series, until=view.now.date())
     title = f"Ecosystem average health per day, last {days} days"
     sparks = [

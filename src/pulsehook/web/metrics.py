@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from ..errors import BadRequest
 from ..store import metrics
-from .api import _int_param
+from .api import int_param
 from .responses import FastJSON, error
 from .services import services
 
@@ -69,7 +69,7 @@ async def repo(request: Request) -> Response:
 async def repo_metrics(request: Request) -> Response:
     svc = services(request)
     name = _name(request)
-    days = _int_param(request, "days", 90, high=3650) or 90
+    days = int_param(request, "days", 90, high=3650) or 90
     now = svc.clock.now()
 
     def query(db: Database) -> dict[str, Any] | None:
@@ -99,7 +99,7 @@ async def vulnerabilities(request: Request) -> FastJSON:
     state = _choice(request, "state")
     repo_name = _choice(request, "repo")
     package = _choice(request, "package")
-    limit = _int_param(request, "limit", 200, high=5000) or 200
+    limit = int_param(request, "limit", 200, high=5000) or 200
     rows = await svc.readers.run(
         lambda db: metrics.vulnerabilities(
             db, severity=severity, state=state, repo=repo_name, package=package, limit=limit
@@ -111,7 +111,7 @@ async def vulnerabilities(request: Request) -> FastJSON:
 async def builds(request: Request) -> FastJSON:
     svc = services(request)
     repo_name, branch, status = (_choice(request, k) for k in ("repo", "branch", "status"))
-    limit = _int_param(request, "limit", 100, high=5000) or 100
+    limit = int_param(request, "limit", 100, high=5000) or 100
     rows = await svc.readers.run(
         lambda db: metrics.builds(db, repo=repo_name, branch=branch, status=status, limit=limit)
     )

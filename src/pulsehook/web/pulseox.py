@@ -22,8 +22,9 @@ from starlette.routing import Route
 
 from ..clock import iso
 from ..summary.service import FILES
+from .auth import authorization, matches
 from .services import services
-from .summary import latest, record, token_ok
+from .summary import latest, record
 
 # pulseox's own metadata block: "# Metadata" (or "* Metadata") then "- key: value" lines.
 _METADATA = re.compile(r"(?:^|\n)(?:#|\*) Metadata\n(.*?)(?:\n(?:#|\*)|$)", re.DOTALL)
@@ -75,12 +76,11 @@ def synthesized(row: dict[str, Any]) -> bytes:
 
 def _auth(request: Request) -> JSONResponse | None:
     settings = services(request).settings
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if not settings.heartbeat_token_list():
         return github_error(
             401, "unauthorized", "no token configured: set PULSEHOOK_HEARTBEAT_TOKENS"
         )
-    if scheme.lower() not in ("token", "bearer") or not token_ok(settings, given.strip()):
+    if not matches(authorization(request), settings.heartbeat_token_list()):
         return github_error(401, "unauthorized", "Bad credentials")
     return None
 

@@ -14,10 +14,11 @@ from starlette.responses import JSONResponse
 
 from ..clock import iso
 from ..errors import BadRequest
+from ..store import metrics
 from ..store.deliveries import Delivery
+from .auth import credential, matches
 from .responses import error
 from .services import services
-from .summary import bearer, token_ok
 
 STATUSES = ("success", "failure", "cancelled", "skipped", "timed_out", "neutral")
 
@@ -28,7 +29,7 @@ async def report(request: Request) -> JSONResponse:
         return error(
             403, "reports_disabled", "no report token configured: set PULSEHOOK_HEARTBEAT_TOKENS"
         )
-    if not token_ok(svc.settings, bearer(request)):
+    if not matches(credential(request), svc.settings.heartbeat_token_list()):
         return error(401, "unauthorized", "missing or wrong report token")
     try:
         body: Any = await request.json()
@@ -49,16 +50,7 @@ async def report(request: Request) -> JSONResponse:
     ):
         raise BadRequest("coverage must be a percentage from 0 to 100")
     name = body["repo"]
-    row = await svc.readers.run(
-        lambda db: next(
-            db.query(
-                "SELECT id, full_name, default_branch FROM repositories WHERE full_name = ?"
-                " ORDER BY deleted LIMIT 1",
-                (name,),
-            ),
-            None,
-        )
-    )
+    row = await svc.readers.run(lambda db: metrics.find_repo(db, name))
     if row is None:
         return error(
             404,

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..errors import BadRequest
-from ..settings import Settings
 from ..summary import items
+from .auth import credential, matches
 from .responses import error
 from .services import services
 
@@ -40,21 +39,6 @@ async def serve_summary(request: Request) -> Response:
     return Response(body, media_type=MEDIA[name])
 
 
-def token_ok(settings: Settings, given: str) -> bool:
-    """Constant-time check against every configured heartbeat token."""
-    ok = False
-    for token in settings.heartbeat_token_list():
-        ok |= hmac.compare_digest(token, given.encode())
-    return ok
-
-
-def bearer(request: Request) -> str:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() in ("bearer", "token"):
-        return value.strip()
-    return request.query_params.get("token", "")
-
-
 async def heartbeat(request: Request) -> JSONResponse:
     svc = services(request)
     if not svc.settings.heartbeat_token_list():
@@ -63,7 +47,7 @@ async def heartbeat(request: Request) -> JSONResponse:
             "heartbeats_disabled",
             "no heartbeat token configured: set PULSEHOOK_HEARTBEAT_TOKENS",
         )
-    if not token_ok(svc.settings, bearer(request)):
+    if not matches(credential(request), svc.settings.heartbeat_token_list()):
         return error(401, "unauthorized", "missing or wrong heartbeat token")
     owner = request.path_params["owner"]
     repo = request.path_params["repo"]

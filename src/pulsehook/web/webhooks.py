@@ -24,6 +24,7 @@ from ..errors import (
     WebhookRejected,
 )
 from ..github.verify import verify
+from ..settings import Settings
 from ..store.deliveries import Delivery
 
 JSON_TYPE = "application/json"
@@ -95,6 +96,12 @@ async def _error(send: Send, status: int, code: str, message: str) -> None:
 class WebhookEndpoint:
     """The ASGI app behind ``POST /webhooks/github``."""
 
+    def __init__(self, settings: Settings) -> None:
+        # Read once: the request path should not re-parse configuration.
+        self.secrets = settings.secrets()
+        self.signed = bool(self.secrets) or not settings.insecure
+        self.max_body = settings.max_body_bytes
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
             await _error(send, 405, "method_not_allowed", "use POST")
@@ -111,12 +118,10 @@ class WebhookEndpoint:
 
     async def receive(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
         svc = scope["app"].state.services
-        settings = svc.settings
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        body = await read_capped(receive, headers.get("content-length"), settings.max_body_bytes)
-        secrets = settings.secrets()
-        if secrets or not settings.insecure:
-            verify(body, headers.get("x-hub-signature-256"), secrets)
+        body = await read_capped(receive, headers.get("content-length"), self.max_body)
+        if self.signed:
+            verify(body, headers.get("x-hub-signature-256"), self.secrets)
         event = headers.get("x-github-event")
         guid = headers.get("x-github-delivery")
         if not event or not guid:
