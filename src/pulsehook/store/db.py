@@ -30,6 +30,8 @@ T = TypeVar("T")
 
 IDLE_SECONDS = 0.05  # no job for this long: checkpoint
 WAL_CAP = 256 * 1024 * 1024  # bytes of log before a checkpoint even under load
+WAL_KEEP = 32 * 1024 * 1024  # the log file is cut back to this when it starts over
+WRITER_CACHE_KIB = 16 * 1024  # the writer's page cache (SQLite's default is 2 MiB)
 
 URGENT = 0  # acknowledging a delivery: a sender is waiting
 NORMAL = 1  # processing, scheduling: nobody is waiting on the socket
@@ -89,7 +91,13 @@ class Writer:
     """The single writer thread."""
 
     def __init__(
-        self, path: Path, *, synchronous: str = "normal", busy_timeout_ms: int = 5000
+        self,
+        path: Path,
+        *,
+        synchronous: str = "normal",
+        busy_timeout_ms: int = 5000,
+        wal_cap: int = WAL_CAP,
+        wal_keep: int = WAL_KEEP,
     ) -> None:
         self.db = wrap(
             open_database(path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
@@ -97,7 +105,13 @@ class Writer:
         # Checkpoints are the writer's to schedule: SQLite's automatic ones land on
         # whichever commit crosses the threshold, in the middle of a burst.
         self.db.conn.execute("PRAGMA wal_autocheckpoint = 0")
+        # The log file keeps its size when it starts over after a checkpoint; cut
+        # back, its size measures the log written since, which WAL_CAP relies on.
+        self.db.conn.execute(f"PRAGMA journal_size_limit = {int(wal_keep)}")
+        # Each delivery touches a random page of the guid index: keep those cached.
+        self.db.conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
         self._wal = Path(f"{path}-wal")
+        self._wal_cap = wal_cap
         self._dirty = False
         self._jobs: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
         self._order = itertools.count()
@@ -138,7 +152,7 @@ class Writer:
             except BaseException as exc:  # handed to the waiting caller
                 future.set_exception(exc)
             self._dirty = True
-            if self._wal_bytes() > WAL_CAP:
+            if self._wal_bytes() > self._wal_cap:
                 # Busy without pause: don't let the log grow without bound.
                 self._checkpoint("RESTART")
         self._checkpoint("TRUNCATE")

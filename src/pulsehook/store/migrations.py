@@ -26,7 +26,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX deliveries_event ON deliveries(event, id);
 
     -- The body apart from the bookkeeping: marking a delivery processed then
-    -- rewrites a small row, not the whole payload. zlib-compressed JSON: webhook
+    -- rewrites a small row, not the whole payload. Compressed JSON: webhook
     -- bodies shrink about 7 times, and the bytes written are the cost of receiving.
     CREATE TABLE delivery_payloads (
         delivery_id INTEGER PRIMARY KEY REFERENCES deliveries(id) ON DELETE CASCADE,

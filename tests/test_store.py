@@ -1,0 +1,86 @@
+"""The store's own mechanics: payload encoding and the writer's log management."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import zlib
+from pathlib import Path
+from typing import Any
+
+import httpx
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pulsehook.app import create_app
+from pulsehook.settings import Settings
+from pulsehook.store.db import Writer
+from pulsehook.store.deliveries import ZSTD_MAGIC, decode_payload, encode_payload
+
+from .conftest import drained, live, payload, wait_for
+from .test_recovery import raw, statuses, store_raw
+
+
+@given(st.binary(max_size=5000))
+def test_payload_encoding_round_trips_any_bytes(data: bytes) -> None:
+    stored = encode_payload(data)
+    assert stored.startswith(ZSTD_MAGIC)
+    assert decode_payload(stored) == data
+
+
+def test_text_payloads_are_stored_as_utf8() -> None:
+    assert decode_payload(encode_payload("caf\u00e9")) == "caf\u00e9".encode()
+
+
+def test_real_payload_shrinks_several_times() -> None:
+    body = json.dumps(payload("workflow_run.completed"), separators=(",", ":")).encode()
+    assert len(encode_payload(body)) * 5 < len(body)
+
+
+def test_zlib_payloads_of_earlier_versions_still_read() -> None:
+    body = json.dumps(payload("push")).encode()
+    assert decode_payload(zlib.compress(body, 1)) == body
+
+
+def test_zlib_payload_left_pending_is_processed_at_start(settings: Settings) -> None:
+    store_raw(settings, raw("older", "push", json.dumps(payload("push"))))
+    legacy = zlib.compress(json.dumps(payload("push")).encode(), 1)
+    with sqlite3.connect(settings.db_path) as conn:
+        conn.execute("UPDATE delivery_payloads SET payload = ?", (legacy,))
+    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as client:
+        wait_for(lambda: drained(client))
+        assert statuses(settings)["older"] == ("processed", None)
+
+
+def _fill(rows: int, size: int) -> Any:
+    def write(db: Any) -> None:
+        db.conn.executemany("INSERT INTO blobs (b) VALUES (?)", [(os.urandom(size),)] * rows)
+
+    return write
+
+
+def test_log_is_checkpointed_once_past_the_cap_not_after_every_commit(tmp_path: Path) -> None:
+    db_path = tmp_path / "w.db"
+    cap = 256 * 1024
+    writer = Writer(db_path, wal_cap=cap, wal_keep=0)
+    wal = Path(f"{db_path}-wal")
+    try:
+        writer.submit(lambda db: db.conn.execute("CREATE TABLE blobs (b BLOB)")).result()
+        # One transaction well past the cap: the writer checkpoints after it.
+        writer.submit(_fill(100, 4096)).result()
+        # The log starts over with the next commit and is cut back, so its size
+        # counts what was written since; before, it kept its peak size and every
+        # later commit looked "past the cap" and paid a checkpoint.
+        jobs = [writer.submit(_fill(1, 1000)) for _ in range(5)]
+        for job in jobs:
+            job.result()
+        size = wal.stat().st_size
+        assert 0 < size < cap
+        with sqlite3.connect(db_path) as conn:
+            _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        # Five commits queued back to back share one log: no checkpoint between them.
+        assert frames >= 5
+    finally:
+        writer.close()
+    assert sqlite3.connect(db_path).execute("SELECT count(*) FROM blobs").fetchone()[0] == 105
