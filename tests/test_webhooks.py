@@ -136,8 +136,19 @@ def test_unsupported_content_type_is_415(client: httpx.Client, settings: Setting
     assert stored(settings) == []
 
 
-def test_invalid_json_is_400(client: httpx.Client, settings: Settings) -> None:
-    body = b'{"action": "completed",'
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"action": "completed",',  # truncated
+        b'{"action": "caf\xe9"}',  # Latin-1, not UTF-8
+        b'{"n": NaN}',
+        b'{"n": 18446744073709551616}',  # past 64 bits: what processing could not read
+        b'{"a": 1} trailing',
+        b"",
+    ],
+    ids=["truncated", "latin1", "nan", "bigint", "trailing", "empty"],
+)
+def test_invalid_json_is_400(client: httpx.Client, settings: Settings, body: bytes) -> None:
     response = client.post(
         "/webhooks/github", content=body, headers=signed_headers(body, "workflow_run")
     )
