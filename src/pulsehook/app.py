@@ -137,6 +137,7 @@ def create_app(
             on_notices=notices,
             on_summary=summarizer.changed,
             busy=lambda: intake.busy,
+            lag_limit=settings.processing_lag_limit,
         )
         svc = Services(
             settings=settings,

@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 import orjson
@@ -38,7 +37,7 @@ log = logging.getLogger(__name__)
 
 PROCESS_CHUNK = 64  # deliveries per processing transaction when nothing else waits
 BUSY_CHUNK = 8  # ... and while deliveries keep arriving: short holds of the writer
-BACKLOG_LIMIT = 20_000  # past this many waiting (~4 s of processing), it stops yielding
+LAG_LIMIT_SECONDS = 30.0  # processing this far behind receiving stops yielding (settings)
 
 
 @dataclass
@@ -126,6 +125,13 @@ def process_one(
     return facts
 
 
+def processing_lag(waiting_since: str | None, now: datetime) -> float:
+    """Seconds the next waiting delivery has waited (0 when none waits)."""
+    if waiting_since is None:
+        return 0.0
+    return max(0.0, (now - parse_iso(waiting_since)).total_seconds())
+
+
 def process_chunk(
     db: Database,
     *,
@@ -186,10 +192,12 @@ class Worker:
         on_summary: Callable[[], None] = lambda: None,
         busy: Callable[[], bool] = lambda: False,
         max_defer: float = 1.0,
+        lag_limit: float = LAG_LIMIT_SECONDS,
     ) -> None:
         self._busy = busy
         self._max_defer = max_defer
-        self._backlog = 0
+        self._lag_limit = lag_limit
+        self._lag = 0.0  # seconds the next waiting delivery has waited, as of the last chunk
         self._writer = writer
         self._clock = clock
         self._alerting = alerting
@@ -215,8 +223,8 @@ class Worker:
                 now: str = now,
                 moment: datetime = moment,
                 limit: int = limit,
-            ) -> tuple[int, int, list[Fact]]:
-                return process_chunk(
+            ) -> tuple[int, int, str | None]:
+                last, count, _facts = process_chunk(
                     db,
                     after_id=start,
                     limit=limit,
@@ -226,12 +234,10 @@ class Worker:
                     clock_now=moment,
                     tz=self._alerting.policy.timezone if self._alerting else "UTC",
                 )
+                return last, count, deliveries.next_received_at(db, last)
 
-            after_id, count, _facts = await self._writer.run(job, NORMAL)
-            if count:
-                self._backlog = await self._writer.run(
-                    partial(deliveries.pending_after, after_id=after_id), NORMAL
-                )
+            after_id, count, waiting_since = await self._writer.run(job, NORMAL)
+            self._lag = processing_lag(waiting_since, moment)
             if self._alerting is not None and self._alerting.queued:
                 self._alerting.queued = 0
                 self._on_notices()
@@ -245,9 +251,9 @@ class Worker:
     async def _yield_to_intake(self) -> None:
         """Receiving comes first: while senders wait for commits, processing waits —
         but never more than ``max_defer`` seconds per chunk, so it always advances,
-        and not at all once a backlog builds up (a burst is absorbed; a flood is
-        shared between receiving and processing)."""
-        if self._backlog > BACKLOG_LIMIT:
+        and not at all once it is ``lag_limit`` seconds behind (a burst is absorbed;
+        a flood is shared between receiving and processing)."""
+        if self._lag > self._lag_limit:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._max_defer

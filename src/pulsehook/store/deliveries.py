@@ -103,12 +103,12 @@ def next_batch(
     )
 
 
-def pending_after(db: Database, after_id: int) -> int:
-    """How many deliveries wait to be processed after ``after_id``."""
+def next_received_at(db: Database, after_id: int) -> str | None:
+    """When the first delivery past the processing cursor was received; None if none waits."""
     row = db.execute(
-        "SELECT count(*) FROM deliveries WHERE status = 'pending' AND id > ?", (after_id,)
+        "SELECT received_at FROM deliveries WHERE id > ? ORDER BY id LIMIT 1", (after_id,)
     ).fetchone()
-    return int(row[0])
+    return str(row[0]) if row else None
 
 
 def mark(db: Database, delivery_id: int, status: str, *, error: str | None, at: str) -> None:
