@@ -63,7 +63,7 @@ def _fill(rows: int, size: int) -> Any:
 def test_log_is_checkpointed_once_past_the_cap_not_after_every_commit(tmp_path: Path) -> None:
     db_path = tmp_path / "w.db"
     cap = 256 * 1024
-    writer = Writer(db_path, wal_cap=cap, wal_keep=0)
+    writer = Writer(db_path, wal_step=cap, wal_cap=cap, wal_keep=0)
     wal = Path(f"{db_path}-wal")
     try:
         writer.submit(lambda db: db.conn.execute("CREATE TABLE blobs (b BLOB)")).result()
@@ -84,3 +84,33 @@ def test_log_is_checkpointed_once_past_the_cap_not_after_every_commit(tmp_path: 
     finally:
         writer.close()
     assert sqlite3.connect(db_path).execute("SELECT count(*) FROM blobs").fetchone()[0] == 105
+
+
+def test_checkpoints_run_beside_the_writer_and_the_log_starts_over(tmp_path: Path) -> None:
+    db_path = tmp_path / "w.db"
+    step = 256 * 1024
+    writer = Writer(db_path, wal_step=step, wal_keep=0)
+    wal = Path(f"{db_path}-wal")
+    try:
+        writer.submit(lambda db: db.conn.execute("CREATE TABLE blobs (b BLOB)")).result()
+        writer.submit(_fill(100, 4096)).result()  # past the step: a checkpoint is asked for
+        wait_for(lambda: writer.checkpointer.passes > 0)
+
+        # Once the log is copied, commits keep going and it starts over from the top.
+        def small_again() -> bool:
+            writer.submit(_fill(1, 100)).result()
+            return wal.stat().st_size < step
+
+        wait_for(small_again)
+    finally:
+        writer.close()
+    assert sqlite3.connect(db_path).execute("SELECT count(*) FROM blobs").fetchone()[0] >= 101
+
+
+def test_a_quiet_writer_checkpoints(tmp_path: Path) -> None:
+    writer = Writer(tmp_path / "w.db")
+    try:
+        writer.submit(lambda db: db.conn.execute("CREATE TABLE t (x)")).result()
+        wait_for(lambda: writer.checkpointer.passes > 0)
+    finally:
+        writer.close()

@@ -23,13 +23,15 @@ from typing import Any, TypeVar
 import sqlite_utils
 
 from ..errors import StorageUnavailable
+from .checkpoint import Checkpointer
 from .migrations import migrate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 IDLE_SECONDS = 0.05  # no job for this long: checkpoint
-WAL_CAP = 256 * 1024 * 1024  # bytes of log before a checkpoint even under load
+WAL_STEP = 64 * 1024 * 1024  # bytes of log that ask for a checkpoint even under load
+WAL_CAP = 1024 * 1024 * 1024  # past this, checkpoints are not keeping up: the writer waits
 WAL_KEEP = 32 * 1024 * 1024  # the log file is cut back to this when it starts over
 WRITER_CACHE_KIB = 16 * 1024  # the writer's page cache (SQLite's default is 2 MiB)
 
@@ -96,22 +98,27 @@ class Writer:
         *,
         synchronous: str = "normal",
         busy_timeout_ms: int = 5000,
+        wal_step: int = WAL_STEP,
         wal_cap: int = WAL_CAP,
         wal_keep: int = WAL_KEEP,
     ) -> None:
         self.db = wrap(
             open_database(path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
         )
-        # Checkpoints are the writer's to schedule: SQLite's automatic ones land on
-        # whichever commit crosses the threshold, in the middle of a burst.
+        # Checkpoints are the writer's to schedule: SQLite's automatic ones run
+        # inside whichever commit crosses the threshold, with senders waiting.
         self.db.conn.execute("PRAGMA wal_autocheckpoint = 0")
         # The log file keeps its size when it starts over after a checkpoint; cut
-        # back, its size measures the log written since, which WAL_CAP relies on.
+        # back, its size measures the log written since, which the limits rely on.
         self.db.conn.execute(f"PRAGMA journal_size_limit = {int(wal_keep)}")
         # Each delivery touches a random page of the guid index: keep those cached.
         self.db.conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
         self._wal = Path(f"{path}-wal")
+        self._wal_step = wal_step
         self._wal_cap = wal_cap
+        self.checkpointer = Checkpointer(
+            connect(path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+        )
         self._dirty = False
         self._jobs: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
         self._order = itertools.count()
@@ -140,7 +147,8 @@ class Writer:
                 # With changes not yet checkpointed, a quiet moment is the time to do it.
                 _, _, job = self._jobs.get(timeout=IDLE_SECONDS if self._dirty else None)
             except queue.Empty:
-                self._checkpoint("PASSIVE")
+                self.checkpointer.request()
+                self._dirty = False
                 continue
             if job is None:
                 break
@@ -152,9 +160,15 @@ class Writer:
             except BaseException as exc:  # handed to the waiting caller
                 future.set_exception(exc)
             self._dirty = True
-            if self._wal_bytes() > self._wal_cap:
-                # Busy without pause: don't let the log grow without bound.
+            wal = self._wal_bytes()
+            if wal > self._wal_cap:
+                # A long read pins the log, or checkpoints fall behind: the
+                # log must not grow without bound, so commits wait this once.
+                log.warning("write-ahead log at %d MiB: checkpointing in line", wal >> 20)
                 self._checkpoint("RESTART")
+            elif wal > self._wal_step:
+                self.checkpointer.request()
+        self.checkpointer.close()
         self._checkpoint("TRUNCATE")
         self.db.conn.close()
 
@@ -165,7 +179,7 @@ class Writer:
             return 0
 
     def _checkpoint(self, mode: str) -> None:
-        """Copy the log into the database file (off the hot path; see WAL_CAP)."""
+        """Copy the log into the database file on the writer's own connection."""
         try:
             self.db.conn.execute(f"PRAGMA wal_checkpoint({mode})")
         except sqlite3.Error as exc:
