@@ -53,12 +53,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--memory-every", type=int, default=10_000, help="RSS sample interval")
     p.add_argument("--memory-time-limit", type=float, default=180.0)
     p.add_argument("--skip-memory", action="store_true")
+    p.add_argument(
+        "--flood",
+        type=float,
+        default=60.0,
+        help="seconds of sustained load past the processing lag limit (0: skip)",
+    )
+    p.add_argument("--flood-window", type=float, default=5.0, help="flood sample interval")
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--client-cpu", type=int, default=1)
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.seconds, args.burst = 1, 2.0, 500
         args.memory_count, args.memory_every = 5000, 500
+        args.flood = 0.0
     return args
 
 
@@ -225,6 +233,36 @@ class Bench:
         print(text)
         self.summary.append(text)
 
+    def flood(self) -> None:
+        """Sustained load: receiving alone at first, then sharing with processing.
+
+        Informational (no target): processing yields to receiving until it is
+        PULSEHOOK_PROCESSING_LAG_LIMIT (30 s) behind, then shares the CPU.
+        """
+        a, ph = self.args, self.receivers["pulsehook"]
+        print(f"\n== flood: {a.flood:g} s of sustained load, {a.connections} conns ==")
+        windows: list[tuple[float, float, int]] = []  # (end s, req/s, pending)
+        elapsed, sent = 0.0, 0
+        while elapsed < a.flood:
+            r = self.load("pulsehook", a.connections, min(a.flood_window, a.flood - elapsed))
+            self.ph_ok += r.ok
+            sent += r.answered
+            elapsed += r.elapsed
+            pending = ph.statuses().get("pending", 0)
+            windows.append((elapsed, r.rate, pending))
+            print(f"flood {elapsed:5.0f} s  {line('pulsehook', r)}  pending {pending:,}")
+        early = [rate for end, rate, _ in windows if end <= 30.0]
+        late = [rate for end, rate, _ in windows if end > 35.0]
+        processed = sent - windows[-1][2] if windows else 0
+        text = (
+            f"INFO  flood {elapsed:.0f} s: {sent:,} received, {processed:,} processed meanwhile;"
+            f" receiving {statistics.median(early) if early else 0:,.0f} req/s in the first"
+            f" 30 s, {statistics.median(late) if late else 0:,.0f} req/s once processing shares"
+        )
+        print(text)
+        self.summary.append(text)
+        print(f"          {ph.drain(limit=300.0)}")
+
     def durability(self) -> None:
         print("\n== durability ==")
         ph = self.receivers["pulsehook"]
@@ -267,6 +305,8 @@ class Bench:
                 self.burst()
                 if not a.skip_memory:
                     self.memory()
+                if a.flood > 0:
+                    self.flood()
                 self.durability()
             finally:
                 for rec in self.receivers.values():
