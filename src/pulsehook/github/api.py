@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
 from ..clock import Clock, SystemClock
 from ..errors import PulsehookError
+from .response import SHORT, EtagStore, Response, decode
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +29,8 @@ UNAUTHENTICATED_LIMIT = "GitHub API rate limit exceeded — set GITHUB_TOKEN"
 SECONDARY_WAIT = 60.0  # GitHub: without retry-after, wait at least a minute
 RESET_MARGIN = 1.0  # the reset epoch is rounded down; a second more avoids one wasted retry
 SERVER_BACKOFF = 2.0  # 502/503/504: 2 s, then 4 s, ...
-SHORT = 200  # characters of GitHub's message kept in an error
 
 Sleep = Callable[[float], Awaitable[None]]
-
-_LINK = re.compile(r'<([^>]*)>\s*;\s*rel="([^"]*)"')
 
 
 class GitHubError(PulsehookError):
@@ -47,50 +43,6 @@ class GitHubError(PulsehookError):
 
 class RateLimited(GitHubError):
     """The rate limit cannot be waited out here: every further request would fail too."""
-
-
-class EtagStore(Protocol):
-    """Somewhere ETags (and the bodies they stand for) outlive the process."""
-
-    def get(self, url: str) -> tuple[str, Any] | None: ...
-
-    def put(self, url: str, etag: str, body: Any) -> None: ...
-
-
-@dataclass(frozen=True)
-class Response:
-    """An answer, decoded. ``cached``: GitHub said 304 and ``body`` is the remembered one."""
-
-    status: int
-    body: Any
-    headers: httpx.Headers
-    url: str
-    cached: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-    @property
-    def message(self) -> str:
-        """GitHub's error message (``{"message": ...}``), shortened, or ""."""
-        text = self.body.get("message") if isinstance(self.body, dict) else None
-        return " ".join(str(text or "").split())[:SHORT]
-
-    def link(self, rel: str = "next") -> str | None:
-        for url, rels in _LINK.findall(self.headers.get("link", "")):
-            if rel in rels.split():
-                return str(url)
-        return None
-
-
-def _decode(rsp: httpx.Response) -> Any:
-    if not rsp.content:
-        return None
-    try:
-        return rsp.json()
-    except ValueError:
-        return {"message": rsp.text}
 
 
 class GitHubClient:
@@ -237,7 +189,7 @@ class GitHubClient:
                     if link:
                         headers["link"] = link
                     return Response(200, cached[1], headers, url, cached=True)
-                body = _decode(rsp)
+                body = decode(rsp)
                 wait = self._retry_wait(rsp, body, retries)
                 if wait is None:
                     if method == "GET":

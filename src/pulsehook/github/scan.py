@@ -16,15 +16,14 @@ from urllib.parse import quote
 
 from ..clock import iso
 from ..store.deliveries import Delivery
-from .api import GitHubClient, GitHubError, RateLimited, Response
+from .api import GitHubClient, GitHubError, RateLimited
+from .response import Response
+from .scan_payloads import CODECOV_PROJECT, Json, push_delivery, run_delivery, status_delivery
 
-Json = dict[str, Any]
 Sink = Callable[[list[Delivery]], Awaitable[None]]
 Progress = Callable[[int, int, str], None]
 
 DEPENDABOT = "dependabot[bot]"
-CODECOV_PROJECT = "codecov/project"
-ZERO_SHA = "0" * 40
 
 
 def _quiet(done: int, total: int, repo: str) -> None:
@@ -152,7 +151,7 @@ async def _scan_repo(client: GitHubClient, r: _Repo, now: datetime) -> None:
     async def runs() -> None:
         rsp = _ok(client, await client.get(f"{base}/actions/runs", _branch(default, 20)))
         for run in (rsp.body or {}).get("workflow_runs") or []:
-            _run(r, run)
+            r.add(*run_delivery(r.repo, run))
 
     async def alerts() -> None:
         nonlocal dependabot
@@ -178,7 +177,7 @@ async def _scan_repo(client: GitHubClient, r: _Repo, now: datetime) -> None:
             return
         listed = [c for c in _ok(client, rsp).body or [] if isinstance(c, dict)]
         if listed:
-            _push(r, default, listed)
+            r.add(*push_delivery(r.repo, default, listed))
             head = listed[0]["sha"]
 
     async def statuses() -> None:
@@ -236,20 +235,6 @@ def _branch(default: str, per_page: int) -> dict[str, Any]:
     return {"branch": default, "per_page": per_page} if default else {"per_page": per_page}
 
 
-def _run(r: _Repo, run: Json) -> None:
-    status = run.get("status")
-    r.add(
-        f"scan:run:{run['id']}:{run.get('run_attempt')}:{run.get('updated_at')}",
-        "workflow_run",
-        {
-            "action": "completed" if status == "completed" else status,
-            "workflow_run": run,
-            "workflow": {"name": run.get("name")},
-            "repository": r.repo,
-        },
-    )
-
-
 async def _alerts(client: GitHubClient, r: _Repo, base: str) -> bool:
     """Open alerts, and the most recently updated of any state; False if disabled."""
     path = f"{base}/dependabot/alerts"
@@ -276,51 +261,6 @@ async def _alerts(client: GitHubClient, r: _Repo, base: str) -> bool:
     return True
 
 
-def _commit(c: Json) -> Json:
-    """A REST commit as a push payload lists it."""
-    inner = c.get("commit") or {}
-    author, committer = inner.get("author") or {}, inner.get("committer") or {}
-    login = (c.get("author") or {}).get("login")
-    return {
-        "id": c["sha"],
-        "tree_id": (inner.get("tree") or {}).get("sha"),
-        "distinct": True,
-        "message": inner.get("message"),
-        "timestamp": author.get("date"),
-        "url": c.get("html_url"),
-        "author": {"name": author.get("name"), "email": author.get("email"), "username": login},
-        "committer": {"name": committer.get("name"), "email": committer.get("email")},
-    }
-
-
-def _push(r: _Repo, default: str, commits: list[Json]) -> None:
-    """The listed commits (newest first) as one push of the default branch."""
-    newest = commits[0]
-    head = _commit(newest)
-    parents = commits[-1].get("parents") or []
-    login = (newest.get("author") or {}).get("login") or head["author"]["name"]
-    r.add(
-        f"scan:push:{r.id}:{newest['sha']}",
-        "push",
-        {
-            "ref": f"refs/heads/{default}",
-            "before": parents[0].get("sha") if parents else ZERO_SHA,
-            "after": newest["sha"],
-            "created": False,
-            "forced": False,
-            "deleted": False,
-            "commits": [_commit(c) for c in reversed(commits)],  # oldest first, as pushed
-            "head_commit": head,
-            "pusher": {"name": head["author"]["name"], "email": head["author"]["email"]},
-            "sender": {
-                "login": login,
-                "type": "Bot" if str(login).endswith("[bot]") else "User",
-            },
-            "repository": r.repo,
-        },
-    )
-
-
 async def _status(client: GitHubClient, r: _Repo, base: str, default: str, sha: str) -> None:
     """The newest codecov/project status of the default branch's head."""
     ref = quote(default or sha, safe="")
@@ -331,11 +271,4 @@ async def _status(client: GitHubClient, r: _Repo, base: str, default: str, sha: 
     if not statuses:
         return
     newest = max(statuses, key=lambda s: (str(s.get("updated_at")), s.get("id") or 0))
-    payload = {k: newest.get(k) for k in ("id", "context", "description", "target_url")}
-    payload |= {k: newest.get(k) for k in ("state", "created_at", "updated_at")}
-    payload |= {
-        "sha": sha,
-        "branches": [{"name": default, "commit": {"sha": sha}}] if default else [],
-        "repository": r.repo,
-    }
-    r.add(f"scan:status:{r.id}:{newest.get('id')}", "status", payload)
+    r.add(*status_delivery(r.repo, default, sha, newest))
