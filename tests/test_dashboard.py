@@ -425,6 +425,20 @@ def test_nothing_is_fetched_from_elsewhere(site: Site, path: str) -> None:
     assert "default-src 'none'" in response.headers["content-security-policy"]
 
 
+def test_times_are_shown_in_the_configured_timezone(tmp_path: Path) -> None:
+    with serve(make_settings(tmp_path, timezone="Asia/Kolkata")) as (_, client):
+        deliver(client, "workflow_run", run(900, "success", "2026-01-01T09:00:00Z"))
+        deliver(client, "workflow_run", run(901, "failure", "2026-01-01T10:00:00Z"))
+        wait_for(lambda: drained(client))
+        html = client.get(f"/repos/{OCTO}").text
+    page = read(html)
+    builds = table(page, "The latest workflow runs")
+    # UTC+05:30; the machine-readable attribute keeps the stored UTC time.
+    assert [b[4] for b in builds] == ["2026-01-01 15:30", "2026-01-01 14:30"]
+    assert '<time datetime="2026-01-01T10:00:00Z">2026-01-01 15:30</time>' in html
+    assert "all times are Asia/Kolkata." in page.text
+
+
 def test_payload_text_is_escaped_and_only_github_is_linked(tmp_path: Path) -> None:
     hostile = run(902, "failure", "2026-01-02T10:00:00Z")
     hostile["workflow"]["name"] = "<script>alert(1)</script>"

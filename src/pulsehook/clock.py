@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 
 class Clock(Protocol):
@@ -44,6 +45,24 @@ def iso(when: datetime) -> str:
 def parse_iso(value: str) -> datetime:
     """The inverse of ``iso()``: an ISO-8601 time (``Z`` or an offset) as an aware datetime."""
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def local_minute(value: str | datetime, tz: str) -> str:
+    """A stored time as ``YYYY-MM-DD HH:MM`` in the timezone ``tz``, for people to read.
+
+    Text that is not an ISO time is shown as it is (its first 16 characters).
+    """
+    if isinstance(value, str):
+        try:
+            when = parse_iso(value)
+        except ValueError:
+            return value[:16].replace("T", " ")
+    else:
+        when = value
+    if when.tzinfo is None:  # stored times are UTC
+        when = when.replace(tzinfo=UTC)
+    w = when.astimezone(ZoneInfo(tz))
+    return f"{w.year:04d}-{w.month:02d}-{w.day:02d} {w.hour:02d}:{w.minute:02d}"
 
 
 def parse_iso_or_none(value: str | None) -> datetime | None:

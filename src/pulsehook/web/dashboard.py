@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ..clock import local_minute
 from ..settings import Settings
 from . import dashboard_pages as pages
 from .auth import matches, require_token
@@ -58,9 +59,11 @@ NAV = (
 @functools.cache
 def environment() -> Environment:
     # Formatting helpers are macros in templates/_macros.html.
-    return Environment(
+    env = Environment(
         loader=PackageLoader("pulsehook", "web/templates"), autoescape=select_autoescape()
     )
+    env.filters["local"] = local_minute
+    return env
 
 
 def render(
@@ -148,8 +151,10 @@ def page(template: str, active: str) -> Callable[[Build], Endpoint]:
             if context is None:
                 name = "/".join(str(v) for v in request.path_params.values())
                 context = {"heading": "Repository not found", "missing": name}
-                return render(request, "error.html", status=404, active=active, now=now, **context)
-            return render(request, template, active=active, now=now, **context)
+                return render(
+                    request, "error.html", status=404, active=active, now=now, tz=view.tz, **context
+                )
+            return render(request, template, active=active, now=now, tz=view.tz, **context)
 
         return handle
 
