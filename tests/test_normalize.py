@@ -1174,6 +1174,7 @@ def test_snapshot_of_private_repository() -> None:
         {"repository": "Codertocat/Hello-World"},
         {"repository": {"full_name": "Codertocat/Hello-World"}},  # no id
         {"repository": {"id": 186853002}},  # no full_name
+        {"repository": {"full_name": "Codertocat/Hello-World", "id": True}},  # not an id
     ],
 )
 def test_snapshot_without_repository_is_none(data: object) -> None:

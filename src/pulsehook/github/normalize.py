@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import UnsupportedEvent
 from ..facts import Fact, Repo
 from . import events_ci, events_pulsehook, events_repo, events_security
+from .payload import integer
 
 Normalizer = Callable[[dict[str, Any]], list[Fact]]
 
@@ -45,7 +46,8 @@ def snapshot(payload: Any) -> Repo | None:
     if not isinstance(payload, dict) or not isinstance(payload.get("repository"), dict):
         return None
     repo = payload["repository"]
-    if not isinstance(repo.get("full_name"), str) or not isinstance(repo.get("id"), int):
+    # The id as the fact will read it: a boolean is not an id (bool is an int).
+    if not isinstance(repo.get("full_name"), str) or integer(repo, "id") is None:
         return None
     return events_repo.repo_fact(payload, repo, "seen")
 
