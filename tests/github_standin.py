@@ -157,6 +157,12 @@ def pull(repo: Json, number: int, title: str, who: Json, at: str) -> Json:
     return item
 
 
+def closed(pr: Json, *, merged: bool = True) -> Json:
+    """``pr`` closed (merged, by default) at its ``updated_at``."""
+    at = pr["updated_at"]
+    return pr | {"state": "closed", "closed_at": at, "merged_at": at if merged else None}
+
+
 def status(sid: int, context: str, state: str, description: str, at: str) -> Json:
     return {
         "url": f"{API}/repos/{ORG}/api/statuses/{sid}",
@@ -265,6 +271,7 @@ def sites() -> dict[str, Site]:
             pulls=[
                 pull(api, 12, "Bump urllib3 from 2.0.7 to 2.2.2", BOT, "2026-03-01T06:00:00Z"),
                 pull(api, 11, "Add rate limiting", alice, "2026-02-28T12:00:00Z"),
+                closed(pull(api, 10, "Bump idna from 3.4 to 3.7", BOT, "2026-02-27T10:00:00Z")),
             ],
             statuses=[
                 status(505, "ci/jenkins", "success", "Build finished", "2026-03-01T09:50:00Z"),
@@ -460,7 +467,11 @@ class FakeGitHub:
             ),
             "/community/profile": lambda: site.profile,
             "/commits": lambda: site.commits if q.get("sha") in (None, default) else [],
-            "/pulls": lambda: [p for p in site.pulls if q.get("state") in (None, p["state"])],
+            "/pulls": lambda: sorted(
+                (p for p in site.pulls if q.get("state") in (None, p["state"])),
+                key=lambda p: str(p["updated_at" if q.get("sort") == "updated" else "created_at"]),
+                reverse=q.get("direction") == "desc",
+            ),
             f"/commits/{default}/statuses": lambda: site.statuses,
         }
         if site.commits:

@@ -21,10 +21,11 @@ from pulsehook.github.api import GitHubClient, GitHubError, RateLimited
 from pulsehook.github.normalize import normalize, snapshot
 from pulsehook.github.redeliver import HookRef, RecoveryReport, recover
 from pulsehook.github.scan import ScanReport, scan
+from pulsehook.store import state
 from pulsehook.store.db import open_database, transaction, wrap
 from pulsehook.store.deliveries import Delivery, insert_batch
 
-from .github_standin import TOKEN, FakeGitHub, sha, standin
+from .github_standin import TOKEN, FakeGitHub, closed, sha, standin
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 EXACT = "GitHub API rate limit exceeded — set GITHUB_TOKEN"
@@ -116,7 +117,7 @@ def test_scan_produces_deliveries_that_normalize_to_the_right_facts() -> None:
                 "repository": 3,
                 "workflow_run": 4,  # api's feature-branch run is not on the default branch
                 "dependabot_alert": 2,
-                "pull_request": 1,
+                "pull_request": 2,  # the open Dependabot PR and the one merged lately
                 "status": 1,
                 "push": 3,
                 "pulsehook.profile": 3,
@@ -131,6 +132,8 @@ def test_scan_produces_deliveries_that_normalize_to_the_right_facts() -> None:
             assert "/orgs/acme/repos?per_page=100&type=all&page=2" in gh.paths()
             assert "/repos/acme/api/actions/runs?branch=main&per_page=20" in gh.paths()
             assert "/repos/acme/web/commits?sha=develop&per_page=30" in gh.paths()
+            closed = "/repos/acme/api/pulls?state=closed&sort=updated&direction=desc&per_page=50"
+            assert closed in gh.paths()
             assert gh.headers["accept"] == "application/vnd.github+json"
             assert gh.headers["x-github-api-version"] == "2022-11-28"
             assert gh.headers["user-agent"] == "pulsehook"
@@ -171,14 +174,14 @@ def check_facts(found: list[Fact]) -> None:
     [cov] = of(Coverage, found)
     assert (cov.repo, cov.value, cov.branch, cov.sha) == ("acme/api", 87.5, "main", sha("a3"))
 
-    [dep] = of(Dependency, found)
-    assert (dep.number, dep.package, dep.from_version, dep.to_version) == (
-        12,
-        "urllib3",
-        "2.0.7",
-        "2.2.2",
-    )
+    deps = {d.number: d for d in of(Dependency, found)}
+    assert set(deps) == {12, 10}  # #11 is not Dependabot's
+    dep = deps[12]
+    assert (dep.package, dep.from_version, dep.to_version) == ("urllib3", "2.0.7", "2.2.2")
     assert dep.state == "open" and not dep.merged
+    merged = deps[10]
+    assert (merged.state, merged.merged, merged.package) == ("closed", True, "idna")
+    assert merged.closed_at == "2026-02-27T10:00:00Z"
 
     pushes = {p.repo: p for p in of(Push, found)}
     api, web, legacy = pushes["acme/api"], pushes["acme/web"], pushes["acme/legacy"]
@@ -201,6 +204,36 @@ def check_facts(found: list[Fact]) -> None:
         "acme/legacy": (True, None, True),  # no community profile: API docs unknown
     }
     assert {p.at for p in of(Profile, found)} == {iso(NOW)}
+
+
+def test_a_dependabot_pr_closed_while_its_webhook_was_missed_is_closed_by_a_rescan(
+    tmp_path: Path,
+) -> None:
+    db = wrap(open_database(tmp_path / "pulsehook.db"))
+
+    async def store(batch: list[Delivery]) -> None:
+        transaction(db, lambda d: state.apply(d, facts(batch), now=iso(NOW)))
+
+    def prs() -> dict[int, tuple[str, int]]:
+        rows = db.execute("SELECT number, state, merged FROM dependency_prs").fetchall()
+        return {n: (st, merged) for n, st, merged in rows}
+
+    async def scenario() -> None:
+        with standin() as gh:
+            async with client(gh)[0] as api:
+                await scan(api, org=None, repos=["acme/api"], now=NOW, sink=store)
+                assert prs() == {12: ("open", 0), 10: ("closed", 1)}
+                # Merged on GitHub; the pull_request webhook never arrived.
+                site = gh.sites["acme/api"]
+                site.pulls = [
+                    closed(p | {"updated_at": "2026-03-02T08:00:00Z"}) if p["number"] == 12 else p
+                    for p in site.pulls
+                ]
+                await scan(api, org=None, repos=["acme/api"], now=NOW, sink=store)
+        assert prs() == {12: ("closed", 1), 10: ("closed", 1)}
+
+    run(scenario)
+    db.conn.close()
 
 
 def test_dependabot_403_is_recorded_as_disabled_not_as_an_error() -> None:

@@ -133,7 +133,8 @@ def pull_request(payload: Json) -> list[Fact]:
             number=number,
             action=text(payload, "action") or "",
             state=text(pr, "state") or "open",
-            merged=flag(pr, "merged"),
+            # The list endpoint (a scan) has no "merged", only "merged_at".
+            merged=flag(pr, "merged") or pr.get("merged_at") is not None,
             title=title,
             package=bump.group("pkg") if bump else None,
             from_version=bump.group("old") if bump else None,

@@ -24,6 +24,8 @@ Sink = Callable[[list[Delivery]], Awaitable[None]]
 Progress = Callable[[int, int, str], None]
 
 DEPENDABOT = "dependabot[bot]"
+OPEN_PULLS = {"state": "open", "per_page": 100}
+RECENTLY_CLOSED = {"state": "closed", "sort": "updated", "direction": "desc", "per_page": 50}
 
 
 def _quiet(done: int, total: int, repo: str) -> None:
@@ -185,8 +187,11 @@ async def _scan_repo(client: GitHubClient, r: _Repo, now: datetime) -> None:
             await _status(client, r, base, default, head)
 
     async def pulls() -> None:
-        async for pr in client.paginate(f"{base}/pulls", {"state": "open", "per_page": 100}):
-            if (pr.get("user") or {}).get("login") != DEPENDABOT:
+        # Open ones, and the most recently closed: a close whose webhook was missed.
+        found = [pr async for pr in client.paginate(f"{base}/pulls", OPEN_PULLS)]
+        found += _ok(client, await client.get(f"{base}/pulls", RECENTLY_CLOSED)).body or []
+        for pr in found:
+            if not isinstance(pr, dict) or (pr.get("user") or {}).get("login") != DEPENDABOT:
                 continue
             n = pr["number"]
             payload = {"action": "scanned", "number": n, "pull_request": pr, "repository": repo}
