@@ -77,6 +77,27 @@ def test_metrics_components_and_history(client: httpx.Client) -> None:
     assert body["history"] and body["formula_version"] == 1
 
 
+def test_issue_activity_feeds_the_activity_score_and_bots_do_not(
+    client: httpx.Client,
+) -> None:
+    octo = copy.deepcopy(payload("workflow_run.completed")["repository"])
+    opened = copy.deepcopy(payload("issues.opened")) | {"repository": octo}
+    deliver(client, "issues", opened)
+    # Later, a bot's comment: recorded, but not a sign of life.
+    comment = copy.deepcopy(payload("issue_comment.created")) | {"repository": octo}
+    comment["comment"] |= {"updated_at": "2019-06-01T00:00:00Z"}
+    comment["sender"] = comment["comment"]["user"] = {"login": "stale[bot]", "type": "Bot"}
+    deliver(client, "issue_comment", comment)
+    wait_for(lambda: drained(client))
+    activity = client.get("/api/v1/repos/octo-org/octo-repo/metrics").json()["components"][
+        "activity"
+    ]
+    assert activity["inputs"]["last_issue_activity_at"] == "2019-05-15T15:20:18Z"
+    assert activity["reason"].startswith("last issue activity ")
+    listed = client.get("/api/v1/deliveries", params={"event": "issues"}).json()
+    assert [d["status"] for d in listed["deliveries"]] == ["processed"]
+
+
 def test_unknown_repository_is_404(client: httpx.Client) -> None:
     for path in (
         "/api/v1/repos/nobody/nothing",

@@ -19,6 +19,7 @@ from pulsehook.facts import (
     Coverage,
     Dependency,
     HookPing,
+    IssueActivity,
     Push,
     Repo,
     Vulnerability,
@@ -40,6 +41,8 @@ SUPPORTED = {
     "dependabot_alert",
     "repository_vulnerability_alert",
     "pull_request",
+    "issues",
+    "issue_comment",
     "repository",
     "installation",
     "installation_repositories",
@@ -58,7 +61,7 @@ def load(name: str) -> dict[str, Any]:
 def test_supported_events_are_exactly_the_documented_set() -> None:
     assert set(NORMALIZERS) == SUPPORTED
     assert all(supported(name) for name in SUPPORTED)
-    assert not supported("issues")
+    assert not supported("discussion")
 
 
 # --------------------------------------------------------------------------- workflow_run
@@ -1106,7 +1109,7 @@ def test_ping_organization_hook() -> None:
 # --------------------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("event", ["issues", "", "PUSH", "workflow_runs", "unknown"])
+@pytest.mark.parametrize("event", ["discussion", "", "PUSH", "workflow_runs", "unknown"])
 def test_unknown_event_is_unsupported(event: str) -> None:
     with pytest.raises(UnsupportedEvent):
         normalize(event, payload("push"))
@@ -1129,6 +1132,8 @@ def test_non_object_payload_is_unsupported(event: str, data: object) -> None:
         ("dependabot_alert", "dependabot_alert.created"),
         ("repository_vulnerability_alert", "repository_vulnerability_alert.create"),
         ("repository", "repository.created"),
+        ("issues", "issues.opened"),
+        ("issue_comment", "issue_comment.created"),
     ],
 )
 def test_payload_without_repository_is_unsupported(event: str, name: str) -> None:
@@ -1137,6 +1142,47 @@ def test_payload_without_repository_is_unsupported(event: str, name: str) -> Non
     del data["repository"]
     with pytest.raises(UnsupportedEvent):
         normalize(event, data)
+
+
+# --------------------------------------------------------------------------- issues
+
+
+HELLO_WORLD_ID = 186853002
+
+
+ISSUE_OPENED = IssueActivity(
+    repo="Codertocat/Hello-World",
+    repo_id=HELLO_WORLD_ID,
+    number=1,
+    action="opened",
+    author="Codertocat",
+    bot=False,
+    at="2019-05-15T15:20:18Z",
+)
+
+
+def test_issue_opened_is_activity_at_its_last_update() -> None:
+    assert normalize("issues", load("issues.opened")) == [ISSUE_OPENED]
+
+
+def test_every_issue_action_is_activity() -> None:
+    [fact] = normalize("issues", load("issues.edited.docs"))
+    assert (fact.action, fact.number, fact.bot) == ("edited", 1, False)
+
+
+def test_issue_comment_is_activity_at_the_comment() -> None:
+    assert normalize("issue_comment", load("issue_comment.created")) == [
+        dataclasses.replace(ISSUE_OPENED, action="created", at="2019-05-15T15:20:21Z")
+    ]
+
+
+def test_a_bots_comment_is_marked_as_a_bot() -> None:
+    data = load("issue_comment.created")
+    bot = {"login": "github-actions[bot]", "type": "Bot"}
+    data["comment"]["user"] = bot
+    data["sender"] = bot
+    [fact] = normalize("issue_comment", data)
+    assert fact.bot and fact.author == "github-actions[bot]"
 
 
 # --------------------------------------------------------------------------- snapshot

@@ -179,6 +179,23 @@ class Profile:
 
 
 @dataclass(frozen=True)
+class IssueActivity:
+    """Someone opened, changed or commented on an issue or pull request (internal).
+
+    Feeds the activity score; bots' activity is recorded but does not count.
+    """
+
+    name: ClassVar[str] = "issue_activity"
+    repo: str
+    repo_id: int | None
+    number: int | None
+    action: str
+    author: str | None
+    bot: bool
+    at: str | None
+
+
+@dataclass(frozen=True)
 class Spec:
     """A summary item changed status (ERROR / MISSING / OK)."""
 
@@ -206,7 +223,17 @@ class Health:
 
 
 Fact = (
-    Build | Vulnerability | Coverage | Dependency | Push | Repo | HookPing | Profile | Spec | Health
+    Build
+    | Vulnerability
+    | Coverage
+    | Dependency
+    | Push
+    | Repo
+    | HookPing
+    | Profile
+    | IssueActivity
+    | Spec
+    | Health
 )
 
 FACT_TYPES: dict[str, type[Any]] = {
@@ -220,6 +247,7 @@ FACT_TYPES: dict[str, type[Any]] = {
         Repo,
         HookPing,
         Profile,
+        IssueActivity,
         Spec,
         Health,
     )

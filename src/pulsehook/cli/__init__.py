@@ -22,7 +22,7 @@ or an organisation):
   Secret:        the value in {path}
   Events:        "Send me everything", or at least: pushes, workflow runs,
                  workflow jobs, check suites, statuses, Dependabot alerts,
-                 pull requests, repositories
+                 pull requests, repositories, issues, issue comments
 """
 
 

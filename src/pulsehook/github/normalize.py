@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import UnsupportedEvent
 from ..facts import Fact, Repo
-from . import events_ci, events_pulsehook, events_repo, events_security
+from . import events_ci, events_issues, events_pulsehook, events_repo, events_security
 from .payload import integer
 
 Normalizer = Callable[[dict[str, Any]], list[Fact]]
@@ -28,6 +28,8 @@ NORMALIZERS: dict[str, Normalizer] = {
     "dependabot_alert": events_security.dependabot_alert,
     "repository_vulnerability_alert": events_security.repository_vulnerability_alert,
     "pull_request": events_repo.pull_request,
+    "issues": events_issues.issues,
+    "issue_comment": events_issues.issue_comment,
     "repository": events_repo.repository_event,
     "installation": events_repo.installation,
     "installation_repositories": events_repo.installation_repositories,

@@ -71,6 +71,7 @@ def inputs(db: Database, repo_id: int) -> health.RepoInputs | None:
         readme=None if repo["readme"] is None else bool(repo["readme"]),
         api_docs=None if repo["api_docs"] is None else bool(repo["api_docs"]),
         last_commit_at=parse_iso_or_none(repo["last_activity_at"]),
+        last_issue_activity_at=parse_iso_or_none(repo["last_issue_activity_at"]),
     )
 
 

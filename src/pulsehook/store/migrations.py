@@ -333,6 +333,10 @@ MIGRATIONS: list[str] = [
         ('cancelled', 'skipped', 'neutral', 'stale', 'action_required'))
     WHERE rn = 1;
     """,
+    # 5: issue activity, a sign of life for the activity score.
+    """
+    ALTER TABLE repositories ADD COLUMN last_issue_activity_at TEXT;
+    """,
 ]
 
 # Tables rebuilt from the stored deliveries by ``pulsehook replay``.

@@ -18,6 +18,7 @@ from ..facts import (
     Dependency,
     Fact,
     HookPing,
+    IssueActivity,
     Profile,
     Push,
     Repo,
@@ -288,6 +289,13 @@ def apply(db: Database, facts: list[Fact], *, now: str, hook_id: int | None = No
             _push(db, fact, repo_id)
         elif isinstance(fact, Repo):
             _repo(db, fact, repo_id)
+        elif isinstance(fact, IssueActivity):
+            if not fact.bot and fact.at:
+                db.execute(
+                    "UPDATE repositories SET last_issue_activity_at ="
+                    " max(coalesce(last_issue_activity_at, ''), ?) WHERE id = ?",
+                    (fact.at, repo_id),
+                )
         elif isinstance(fact, Profile):
             db.execute(
                 "UPDATE repositories SET readme = coalesce(?, readme),"

@@ -1,0 +1,41 @@
+"""``issues`` and ``issue_comment``: conversation as a sign of life (pure).
+
+Every action counts as activity at the time the payload gives for it: the
+comment's for a comment, the issue's last update otherwise. Comments on pull
+requests arrive as ``issue_comment`` too and count the same.
+"""
+
+from __future__ import annotations
+
+from ..facts import Fact, IssueActivity
+from .payload import Json, integer, is_bot, obj, repository, text, timestamp
+
+
+def _activity(payload: Json, who: Json, at: object) -> list[Fact]:
+    full_name, repo_id, _ = repository(payload)
+    issue = obj(payload, "issue")
+    sender = obj(payload, "sender")
+    return [
+        IssueActivity(
+            repo=full_name,
+            repo_id=repo_id,
+            number=integer(issue, "number"),
+            action=text(payload, "action") or "",
+            author=text(who, "login") or text(sender, "login"),
+            bot=is_bot(sender) or is_bot(who),
+            at=timestamp(at),
+        )
+    ]
+
+
+def issues(payload: Json) -> list[Fact]:
+    issue = obj(payload, "issue")
+    return _activity(
+        payload, obj(issue, "user"), issue.get("updated_at") or issue.get("created_at")
+    )
+
+
+def issue_comment(payload: Json) -> list[Fact]:
+    comment = obj(payload, "comment")
+    at = comment.get("updated_at") or comment.get("created_at")
+    return _activity(payload, obj(comment, "user"), at)
