@@ -60,6 +60,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds of sustained load past the processing lag limit (0: skip)",
     )
     p.add_argument("--flood-window", type=float, default=5.0, help="flood sample interval")
+    p.add_argument(
+        "--synchronous",
+        choices=("normal", "full"),
+        default="normal",
+        help="naive and pulsehook both: normal (survives a killed process) or full (power loss)",
+    )
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--client-cpu", type=int, default=1)
     args = p.parse_args(argv)
@@ -280,6 +286,7 @@ class Bench:
     def run(self) -> None:
         a = self.args
         print(f"payload: {len(self.body):,} bytes; {self.body_note}")
+        print(f"synchronous: {a.synchronous} (naive and pulsehook)")
         print(
             f"python {sys.version.split()[0]}; server loop "
             f"{'uvloop' if installed('uvloop') else 'asyncio'}, http "
@@ -293,7 +300,13 @@ class Bench:
         with tempfile.TemporaryDirectory(prefix="pulsehook-bench-") as root:
             try:
                 for name in NAMES:
-                    rec = Receiver(name, secret=self.secret, cpu=a.server_cpu, root=Path(root))
+                    rec = Receiver(
+                        name,
+                        secret=self.secret,
+                        cpu=a.server_cpu,
+                        root=Path(root),
+                        synchronous=a.synchronous,
+                    )
                     self.receivers[name] = rec
                     rec.start()
                     print(f"{name}: pid {rec.pid}, port {rec.port}, CPUs {rec.pinned_cpus()}")
@@ -312,7 +325,10 @@ class Bench:
                 for rec in self.receivers.values():
                     rec.stop()
         print("\n== summary ==")
-        print(f"payload {len(self.body):,} bytes, client {self.client}, server CPU {a.server_cpu}")
+        print(
+            f"payload {len(self.body):,} bytes, client {self.client}, server CPU {a.server_cpu},"
+            f" synchronous {a.synchronous}"
+        )
         print("\n".join(self.summary))
         if self.other_max > OTHER_CPU_WARN:
             print(

@@ -1,7 +1,8 @@
 """The three receivers under test, as uvicorn ``--factory`` targets.
 
 Each factory reads its configuration from the environment set by ``ingest.py``:
-``BENCH_DATA_DIR`` (a fresh directory) and ``BENCH_SECRET`` (the webhook secret).
+``BENCH_DATA_DIR`` (a fresh directory), ``BENCH_SECRET`` (the webhook secret) and
+``BENCH_SYNCHRONOUS`` (``normal``, or ``full`` for power-loss durability).
 
 * ``bare_app``: answers 200 to any POST without reading the body: the ceiling.
 * ``naive_app``: reads the body, checks the HMAC, one INSERT + COMMIT per request.
@@ -51,7 +52,8 @@ def naive_app() -> Starlette:
     secret = _env("BENCH_SECRET").encode()
     conn = sqlite3.connect(data_dir / NAIVE_DB, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
+    full = os.environ.get("BENCH_SYNCHRONOUS") == "full"
+    conn.execute(f"PRAGMA synchronous = {'FULL' if full else 'NORMAL'}")
     conn.execute(
         "CREATE TABLE IF NOT EXISTS deliveries (guid TEXT PRIMARY KEY, event TEXT, body BLOB)"
     )
@@ -77,7 +79,9 @@ def pulsehook_app() -> Starlette:
     from pulsehook.settings import Settings
 
     settings = Settings(
-        data_dir=Path(_env("BENCH_DATA_DIR")), webhook_secret=SecretStr(_env("BENCH_SECRET"))
+        data_dir=Path(_env("BENCH_DATA_DIR")),
+        webhook_secret=SecretStr(_env("BENCH_SECRET")),
+        synchronous="full" if os.environ.get("BENCH_SYNCHRONOUS") == "full" else "normal",
     )
     return create_app(settings)
 
@@ -141,8 +145,11 @@ def installed(module: str) -> bool:
 class Receiver:
     """One receiver: a uvicorn process pinned to one CPU, with its own data dir."""
 
-    def __init__(self, name: str, *, secret: str, cpu: int, root: Path) -> None:
+    def __init__(
+        self, name: str, *, secret: str, cpu: int, root: Path, synchronous: str = "normal"
+    ) -> None:
         self.name = name
+        self.synchronous = synchronous
         self.secret = secret
         self.cpu = cpu
         self.data_dir = root / name
@@ -164,7 +171,12 @@ class Receiver:
         return cmd
 
     def start(self, timeout: float = 30.0) -> None:
-        env = dict(os.environ, BENCH_DATA_DIR=str(self.data_dir), BENCH_SECRET=self.secret)
+        env = dict(
+            os.environ,
+            BENCH_DATA_DIR=str(self.data_dir),
+            BENCH_SECRET=self.secret,
+            BENCH_SYNCHRONOUS=self.synchronous,
+        )
         cpu = self.cpu
         self.proc = subprocess.Popen(
             self.command(),
