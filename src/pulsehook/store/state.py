@@ -24,6 +24,7 @@ from ..facts import (
     Repo,
     Vulnerability,
 )
+from . import activity
 from .deliveries import record_hook
 
 
@@ -198,24 +199,6 @@ def _dependency(db: Database, d: Dependency, repo_id: int) -> None:
     )
 
 
-def _push(db: Database, p: Push, repo_id: int) -> None:
-    db.execute(
-        "INSERT OR IGNORE INTO activity (repo_id, branch, author, commits, forced, bot,"
-        " head_sha, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (repo_id, p.branch, p.author, p.commits, int(p.forced), int(p.bot), p.head_sha, p.at),
-    )
-    db.execute(
-        "UPDATE repositories SET last_push_at = max(coalesce(last_push_at, ''), ?) WHERE id = ?",
-        (p.at or "", repo_id),
-    )
-    if not p.bot and p.commits:
-        db.execute(
-            "UPDATE repositories SET last_activity_at = max(coalesce(last_activity_at, ''), ?)"
-            " WHERE id = ?",
-            (p.at or "", repo_id),
-        )
-
-
 _REPO_FLAGS = {
     "archived": "archived = 1",
     "unarchived": "archived = 0",
@@ -286,22 +269,12 @@ def apply(db: Database, facts: list[Fact], *, now: str, hook_id: int | None = No
         elif isinstance(fact, Dependency):
             _dependency(db, fact, repo_id)
         elif isinstance(fact, Push):
-            _push(db, fact, repo_id)
+            activity.push(db, fact, repo_id)
         elif isinstance(fact, Repo):
             _repo(db, fact, repo_id)
         elif isinstance(fact, IssueActivity):
-            if not fact.bot and fact.at:
-                db.execute(
-                    "UPDATE repositories SET last_issue_activity_at ="
-                    " max(coalesce(last_issue_activity_at, ''), ?) WHERE id = ?",
-                    (fact.at, repo_id),
-                )
+            activity.issue(db, fact, repo_id)
         elif isinstance(fact, Profile):
-            db.execute(
-                "UPDATE repositories SET readme = coalesce(?, readme),"
-                " api_docs = coalesce(?, api_docs), dependabot = coalesce(?, dependabot),"
-                " profile_checked_at = ? WHERE id = ?",
-                (fact.readme, fact.api_docs, fact.dependabot, fact.at or now, repo_id),
-            )
+            activity.profile(db, fact, repo_id, now)
         out.append(fact)
     return out
