@@ -11,9 +11,8 @@ from ..facts import Fact, IssueActivity
 from .payload import Json, integer, is_bot, obj, repository, text, timestamp
 
 
-def _activity(payload: Json, who: Json, at: object) -> list[Fact]:
+def _activity(payload: Json, issue: Json, who: Json, at: object) -> list[Fact]:
     full_name, repo_id, _ = repository(payload)
-    issue = obj(payload, "issue")
     sender = obj(payload, "sender")
     return [
         IssueActivity(
@@ -30,12 +29,11 @@ def _activity(payload: Json, who: Json, at: object) -> list[Fact]:
 
 def issues(payload: Json) -> list[Fact]:
     issue = obj(payload, "issue")
-    return _activity(
-        payload, obj(issue, "user"), issue.get("updated_at") or issue.get("created_at")
-    )
+    at = issue.get("updated_at") or issue.get("created_at")
+    return _activity(payload, issue, obj(issue, "user"), at)
 
 
 def issue_comment(payload: Json) -> list[Fact]:
     comment = obj(payload, "comment")
     at = comment.get("updated_at") or comment.get("created_at")
-    return _activity(payload, obj(comment, "user"), at)
+    return _activity(payload, obj(payload, "issue"), obj(comment, "user"), at)

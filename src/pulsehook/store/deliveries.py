@@ -30,33 +30,29 @@ class Delivery:
 
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # every zstd frame starts with it; zlib streams never do
-_codecs = threading.local()  # zstd (de)compressor objects are not thread-safe
 
 
-def _compressor() -> zstandard.ZstdCompressor:
-    found: zstandard.ZstdCompressor | None = getattr(_codecs, "compressor", None)
-    if found is None:
+class _Codecs(threading.local):
+    """One zstd compressor and decompressor per thread: they are not thread-safe."""
+
+    def __init__(self) -> None:
         # Level 1: half zlib's time for smaller output (JSON shrinks about 7 times).
-        found = _codecs.compressor = zstandard.ZstdCompressor(level=1)
-    return found
+        self.compressor = zstandard.ZstdCompressor(level=1)
+        self.decompressor = zstandard.ZstdDecompressor()
 
 
-def _decompressor() -> zstandard.ZstdDecompressor:
-    found: zstandard.ZstdDecompressor | None = getattr(_codecs, "decompressor", None)
-    if found is None:
-        found = _codecs.decompressor = zstandard.ZstdDecompressor()
-    return found
+_codecs = _Codecs()
 
 
 def encode_payload(payload: str | bytes) -> bytes:
     """How a payload is stored: one zstd frame (it records its own length)."""
-    return _compressor().compress(payload.encode() if isinstance(payload, str) else payload)
+    return _codecs.compressor.compress(payload.encode() if isinstance(payload, str) else payload)
 
 
 def decode_payload(stored: bytes) -> bytes:
     """The JSON document as received; zlib payloads from earlier versions still read."""
     if stored[:4] == ZSTD_MAGIC:
-        return _decompressor().decompress(stored)
+        return _codecs.decompressor.decompress(stored)
     return zlib.decompress(stored)
 
 
