@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import email
+import os
 import shutil
+import signal
+import socket
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +28,7 @@ from pulsehook.settings import Settings
 from .builders import codecov_status as coverage
 from .builders import critical_alert
 from .builders import workflow_run as failed_run
-from .conftest import SECRET, deliver, drained, live, payload, wait_for
+from .conftest import SECRET, deliver, drained, free_port, live, payload, wait_for
 from .standins import Mailbox, Receiver, receiver, smtp_server
 
 SEED_RULES = Path(__file__).parent.parent / "rules"
@@ -250,3 +255,106 @@ def test_silences_through_the_api(env: Env) -> None:
     assert env.client.delete(f"/api/v1/silences/{silence_id}").status_code == 404
     bad = env.client.post("/api/v1/silences", json={"duration": "1h"})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_request"
+
+
+def test_the_shipped_rules_alert_on_a_red_master(env: Env) -> None:
+    """GitHub's own example runs on ``master``: its failure is told at once."""
+    red = payload("workflow_run.completed")
+    assert red["workflow_run"]["head_branch"] == red["repository"]["default_branch"] == "master"
+    red["workflow_run"]["conclusion"] = "failure"
+    deliver(env.client, "workflow_run", red)
+    wait_for(lambda: len(env.slack.delivered("main")) == 1)
+    assert "build_failure" in env.slack.delivered("main")[0]["text"]
+
+
+def test_a_silence_that_ends_early_tells_what_it_held_at_once(env: Env) -> None:
+    created = env.client.post("/api/v1/silences", json={"rule": "build_failure", "duration": "1h"})
+    deliver(env.client, "workflow_run", failed_run())
+    env.settle()
+    assert env.slack.delivered("main") == []
+    env.client.delete(f"/api/v1/silences/{created.json()['id']}")
+    # Not at the next matching delivery, nor a scheduler's nap later: now.
+    wait_for(lambda: len(env.slack.delivered("main")) == 1, timeout=5)
+    assert "FIRING" in env.slack.delivered("main")[0]["text"]
+
+
+def test_notices_a_killed_process_was_sending_go_out_at_the_next_start(tmp_path: Path) -> None:
+    """Killed while its sends hang: the next process sends them within seconds,
+    not after the two-minute lease."""
+    hanging = socket.socket()
+    hanging.bind(("127.0.0.1", 0))
+    hanging.listen(64)  # accepts connections, never answers
+    port = free_port()
+    settings = make_settings(tmp_path)
+    env = {
+        **os.environ,
+        "PULSEHOOK_WEBHOOK_SECRET": SECRET,
+        "PULSEHOOK_DATA_DIR": str(settings.data_dir),
+        "PULSEHOOK_RULES_DIR": str(settings.rules_dir),
+        "PULSEHOOK_PORT": str(port),
+        "PULSEHOOK_LOG_LEVEL": "warning",
+        "SLACK_WEBHOOK_URL": f"http://127.0.0.1:{hanging.getsockname()[1]}/hook/main",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pulsehook", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            wait_for(lambda: up(client), timeout=20)
+            for n in range(6):  # six red repositories: six notices, four send slots
+                red = failed_run(2000 + n)
+                red["repository"].update(id=700 + n, full_name=f"octo-org/r{n}", name=f"r{n}")
+                deliver(client, "workflow_run", red)
+            wait_for(lambda: leased(settings) == 4)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        hanging.close()
+    with receiver() as slack, smtp_server() as (_, smtp_port):
+        rules = load_rules(settings.rules_dir, rule_env(slack, smtp_port))
+        with live(create_app(settings, rules=rules)):
+            wait_for(lambda: len(slack.delivered("main")) == 6, timeout=10)
+    with sqlite3.connect(settings.db_path) as conn:
+        assert conn.execute("SELECT count(*) FROM outbox WHERE status = 'sent'").fetchone() == (6,)
+
+
+def up(client: httpx.Client) -> bool:
+    try:
+        return client.get("/healthz").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def leased(settings: Settings) -> int:
+    with sqlite3.connect(settings.db_path) as conn:
+        (count,) = conn.execute(
+            "SELECT count(*) FROM outbox WHERE leased_by IS NOT NULL AND status = 'pending'"
+        ).fetchone()
+    return int(count)
+
+
+def test_a_held_notice_goes_out_at_the_end_of_its_hold(tmp_path: Path) -> None:
+    """A hold earlier than the scheduler's next wake-up re-arms it: the notice
+    goes out when the flap interval ends, not at the scheduler's next nap."""
+    with receiver() as slack, smtp_server() as (_, port):
+        settings = make_settings(tmp_path, flap_interval="2s")
+        rules = load_rules(settings.rules_dir, rule_env(slack, port))
+        with (
+            live(create_app(settings, rules=rules)) as srv,
+            httpx.Client(base_url=srv.url) as client,
+        ):
+            deliver(client, "workflow_run", failed_run(1, "failure", "2026-01-01T10:00:00Z"))
+            deliver(client, "workflow_run", failed_run(2, "success", "2026-01-01T10:01:00Z"))
+            wait_for(lambda: len(slack.delivered("main")) == 2)  # red, green: both at once
+            deliver(client, "workflow_run", failed_run(3, "failure", "2026-01-01T10:02:00Z"))
+            wait_for(lambda: drained(client))
+            (alert,) = client.get("/api/v1/alerts").json()["alerts"]
+            assert alert["held_until"] is not None  # a third change: flapping, held
+            wait_for(lambda: len(slack.delivered("main")) == 3, timeout=8)
+            assert "FIRING" in slack.delivered("main")[-1]["text"]

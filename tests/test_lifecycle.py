@@ -81,7 +81,7 @@ class Harness:
         self.policy = engine.Policy(flap=flap)
         self.evaluator = Evaluator()
 
-    def feed(self, *facts: Fact) -> int:
+    def feed(self, *facts: Fact) -> engine.Outcome:
         return transaction(
             self.db,
             lambda db: engine.evaluate(
@@ -97,6 +97,23 @@ class Harness:
     def release(self) -> int:
         return transaction(
             self.db, lambda db: engine.release_held(db, self.rules, now=self.clock.now())
+        )
+
+    def tick(self) -> int:
+        """What the scheduler does at a deadline, without the flap releases."""
+        now = self.clock.now()
+        return transaction(
+            self.db,
+            lambda db: (
+                engine.release_unsilenced(db, self.rules, now=now, policy=self.policy)
+                + engine.release_repeats(db, self.rules, now=now)
+            ),
+        )
+
+    def next_due(self) -> datetime | None:
+        return transaction(
+            self.db,
+            lambda db: engine.next_due(db, self.rules, now=self.clock.now(), timezone="UTC"),
         )
 
     def notices(self) -> list[tuple[str, str]]:
@@ -144,26 +161,88 @@ def test_other_branches_and_passing_jobs_do_not_touch_the_alert(h: Harness) -> N
     assert h.kinds() == ["firing"]
 
 
+def test_one_failure_and_one_recovery_are_told_at_once(h: Harness) -> None:
+    assert h.feed(build("failure")) == engine.Outcome(queued=1)
+    h.clock.advance(timedelta(seconds=30))  # well inside the flap interval
+    assert h.feed(build("success", run_id=2)) == engine.Outcome(queued=1)
+    assert h.kinds() == ["firing", "resolved"]
+    assert h.next_due() is None  # nothing held back
+
+
 def test_flapping_is_damped_and_counted(h: Harness) -> None:
     h.feed(build("failure"))
-    for run in range(2, 6):  # green, red, green, red within a minute each
-        h.clock.advance(timedelta(seconds=30))
-        h.feed(build("success" if run % 2 == 0 else "failure", run_id=run))
-    assert h.kinds() == ["firing"]
     h.clock.advance(timedelta(seconds=30))
-    h.feed(build("success", run_id=6))
-    assert h.kinds() == ["firing"]  # resolved, but held back
-    h.clock.advance(timedelta(minutes=2))
-    assert h.release() == 0  # interval not over yet
-    h.clock.set(START + timedelta(minutes=5))
-    assert h.release() == 1
+    h.feed(build("success", run_id=2))  # two changes: not flapping yet
     assert h.kinds() == ["firing", "resolved"]
+    told = h.clock.now()
+    for run in range(3, 7):  # red, green, red, green: the third change on is held
+        h.clock.advance(timedelta(seconds=30))
+        outcome = h.feed(build("failure" if run % 2 else "success", run_id=run))
+        assert outcome.queued == 0
+    h.clock.advance(timedelta(seconds=30))
+    assert h.feed(build("failure", run_id=7)) == engine.Outcome(held=1)
+    assert h.kinds() == ["firing", "resolved"]
+    assert h.next_due() == told + timedelta(minutes=5)  # the scheduler is told when
+    h.clock.advance(timedelta(minutes=1))
+    assert h.release() == 0  # interval not over yet
+    h.clock.set(told + timedelta(minutes=5))
+    assert h.release() == 1
+    assert h.kinds() == ["firing", "resolved", "firing"]
     assert (
         "flapped 5 times"
         in json.loads(next(h.db.query("SELECT message FROM outbox ORDER BY id DESC"))["message"])[
             "markdown"
         ]
     )
+
+
+def test_changes_older_than_the_flap_interval_are_not_flapping(h: Harness) -> None:
+    for run in range(1, 7):  # a change every ten minutes: never three inside five
+        h.feed(build("failure" if run % 2 else "success", run_id=run))
+        h.clock.advance(timedelta(minutes=10))
+    assert h.kinds() == ["firing", "resolved"] * 3
+
+
+def test_a_reminder_goes_out_at_its_time_without_a_new_fact(h: Harness) -> None:
+    h.feed(build("failure"))
+    assert h.next_due() == START + timedelta(hours=4)  # repeat_interval
+    h.clock.advance(timedelta(hours=3, minutes=59))
+    assert h.tick() == 0
+    h.clock.set(START + timedelta(hours=4))
+    assert h.tick() == 1
+    assert h.kinds() == ["firing", "repeat"]
+    assert h.next_due() == START + timedelta(hours=8)
+    h.feed(build("success", run_id=2))
+    assert h.next_due() is None  # resolved: nothing more to remind of
+
+
+def test_the_end_of_a_silence_tells_what_it_held_at_its_end(h: Harness) -> None:
+    until = START + timedelta(minutes=20)
+    transaction(
+        h.db,
+        lambda db: silences.create(
+            db,
+            rule="build_failure",
+            repo=None,
+            starts_at=START,
+            ends_at=until,
+            cron=None,
+            duration=None,
+            comment=None,
+            now=START,
+        ),
+    )
+    assert h.feed(build("failure")) == engine.Outcome(held=1)
+    assert h.kinds() == []
+    assert h.next_due() == until
+    h.clock.set(until - timedelta(seconds=1))
+    assert h.tick() == 0
+    h.clock.set(until)
+    assert h.tick() == 1
+    assert h.kinds() == ["firing"]
+    (alert,) = h.db.query("SELECT silenced FROM alerts")
+    assert alert == {"silenced": 0}
+    assert h.tick() == 0  # told once
 
 
 def test_silence_holds_and_releases(h: Harness) -> None:

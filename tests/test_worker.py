@@ -1,23 +1,21 @@
-"""How processing shares the writer with receiving: it gives way, up to a lag."""
+"""How processing shares the writer with receiving: turns, never waiting for quiet."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pulsehook.clock import FrozenClock
-from pulsehook.ingest import BUSY_CHUNK, Worker, processing_lag
-from pulsehook.store.db import Writer
+from pulsehook.ingest import Worker, process_chunk, processing_lag
+from pulsehook.store.db import NORMAL, URGENT, Writer
 from pulsehook.store.deliveries import Delivery, insert_batch, next_received_at
 
 from .conftest import payload
 
 RECEIVED = datetime(2026, 1, 1, tzinfo=UTC)
-CHUNKS = 6
-DEFER = 0.5  # seconds processing gives way per chunk while receiving is busy
 
 
 def test_lag_is_how_long_the_next_waiting_delivery_has_waited() -> None:
@@ -37,9 +35,9 @@ def test_next_received_at_is_the_first_delivery_past_the_cursor(tmp_path: Path) 
         writer.close()
 
 
-def _store(writer: Writer, count: int) -> None:
+def _deliveries(count: int, start: int = 0) -> list[Delivery]:
     body = json.dumps(payload("push"))
-    batch = [
+    return [
         Delivery(
             guid=f"d{i}",
             event="push",
@@ -47,33 +45,85 @@ def _store(writer: Writer, count: int) -> None:
             content_type="application/json",
             received_at="2026-01-01T00:00:00Z",
         )
-        for i in range(count)
+        for i in range(start, start + count)
     ]
+
+
+def _store(writer: Writer, count: int) -> None:
+    batch = _deliveries(count)
     writer.submit(lambda db: insert_batch(db, batch)).result()
 
 
-def _drain_while_busy(tmp_path: Path, *, behind: timedelta) -> tuple[float, Writer]:
-    """Process CHUNKS busy-sized chunks with receiving busy throughout; seconds taken."""
+def test_the_lanes_take_turns_while_both_have_work(tmp_path: Path) -> None:
     writer = Writer(tmp_path / "w.db")
-    _store(writer, CHUNKS * BUSY_CHUNK)
-    clock = FrozenClock(RECEIVED + behind)
-    worker = Worker(writer, clock, busy=lambda: True, max_defer=DEFER, lag_limit=30.0)
-    start = time.monotonic()
-    seen = asyncio.run(asyncio.wait_for(worker.drain(), timeout=60))
-    assert seen == CHUNKS * BUSY_CHUNK
-    return time.monotonic() - start, writer
+    try:
+        gate, started = threading.Event(), threading.Event()
+        order: list[str] = []
+        blocker = writer.submit(lambda db: started.set() or gate.wait(10), NORMAL)
+        assert started.wait(10)  # the writer is busy: what follows queues up
+        futures = [writer.submit(lambda db, i=i: order.append(f"u{i}"), URGENT) for i in range(3)]
+        futures += [writer.submit(lambda db, i=i: order.append(f"n{i}"), NORMAL) for i in range(5)]
+        gate.set()
+        blocker.result(timeout=10)
+        for future in futures:
+            future.result(timeout=10)
+        # Receiving first, then one of the others, turn about; the rest once alone.
+        assert order == ["u0", "n0", "u1", "n1", "u2", "n2", "n3", "n4"]
+    finally:
+        writer.close()
 
 
-def test_processing_gives_way_to_busy_receiving_within_the_lag_limit(tmp_path: Path) -> None:
-    took, writer = _drain_while_busy(tmp_path, behind=timedelta(seconds=5))
-    writer.close()
-    # Every chunk waited its turn (at most DEFER seconds each) while senders waited.
-    assert took >= CHUNKS * DEFER
+def test_a_chunk_stops_at_its_time_budget(tmp_path: Path) -> None:
+    writer = Writer(tmp_path / "w.db")
+    try:
+        _store(writer, 5)
+        last, count, _ = writer.submit(
+            lambda db: process_chunk(
+                db, after_id=0, now="2026-01-01T00:00:01Z", statuses=("pending",), budget=0.0
+            )
+        ).result()
+        assert (last, count) == (1, 1)  # one delivery, then the writer's turn is over
+        last, count, _ = writer.submit(
+            lambda db: process_chunk(
+                db, after_id=last, now="2026-01-01T00:00:01Z", statuses=("pending",)
+            )
+        ).result()
+        assert (last, count) == (5, 4)
+    finally:
+        writer.close()
 
 
-def test_processing_stops_giving_way_past_the_lag_limit(tmp_path: Path) -> None:
-    took, writer = _drain_while_busy(tmp_path, behind=timedelta(minutes=10))
-    writer.close()
-    # Only the first chunk waits (the lag is learned from it) and the empty pass
-    # that finds nothing left; the chunks in between go at once.
-    assert took < CHUNKS * DEFER
+def test_processing_keeps_up_with_a_stream_that_never_pauses(tmp_path: Path) -> None:
+    """Deliveries keep arriving in the urgent lane throughout: processing does not
+    wait for a pause, so when the stream ends almost nothing is left waiting."""
+    writer = Writer(tmp_path / "w.db")
+    _store(writer, 300)  # a backlog to start with
+    worker = Worker(writer, FrozenClock(RECEIVED), chunk_seconds=0.002)
+    stream_length = 2000
+
+    async def go() -> tuple[int, int]:
+        sent = 0
+
+        async def stream() -> None:
+            nonlocal sent
+            while sent < stream_length:
+                batch = _deliveries(1, start=1000 + sent)
+                sent += 1
+                await writer.run(lambda db, b=batch: insert_batch(db, b), URGENT)
+
+        draining = asyncio.create_task(worker.drain())
+        await asyncio.gather(*(stream() for _ in range(4)))
+        waiting = await writer.run(
+            lambda db: db.execute("SELECT count(*) FROM deliveries WHERE status = 'pending'")
+        )
+        left = int(waiting.fetchone()[0])
+        seen = await asyncio.wait_for(draining, timeout=60)
+        return left, seen
+
+    try:
+        left, seen = asyncio.run(go())
+    finally:
+        writer.close()
+    assert seen == 300 + stream_length
+    # Waiting for quiet, all 2,000 would still wait; taking turns, a handful do.
+    assert left < 100, left

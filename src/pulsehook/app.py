@@ -20,6 +20,7 @@ from .alerts.engine import Policy
 from .clock import Clock, SystemClock
 from .github.backfill import Backfill
 from .ingest import Alerting, Worker
+from .instance import Instance
 from .intake import Intake
 from .rules.load import load_rules
 from .rules.model import RuleSet
@@ -82,10 +83,12 @@ def create_app(
             busy_timeout_ms=settings.busy_timeout_ms,
         )
         readers = Readers(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
+        instance = Instance(settings.data_dir)
         dispatcher = Dispatcher(
             writer,
             rule_set,
             clock,
+            instance=instance,
             policy=RetryPolicy(
                 base=timedelta(seconds=settings.retry_base_seconds),
                 cap=timedelta(seconds=settings.retry_cap_seconds),
@@ -135,9 +138,8 @@ def create_app(
             clock,
             alerting=alerting,
             on_notices=notices,
+            on_held=scheduler.wake,
             on_summary=summarizer.changed,
-            busy=lambda: intake.busy,
-            lag_limit=settings.processing_lag_limit,
         )
         svc = Services(
             settings=settings,
@@ -203,6 +205,7 @@ def create_app(
                     await task
             writer.close()
             readers.close()
+            instance.close()
 
     return Starlette(
         debug=settings.debug,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,9 +36,10 @@ from .summary import items as summary_items
 
 log = logging.getLogger(__name__)
 
-PROCESS_CHUNK = 64  # deliveries per processing transaction when nothing else waits
-BUSY_CHUNK = 8  # ... and while deliveries keep arriving: short holds of the writer
-LAG_LIMIT_SECONDS = 30.0  # processing this far behind receiving stops yielding (settings)
+PROCESS_CHUNK = 64  # deliveries per processing transaction at most ...
+# ... and at most this long: intake takes its turn on the writer between chunks,
+# so a chunk's length is what a sender may wait on top of its own commit.
+CHUNK_SECONDS = 0.01
 
 
 @dataclass
@@ -47,7 +49,7 @@ class Alerting:
     rules: RuleSet
     policy: engine.Policy
     evaluator: Evaluator = field(default_factory=Evaluator)
-    queued: int = 0  # notices queued since last looked at
+    outcome: engine.Outcome = field(default_factory=engine.Outcome)  # since last looked at
     summary_changes: int = 0  # summary items reported since last looked at
 
 
@@ -103,7 +105,7 @@ def process_one(
         if alerting is not None:
             alerting.summary_changes += reports
         if alerting is not None and clock_now is not None:
-            alerting.queued += engine.evaluate(
+            alerting.outcome += engine.evaluate(
                 db,
                 alerting.rules,
                 facts,
@@ -139,22 +141,33 @@ def process_chunk(
     now: str,
     statuses: tuple[str, ...],
     limit: int = PROCESS_CHUNK,
+    budget: float | None = None,
     alerting: Alerting | None = None,
     clock_now: datetime | None = None,
     tz: str = "UTC",
 ) -> tuple[int, int, list[Fact]]:
-    """Process the deliveries after ``after_id``: (last id seen, how many, facts)."""
+    """Process the deliveries after ``after_id``: (last id seen, how many, facts).
+
+    With a ``budget`` (seconds), stops after the delivery that used it up; the
+    rest wait for the next chunk.
+    """
     rows = deliveries.next_batch(db, after_id=after_id, limit=limit, statuses=statuses)
     facts: list[Fact] = []
+    stop = None if budget is None else time.perf_counter() + budget
+    done = 0
     for row in rows:
         facts.extend(process_one(db, row, now=now, alerting=alerting, clock_now=clock_now, tz=tz))
+        done += 1
+        if stop is not None and time.perf_counter() >= stop:
+            break
+    rows = rows[:done]
     # Scores move with the facts that feed them — once per repository per chunk,
     # not per delivery — and a change of score is itself a fact for the rules.
     moment = clock_now or parse_iso(now)
     touched = sorted({r for f in facts if isinstance(r := getattr(f, "repo_id", None), int)})
     scores = [s for r in touched if (s := health_store.recompute(db, r, moment)) is not None]
     if scores and alerting is not None and clock_now is not None:
-        alerting.queued += engine.evaluate(
+        alerting.outcome += engine.evaluate(
             db,
             alerting.rules,
             list(scores),
@@ -180,7 +193,12 @@ def clear_derived(db: Database) -> int:
 
 
 class Worker:
-    """Processes committed deliveries off the request path, in arrival order."""
+    """Processes committed deliveries off the request path, in arrival order.
+
+    It runs whenever the writer is free: chunks of at most ``CHUNK_SECONDS``
+    take turns with intake's group commits on the writer, so at any rate both
+    advance and neither waits for the other to go quiet.
+    """
 
     def __init__(
         self,
@@ -189,21 +207,19 @@ class Worker:
         *,
         alerting: Alerting | None = None,
         on_notices: Callable[[], None] = lambda: None,
+        on_held: Callable[[], None] = lambda: None,
         on_summary: Callable[[], None] = lambda: None,
-        busy: Callable[[], bool] = lambda: False,
-        max_defer: float = 1.0,
-        lag_limit: float = LAG_LIMIT_SECONDS,
+        chunk_seconds: float = CHUNK_SECONDS,
     ) -> None:
-        self._busy = busy
-        self._max_defer = max_defer
-        self._lag_limit = lag_limit
-        self._lag = 0.0  # seconds the next waiting delivery has waited, as of the last chunk
         self._writer = writer
         self._clock = clock
         self._alerting = alerting
         self._on_notices = on_notices
+        self._on_held = on_held
         self._on_summary = on_summary
+        self._chunk_seconds = chunk_seconds
         self._wake = asyncio.Event()
+        self.lag = 0.0  # seconds the next waiting delivery has waited, as of the last chunk
 
     def wake(self) -> None:
         self._wake.set()
@@ -212,22 +228,16 @@ class Worker:
         """Process everything currently waiting; return how many deliveries were seen."""
         after_id, seen = 0, 0
         while True:
-            await self._yield_to_intake()
-            limit = BUSY_CHUNK if self._busy() else PROCESS_CHUNK
             moment = self._clock.now()
             now = iso(moment)
 
             def job(
-                db: Database,
-                start: int = after_id,
-                now: str = now,
-                moment: datetime = moment,
-                limit: int = limit,
+                db: Database, start: int = after_id, now: str = now, moment: datetime = moment
             ) -> tuple[int, int, str | None]:
                 last, count, _facts = process_chunk(
                     db,
                     after_id=start,
-                    limit=limit,
+                    budget=self._chunk_seconds,
                     now=now,
                     statuses=statuses,
                     alerting=self._alerting,
@@ -237,28 +247,24 @@ class Worker:
                 return last, count, deliveries.next_received_at(db, last)
 
             after_id, count, waiting_since = await self._writer.run(job, NORMAL)
-            self._lag = processing_lag(waiting_since, moment)
-            if self._alerting is not None and self._alerting.queued:
-                self._alerting.queued = 0
-                self._on_notices()
-            if self._alerting is not None and self._alerting.summary_changes:
-                self._alerting.summary_changes = 0
-                self._on_summary()
+            self.lag = processing_lag(waiting_since, moment)
+            self._announce()
             if not count:
                 return seen
             seen += count
 
-    async def _yield_to_intake(self) -> None:
-        """Receiving comes first: while senders wait for commits, processing waits —
-        but never more than ``max_defer`` seconds per chunk, so it always advances,
-        and not at all once it is ``lag_limit`` seconds behind (a burst is absorbed;
-        a flood is shared between receiving and processing)."""
-        if self._lag > self._lag_limit:
+    def _announce(self) -> None:
+        """Wake whoever must act on what the last chunk committed."""
+        if self._alerting is None:
             return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._max_defer
-        while self._busy() and loop.time() < deadline:
-            await asyncio.sleep(0.005)
+        outcome, self._alerting.outcome = self._alerting.outcome, engine.Outcome()
+        if outcome.queued:
+            self._on_notices()
+        if outcome.held:
+            self._on_held()
+        if self._alerting.summary_changes:
+            self._alerting.summary_changes = 0
+            self._on_summary()
 
     async def run(self) -> None:
         # Deliveries left pending by a crash, and those a bug failed on, get

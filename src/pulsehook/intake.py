@@ -1,7 +1,7 @@
 """Group commit: a delivery is acknowledged only after the transaction that holds it.
 
 Deliveries that arrive while one batch commits share the next batch, on the
-single writer at urgent priority; each sender is answered when its batch is
+single writer in the urgent lane; each sender is answered when its batch is
 committed (or told the store is unavailable), never before.
 """
 
@@ -15,8 +15,6 @@ from .store import deliveries
 from .store.db import URGENT, Writer
 from .store.deliveries import Delivery
 
-QUIET_SECONDS = 0.05  # no delivery for this long: receiving has paused
-
 
 class Intake:
     """Group commit: deliveries that arrive while a batch commits share the next one."""
@@ -27,13 +25,6 @@ class Intake:
         self._on_commit = on_commit
         self._queue: list[tuple[Delivery, asyncio.Future[bool]]] = []
         self._flushing = False
-        self._last_submit = float("-inf")
-
-    @property
-    def busy(self) -> bool:
-        """Deliveries are arriving: some wait for their commit, or one came just now."""
-        recent = asyncio.get_running_loop().time() - self._last_submit < QUIET_SECONDS
-        return self._flushing or bool(self._queue) or recent
 
     async def submit(self, delivery: Delivery) -> bool:
         """Store ``delivery``; True if new, False if this guid was already stored.
@@ -41,7 +32,6 @@ class Intake:
         Returns only after the commit. Raises StorageUnavailable if it failed.
         """
         loop = asyncio.get_running_loop()
-        self._last_submit = loop.time()
         future: asyncio.Future[bool] = loop.create_future()
         self._queue.append((delivery, future))
         if not self._flushing:

@@ -52,8 +52,6 @@ class Settings(BaseSettings):
     # Group commit: deliveries arriving together share one transaction.
     batch_max: int = 256
     worker: bool = True
-    # Processing yields to receiving until it is this many seconds behind.
-    processing_lag_limit: float = 30.0
 
     # Protects changes through the API (silences); reads too once set. See README.
     api_token: SecretStr | None = None

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from ..clock import Clock, iso, parse_iso
+from ..instance import Instance
 from ..notify.base import SendResult
 from ..notify.registry import transport_for
 from ..rules.model import RuleSet
@@ -85,6 +88,13 @@ def decide(
 
 
 class Dispatcher:
+    """Sends due notices, ``concurrency`` at a time.
+
+    A notice is claimed (leased) only when a send slot is free for it, so a
+    crash leaves at most ``concurrency`` notices leased; the next process to
+    start sees their owner is dead and sends them at once.
+    """
+
     def __init__(
         self,
         writer: Writer,
@@ -94,14 +104,18 @@ class Dispatcher:
         policy: RetryPolicy | None = None,
         concurrency: int = 4,
         rng: random.Random | None = None,
+        instance: Instance | None = None,
     ) -> None:
         self._writer = writer
         self._rules = rules
         self._clock = clock
         self._policy = policy or RetryPolicy()
-        self._sem = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
         self._rng = rng or random.Random()
+        self._instance = instance
+        self._owner = instance.id if instance else f"{os.getpid()}-{secrets.token_hex(6)}"
         self._wake = asyncio.Event()
+        self._sending: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -114,14 +128,13 @@ class Dispatcher:
                 ok=False, permanent=True, error=f"channel {row['channel']!r} is not configured"
             )
         else:
-            async with self._sem:
-                try:
-                    result = await asyncio.wait_for(
-                        asyncio.to_thread(transport_for(channel.kind), channel, message),
-                        self._policy.timeout,
-                    )
-                except TimeoutError:
-                    result = SendResult(ok=False, error="timed out")
+            try:
+                result = await asyncio.wait_for(
+                    asyncio.to_thread(transport_for(channel.kind), channel, message),
+                    self._policy.timeout,
+                )
+            except TimeoutError:
+                result = SendResult(ok=False, error="timed out")
         outcome = decide(row, result, now=self._clock.now(), policy=self._policy, rng=self._rng)
         if outcome["status"] == "parked":
             log.warning("notice %s to %s parked: %s", row["id"], row["channel"], outcome["error"])
@@ -149,27 +162,77 @@ class Dispatcher:
 
         await self._writer.run(save, NORMAL)
 
-    async def run_once(self) -> int:
-        """Send everything due now; return how many attempts were made."""
+    async def _claim(self, limit: int) -> list[dict[str, Any]]:
         moment = self._clock.now()
         now, lease = iso(moment), iso(moment + timedelta(seconds=self._policy.timeout * 2))
-        rows = await self._writer.run(lambda db: outbox.claim(db, now, lease, 32), NORMAL)
+        return await self._writer.run(
+            lambda db: outbox.claim(db, now, lease, limit, owner=self._owner), NORMAL
+        )
+
+    async def run_once(self) -> int:
+        """Send what is due now, ``concurrency`` at a time; return how many attempts."""
+        rows = await self._claim(self._concurrency)
         await asyncio.gather(*(self._send(row) for row in rows))
         return len(rows)
 
+    async def recover(self) -> int:
+        """Take back the leases of processes that died mid-send; return how many."""
+        if self._instance is None:
+            return 0
+        instance = self._instance
+        now = iso(self._clock.now())
+
+        def job(db: Database) -> int:
+            dead = [o for o in outbox.lease_holders(db, now) if not instance.alive(o)]
+            return sum(outbox.release_leases(db, owner, now) for owner in dead)
+
+        taken = await self._writer.run(job, NORMAL)
+        if taken:
+            log.warning("%d notice(s) leased by a process that died: sending them now", taken)
+        return taken
+
+    def _start(self, row: dict[str, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._send(row))
+        self._sending.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._sending.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("sending notice %s failed", row["id"], exc_info=t.exception())
+            self._wake.set()  # a slot is free
+
+        task.add_done_callback(done)
+
     async def run(self) -> None:
+        try:
+            await self.recover()
+        except Exception:
+            log.exception("taking back dead processes' leases failed")
+        try:
+            await self._loop()
+        finally:
+            for task in list(self._sending):
+                task.cancel()
+
+    async def _loop(self) -> None:
         while True:
+            # Cleared before the work: a wake-up that comes during it is not lost.
+            self._wake.clear()
+            wait = 60.0
             try:
-                while await self.run_once():
-                    pass
-                upcoming = await self._writer.run(outbox.next_attempt, NORMAL)
+                free = self._concurrency - len(self._sending)
+                rows = await self._claim(free) if free > 0 else []
+                for row in rows:
+                    self._start(row)
+                if free > 0 and len(rows) < free:
+                    # Nothing more is due now: sleep until the next attempt falls due.
+                    upcoming = await self._writer.run(outbox.next_attempt, NORMAL)
+                    if upcoming:
+                        due = parse_iso(upcoming)
+                        wait = max(0.05, min(wait, (due - self._clock.now()).total_seconds()))
+                # Otherwise every slot is taken: a send that ends wakes the loop.
             except Exception:
                 log.exception("dispatcher pass failed; retrying shortly")
-                upcoming = None
-            wait = 60.0
-            if upcoming:
-                due = parse_iso(upcoming)
-                wait = max(0.05, min(wait, (due - self._clock.now()).total_seconds()))
-            self._wake.clear()
+                wait = 1.0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..clock import iso
+from ..clock import iso, parse_iso
 from ..facts import Fact, HookPing, fact_dict
 from ..rules.evaluate import Evaluator
 from ..rules.messages import render
@@ -29,6 +29,21 @@ class Policy:
     timezone: str = "UTC"
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What an evaluation did: notices queued now, and notices held for later —
+    after either, someone must look again (the dispatcher, the scheduler)."""
+
+    queued: int = 0
+    held: int = 0
+
+    def __add__(self, other: Outcome) -> Outcome:
+        return Outcome(self.queued + other.queued, self.held + other.held)
+
+
+HOLDING_EVENTS = frozenset({"held", "silenced"})
+
+
 _ALERT_FIELDS = [f.name for f in dataclasses.fields(Alert)]
 
 
@@ -39,12 +54,14 @@ def load_alert(db: Database, key: str) -> Alert | None:
     values = {k: row[k] for k in _ALERT_FIELDS}
     for flag in ("notified_firing", "silenced"):
         values[flag] = bool(values[flag])
+    values["changes"] = tuple(json.loads(values["changes"] or "[]"))
     return Alert(**values)
 
 
 def save_alert(db: Database, alert: Alert, fact: dict[str, Any]) -> None:
     values = dataclasses.asdict(alert)
     values["fact"] = json.dumps(fact, default=str)
+    values["changes"] = json.dumps(list(alert.changes))
     db.table("alerts").upsert(values, pk="key")
 
 
@@ -122,7 +139,7 @@ def queue_notice(
 
 def _commit_step(
     db: Database, rules: RuleSet, rule: Rule, step: Step, fact: dict[str, Any], now: str
-) -> int:
+) -> Outcome:
     queued = 0
     alert = step.alert
     if step.notice:
@@ -135,7 +152,7 @@ def _commit_step(
         "INSERT INTO alert_events (alert_key, event, at, detail) VALUES (?, ?, ?, ?)",
         (alert.key, step.event, now, step.notice),
     )
-    return queued
+    return Outcome(queued, 1 if step.event in HOLDING_EVENTS else 0)
 
 
 def evaluate(
@@ -146,13 +163,13 @@ def evaluate(
     now: datetime,
     evaluator: Evaluator,
     policy: Policy,
-) -> int:
-    """Evaluate every applicable rule on every fact; return how many notices were queued."""
+) -> Outcome:
+    """Evaluate every applicable rule on every fact: what was queued, what was held."""
+    outcome = Outcome()
     if not rules.rules or not facts:
-        return 0
+        return outcome
     at = iso(now)
     active_silences = silences.load(db, now)
-    queued = 0
     for fact in facts:
         if isinstance(fact, HookPing):
             continue
@@ -195,8 +212,8 @@ def evaluate(
                 )
             else:
                 continue
-            queued += _commit_step(db, rules, rule, step, data, at)
-    return queued
+            outcome += _commit_step(db, rules, rule, step, data, at)
+    return outcome
 
 
 def release_held(db: Database, rules: RuleSet, *, now: datetime) -> int:
@@ -217,12 +234,85 @@ def release_held(db: Database, rules: RuleSet, *, now: datetime) -> int:
             save_alert(db, dataclasses.replace(current, held_until=None), json.loads(row["fact"]))
             continue
         step = lifecycle.release(current, now=now, notify_resolved=rule.notify_resolved)
-        queued += _commit_step(db, rules, rule, step, json.loads(row["fact"]), at)
+        queued += _commit_step(db, rules, rule, step, json.loads(row["fact"]), at).queued
     return queued
 
 
-def next_release(db: Database) -> str | None:
+def release_unsilenced(db: Database, rules: RuleSet, *, now: datetime, policy: Policy) -> int:
+    """Tell the firing alerts whose silence has ended, at its end."""
+    at = iso(now)
+    active_silences = silences.load(db, now)
+    queued = 0
+    for row in list(db.query("SELECT key, fact FROM alerts WHERE silenced = 1")):
+        current = load_alert(db, row["key"])
+        if current is None or silences.silenced(
+            active_silences, current.rule, current.repo, now, policy.timezone
+        ):
+            continue
+        rule = rules.rule(current.rule)
+        fact = json.loads(row["fact"])
+        if rule is None or current.state != "firing":
+            save_alert(db, dataclasses.replace(current, silenced=False), fact)
+            continue
+        step = lifecycle.unsilence(current, now=now)
+        queued += _commit_step(db, rules, rule, step, fact, at).queued
+    return queued
+
+
+def _repeating(rules: RuleSet) -> list[Rule]:
+    return [
+        r
+        for r in rules.rules
+        if r.repeat_interval is not None and r.fact not in lifecycle.EVENT_KINDS
+    ]
+
+
+def release_repeats(db: Database, rules: RuleSet, *, now: datetime) -> int:
+    """Remind of what still fires a ``repeat_interval`` after its last notice."""
+    at = iso(now)
+    queued = 0
+    for rule in _repeating(rules):
+        assert rule.repeat_interval is not None
+        for row in list(
+            db.query(
+                "SELECT key, fact FROM alerts WHERE rule = ? AND state = 'firing'"
+                " AND last_notified_state = 'firing' AND silenced = 0 AND held_until IS NULL"
+                " AND last_notified_at <= ?",
+                (rule.name, iso(now - rule.repeat_interval)),
+            )
+        ):
+            current = load_alert(db, row["key"])
+            if current is None:
+                continue
+            step = lifecycle.remind(current, now=now)
+            queued += _commit_step(db, rules, rule, step, json.loads(row["fact"]), at).queued
+    return queued
+
+
+def next_due(db: Database, rules: RuleSet, *, now: datetime, timezone: str) -> datetime | None:
+    """The next moment an alert needs the scheduler: a hold ends, a silence over a
+    firing alert ends, or a reminder falls due."""
+    candidates: list[datetime] = []
     row = next(
         db.query("SELECT min(held_until) AS at FROM alerts WHERE held_until IS NOT NULL"), None
     )
-    return row["at"] if row else None
+    if row and row["at"]:
+        candidates.append(parse_iso(row["at"]))
+    if next(db.query("SELECT 1 FROM alerts WHERE silenced = 1 LIMIT 1"), None):
+        end = silences.next_end(silences.load(db, now), now, timezone)
+        if end is not None:
+            candidates.append(end)
+    for rule in _repeating(rules):
+        assert rule.repeat_interval is not None
+        row = next(
+            db.query(
+                "SELECT min(last_notified_at) AS at FROM alerts WHERE rule = ?"
+                " AND state = 'firing' AND last_notified_state = 'firing' AND silenced = 0"
+                " AND held_until IS NULL",
+                (rule.name,),
+            ),
+            None,
+        )
+        if row and row["at"]:
+            candidates.append(parse_iso(row["at"]) + rule.repeat_interval)
+    return min(candidates) if candidates else None

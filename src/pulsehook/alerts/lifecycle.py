@@ -2,9 +2,11 @@
 
 An alert is keyed by rule + repository + subject. It notifies when it starts
 firing, repeats only after ``repeat_interval``, and resolves when the same
-subject recovers. Notices for one subject are at most one per flap interval;
-a transition inside the interval is held, counted, and the current state is
-sent when the interval ends (if it differs from what was last said).
+subject recovers. A subject flaps when it changes state more than
+``FLAP_CHANGES`` times inside the flap interval: from then on a notice is held
+until the interval since the last notice ends, the changes are counted, and the
+current state is sent then (if it differs from what was last said). One failure
+and one recovery are not flapping: both are told at once.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ BUILD_RECOVERED = frozenset({"success"})
 VULN_CLOSED = frozenset({"fixed", "dismissed", "auto_dismissed", "withdrawn"})
 # One-shot facts: each match is its own notice; there is nothing to resolve.
 EVENT_KINDS = frozenset({"push", "repo"})
+# More state changes than this inside the flap interval is flapping.
+FLAP_CHANGES = 2
 
 
 def subject(kind: str, fact: dict[str, Any]) -> str:
@@ -89,6 +93,7 @@ class Alert:
     flips: int = 0
     silenced: bool = False
     held_until: str | None = None
+    changes: tuple[str, ...] = ()  # times of its state changes inside the flap interval
 
 
 @dataclass(frozen=True)
@@ -109,9 +114,19 @@ def _notify(alert: Alert, notice: str, now: str) -> Alert:
     )
 
 
+def _changed(alert: Alert, now: datetime, flap: timedelta) -> Alert:
+    """Record a change of state now, forgetting those older than the flap interval."""
+    recent = tuple(t for t in alert.changes if now - parse_iso(t) < flap)
+    return replace(alert, changes=(*recent, iso(now)))
+
+
+def flapping(alert: Alert) -> bool:
+    return len(alert.changes) > FLAP_CHANGES
+
+
 def _held(alert: Alert, now: datetime, flap: timedelta) -> str | None:
-    """When a notice now would come too soon after the last: until when to hold it."""
-    if not alert.last_notified_at or flap <= timedelta(0):
+    """While the subject flaps, a notice now would come too soon: until when to hold it."""
+    if not alert.last_notified_at or flap <= timedelta(0) or not flapping(alert):
         return None
     until = parse_iso(alert.last_notified_at) + flap
     return iso(until) if until > now else None
@@ -152,7 +167,10 @@ def on_match(
                 last_notified_at=current.last_notified_at,
                 last_notified_state=current.last_notified_state,
                 notified_firing=current.notified_firing,
+                changes=current.changes,
             )
+        if kind not in EVENT_KINDS:
+            alert = _changed(alert, now, flap)
         if silenced:
             return Step(alert, None, "silenced")
         until = _held(alert, now, flap) if kind not in EVENT_KINDS else None
@@ -177,8 +195,12 @@ def on_match(
 
 def on_recover(current: Alert, *, now: datetime, notify_resolved: bool, flap: timedelta) -> Step:
     at = iso(now)
-    alert = replace(
-        current, state="resolved", resolved_at=at, last_seen_at=at, flips=current.flips + 1
+    alert = _changed(
+        replace(
+            current, state="resolved", resolved_at=at, last_seen_at=at, flips=current.flips + 1
+        ),
+        now,
+        flap,
     )
     if not (notify_resolved and current.notified_firing):
         return Step(replace(alert, held_until=None), None, "resolved")
@@ -202,3 +224,16 @@ def release(current: Alert, *, now: datetime, notify_resolved: bool) -> Step:
             replace(_notify(alert, "resolved", at), notified_firing=False), "resolved", "resolved"
         )
     return Step(alert, None, "released")
+
+
+def unsilence(current: Alert, *, now: datetime) -> Step:
+    """Its silence ended while it fires: tell it now, unless that was told already."""
+    alert = replace(current, silenced=False)
+    if current.last_notified_state != "firing":
+        return Step(_notify(alert, "firing", iso(now)), "firing", "fired")
+    return Step(alert, None, "unsilenced")
+
+
+def remind(current: Alert, *, now: datetime) -> Step:
+    """Still firing a ``repeat_interval`` after the last notice: say it again."""
+    return Step(_notify(current, "repeat", iso(now)), "repeat", "repeated")

@@ -47,12 +47,15 @@ def enqueue(
     return int(cursor.lastrowid or 0)
 
 
-def claim(db: Database, now: str, lease_until: str, limit: int) -> list[dict[str, Any]]:
-    """Take the due rows for sending.
+def claim(
+    db: Database, now: str, lease_until: str, limit: int, *, owner: str
+) -> list[dict[str, Any]]:
+    """Take due rows for sending now: no more than the sender has free slots for.
 
-    They are pushed to ``lease_until`` so no other sender (a second process,
-    the CLI) takes them meanwhile; after a crash mid-send the lease runs out
-    and the row is tried again.
+    They are pushed to ``lease_until`` and marked with ``owner``, so no other
+    sender (a second process, the CLI) takes them meanwhile. After a crash
+    mid-send, a successor sees the owner is dead and takes them back at once
+    (``release_leases``); failing that, the lease runs out and they are tried again.
     """
     rows = list(
         db.query(
@@ -62,8 +65,32 @@ def claim(db: Database, now: str, lease_until: str, limit: int) -> list[dict[str
         )
     )
     for row in rows:
-        db.execute("UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (lease_until, row["id"]))
+        db.execute(
+            "UPDATE outbox SET next_attempt_at = ?, leased_by = ? WHERE id = ?",
+            (lease_until, owner, row["id"]),
+        )
     return rows
+
+
+def lease_holders(db: Database, now: str) -> list[str]:
+    """Who holds leases on pending notices that have not run out."""
+    return [
+        row["leased_by"]
+        for row in db.query(
+            "SELECT DISTINCT leased_by FROM outbox WHERE status = 'pending'"
+            " AND leased_by IS NOT NULL AND next_attempt_at > ?",
+            (now,),
+        )
+    ]
+
+
+def release_leases(db: Database, owner: str, now: str) -> int:
+    """Make ``owner``'s leased notices due now: it died before recording them."""
+    return db.execute(
+        "UPDATE outbox SET next_attempt_at = ?, leased_by = NULL"
+        " WHERE status = 'pending' AND leased_by = ?",
+        (now, owner),
+    ).rowcount
 
 
 def next_attempt(db: Database) -> str | None:
@@ -87,7 +114,8 @@ def record(
 ) -> None:
     db.execute(
         "UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, last_status = ?,"
-        " last_error = ?, response = ?, sent_at = ? WHERE id = ? AND status = 'pending'",
+        " last_error = ?, response = ?, sent_at = ?, leased_by = NULL"
+        " WHERE id = ? AND status = 'pending'",
         (
             status,
             attempts,

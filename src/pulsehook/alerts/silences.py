@@ -9,7 +9,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from ..clock import iso, parse_iso
-from ..schedule.maths import last_due
+from ..schedule.maths import last_due, next_due
 
 
 def active(silence: dict[str, Any], now: datetime, tz: str = "UTC") -> bool:
@@ -22,6 +22,25 @@ def active(silence: dict[str, Any], now: datetime, tz: str = "UTC") -> bool:
         start = last_due(silence["cron"], now, tz)
         return now < start + timedelta(seconds=int(silence.get("duration_s") or 0))
     return True
+
+
+def ends(silence: dict[str, Any], now: datetime, tz: str = "UTC") -> datetime | None:
+    """When the silence next stops holding, at or after ``now`` (pure); None if never."""
+    fixed = parse_iso(silence["ends_at"]) if silence.get("ends_at") else None
+    if silence.get("cron"):
+        length = timedelta(seconds=int(silence.get("duration_s") or 0))
+        start = last_due(silence["cron"], now, tz)
+        if now >= start + length:  # between windows: the end of the next one
+            start = next_due(silence["cron"], now, tz)
+        end = start + length
+        return min(end, fixed) if fixed else end
+    return fixed
+
+
+def next_end(silences: list[dict[str, Any]], now: datetime, tz: str = "UTC") -> datetime | None:
+    """The first moment one of ``silences`` stops holding (pure)."""
+    found = [e for s in silences if (e := ends(s, now, tz)) is not None and e > now]
+    return min(found) if found else None
 
 
 def silenced(

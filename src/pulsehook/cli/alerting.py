@@ -227,7 +227,9 @@ def _dispatch_once(settings: Any, rule_set: RuleSet) -> None:
         writer = Writer(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
         try:
             policy = RetryPolicy(base=timedelta(seconds=settings.retry_base_seconds))
-            await Dispatcher(writer, rule_set, SystemClock(), policy=policy).run_once()
+            dispatcher = Dispatcher(writer, rule_set, SystemClock(), policy=policy)
+            while await dispatcher.run_once():
+                pass
         finally:
             writer.close()
 

@@ -20,7 +20,9 @@ from ..store.db import NORMAL, Writer
 
 log = logging.getLogger(__name__)
 
-MAX_SLEEP = 30.0  # also bounds how late a newly held notice can be picked up
+# The longest sleep. Changes made in this process wake the scheduler when they
+# create a deadline; this bounds how late one made elsewhere (the CLI) is seen.
+MAX_SLEEP = 30.0
 
 
 def daily_due(db: Database, name: str, now: datetime) -> bool:
@@ -66,13 +68,15 @@ class Scheduler:
 
         def job(db: Database) -> int:
             queued = engine.release_held(db, self._rules, now=now)
+            queued += engine.release_unsilenced(db, self._rules, now=now, policy=self._policy)
+            queued += engine.release_repeats(db, self._rules, now=now)
             queued += digest.run_due(db, self._rules, now=now, tz=self._tz)
             if daily_due(db, "health", now):
                 # Scores age (activity) without any event: rescore everything daily.
                 facts: list[Fact] = list(health_store.recompute_all(db, now))
                 queued += engine.evaluate(
                     db, self._rules, facts, now=now, evaluator=self._evaluator, policy=self._policy
-                )
+                ).queued
             return queued
 
         queued = await self._writer.run(job, NORMAL)
@@ -82,10 +86,10 @@ class Scheduler:
 
     async def seconds_to_next(self) -> float:
         now = self._clock.now()
-        held = await self._writer.run(engine.next_release, NORMAL)
-        candidates: list[datetime] = []
-        if held:
-            candidates.append(parse_iso(held))
+        due = await self._writer.run(
+            lambda db: engine.next_due(db, self._rules, now=now, timezone=self._tz), NORMAL
+        )
+        candidates: list[datetime] = [due] if due else []
         nxt = digest.next_run(self._rules, now=now, tz=self._tz)
         if nxt:
             candidates.append(nxt)
@@ -95,12 +99,13 @@ class Scheduler:
 
     async def run(self) -> None:
         while True:
+            # Cleared before the work: a wake-up that comes during it is not lost.
+            self._wake.clear()
             try:
                 await self.tick()
                 wait = await self.seconds_to_next()
             except Exception:
                 log.exception("scheduler pass failed; retrying shortly")
                 wait = MAX_SLEEP
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)

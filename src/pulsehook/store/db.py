@@ -1,20 +1,21 @@
 """Opening the database, and the one writer.
 
-Every write goes through ``Writer``: one thread, one connection, jobs taken in
-priority order (acknowledging deliveries first, background processing after),
-each job one ``BEGIN IMMEDIATE`` ... ``COMMIT`` transaction. Readers open their
-own connections; WAL lets them read while the writer writes.
+Every write goes through ``Writer``: one thread, one connection, each job one
+``BEGIN IMMEDIATE`` ... ``COMMIT`` transaction. Jobs come in two lanes —
+acknowledging deliveries (a sender waits on the socket) and everything else
+(processing, sending, scheduling) — and while both have work the lanes take
+turns, so neither waits for the other to go quiet. Readers open their own
+connections; WAL lets them read while the writer writes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
-import queue
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -36,7 +37,8 @@ WAL_KEEP = 32 * 1024 * 1024  # the log file is cut back to this when it starts o
 WRITER_CACHE_KIB = 16 * 1024  # the writer's page cache (SQLite's default is 2 MiB)
 
 URGENT = 0  # acknowledging a delivery: a sender is waiting
-NORMAL = 1  # processing, scheduling: nobody is waiting on the socket
+NORMAL = 1  # processing, sending, scheduling: nobody is waiting on the socket
+Job = tuple[Callable[[sqlite_utils.Database], Any], Future[Any]]
 
 
 def connect(
@@ -120,38 +122,54 @@ class Writer:
             connect(path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
         )
         self._dirty = False
-        self._jobs: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
-        self._order = itertools.count()
+        self._lanes: tuple[deque[Job], deque[Job]] = (deque(), deque())
+        self._turn = URGENT  # the lane served next when both have work
+        self._ready = threading.Condition()
+        self._closing = False
+        self.turns = [0, 0]  # jobs run per lane, for tests and diagnostics
         self._thread = threading.Thread(target=self._run, name="pulsehook-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, fn: Callable[[sqlite_utils.Database], T], priority: int = NORMAL) -> Future[T]:
+    def submit(self, fn: Callable[[sqlite_utils.Database], T], lane: int = NORMAL) -> Future[T]:
         future: Future[T] = Future()
-        self._jobs.put((priority, next(self._order), (fn, future)))
+        with self._ready:
+            if self._closing:
+                raise StorageUnavailable("the database is closing")
+            self._lanes[URGENT if lane == URGENT else NORMAL].append((fn, future))
+            self._ready.notify()
         return future
 
-    async def run(self, fn: Callable[[sqlite_utils.Database], T], priority: int = NORMAL) -> T:
+    def _next(self) -> Job | None:
+        """The next job, lanes taking turns; None once closing and empty.
+
+        Waits for work; after a quiet ``IDLE_SECONDS`` with changes not yet
+        checkpointed, asks for a checkpoint (a quiet moment is the time for it).
+        """
+        with self._ready:
+            while not (self._lanes[URGENT] or self._lanes[NORMAL]):
+                if self._closing:
+                    return None
+                if not self._ready.wait(timeout=IDLE_SECONDS if self._dirty else None):
+                    self.checkpointer.request()
+                    self._dirty = False
+            lane = self._turn if self._lanes[self._turn] else 1 - self._turn
+            self._turn = 1 - lane
+            self.turns[lane] += 1
+            return self._lanes[lane].popleft()
+
+    async def run(self, fn: Callable[[sqlite_utils.Database], T], lane: int = NORMAL) -> T:
         """Run ``fn`` in one transaction on the writer thread and wait for the commit.
 
         sqlite3 errors (locked past the busy timeout, disk full, I/O error)
         surface as StorageUnavailable: the caller must not acknowledge.
         """
         try:
-            return await asyncio.wrap_future(self.submit(fn, priority))
+            return await asyncio.wrap_future(self.submit(fn, lane))
         except sqlite3.Error as exc:
             raise StorageUnavailable(f"database write failed: {exc}") from exc
 
     def _run(self) -> None:
-        while True:
-            try:
-                # With changes not yet checkpointed, a quiet moment is the time to do it.
-                _, _, job = self._jobs.get(timeout=IDLE_SECONDS if self._dirty else None)
-            except queue.Empty:
-                self.checkpointer.request()
-                self._dirty = False
-                continue
-            if job is None:
-                break
+        while (job := self._next()) is not None:
             fn, future = job
             if not future.set_running_or_notify_cancel():
                 continue
@@ -187,8 +205,10 @@ class Writer:
         self._dirty = False
 
     def close(self) -> None:
-        # Sorts after every pending job, so queued work is finished first.
-        self._jobs.put((NORMAL + 1, next(self._order), None))
+        """Finish the queued jobs, then stop; later submissions are refused."""
+        with self._ready:
+            self._closing = True
+            self._ready.notify()
         self._thread.join(timeout=30)
 
 

@@ -337,6 +337,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE repositories ADD COLUMN last_issue_activity_at TEXT;
     """,
+    # 6: flap detection counts an alert's recent state changes; a notice's lease
+    # names the process that took it, so a successor can tell a dead one's leases.
+    """
+    ALTER TABLE alerts ADD COLUMN changes TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE outbox ADD COLUMN leased_by TEXT;
+    """,
 ]
 
 # Tables rebuilt from the stored deliveries by ``pulsehook replay``.

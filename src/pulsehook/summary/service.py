@@ -42,7 +42,7 @@ class Generated:
     json: str
     summary_part: str  # the "summary" of the JSON: the next one's previous_summary
     changes: int
-    queued: int  # notices queued by spec facts
+    queued: int  # notices queued or held by spec facts: the senders must look
 
     def files(self) -> dict[str, str]:
         return dict(zip(FILES, (self.md, self.org, self.json), strict=True))
@@ -96,7 +96,9 @@ def regenerate(
                 at=at,
             )
         )
-    queued = engine.evaluate(db, rules, facts, now=now, evaluator=evaluator, policy=policy)
+    outcome = engine.evaluate(db, rules, facts, now=now, evaluator=evaluator, policy=policy)
+    # Held notices need the scheduler as queued ones need the dispatcher: both are woken.
+    queued = outcome.queued + outcome.held
     snapshot = Snapshot(items=current, changes=changes, generated=now)
     md = text(snapshot, mode="md", tz=target.tz)
     document, summary_part = dashboard_json(

@@ -145,6 +145,7 @@ async def create_silence(request: Request) -> JSONResponse:
             now=now,
         )
     )
+    svc.scheduler.wake()  # its end is a deadline now
     return JSONResponse({"id": silence_id}, status_code=201)
 
 
@@ -152,6 +153,7 @@ async def delete_silence(request: Request) -> JSONResponse:
     svc = services(request)
     raw = request.path_params["silence_id"]
     deleted = await svc.writer.run(lambda db: silences.delete(db, int(raw)))
+    svc.scheduler.wake()  # what it held is told now
     if not deleted:
         return JSONResponse(
             {"error": {"code": "not_found", "message": f"no silence {raw}"}}, status_code=404
