@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +54,21 @@ webhook_url = "${SLACK_WEBHOOK_URL}"
 [channels.discord]
 kind = "discord"
 webhook_url = "${DISCORD_WEBHOOK_URL}"
+"""
+
+# The seed's rule file, verbatim: still accepted as written.
+SEED_PY = """\
+ALERT_RULES = [
+    {"name": "critical_vulnerability",
+     "condition": "vulnerability.severity == 'critical'",
+     "channels": ["slack", "email"], "frequency": "immediate"},
+    {"name": "build_failure",
+     "condition": "build.status == 'failure' and build.branch == 'main'",
+     "channels": ["slack"], "frequency": "immediate"},
+    {"name": "coverage_drop", "condition": "coverage.delta < -5",
+     "channels": ["slack"], "frequency": "daily_digest"},
+]
+WEBHOOKS = {"slack": "${SLACK_WEBHOOK_URL}", "discord": "${DISCORD_WEBHOOK_URL}"}
 """
 
 BASE_RULE: dict[str, Any] = {
@@ -133,7 +147,7 @@ def test_shipped_rules_load() -> None:
     assert coverage.cron == "0 8 * * *"
     build = rule_set.rule("build_failure")
     assert build is not None and build.cron is None and not build.is_digest
-    assert build.fields == frozenset({"status", "branch"})
+    assert build.fields == frozenset({"status", "default_branch"})
     assert rule_set.by_fact("vulnerability")[0].channels == ("slack", "email")
 
 
@@ -160,13 +174,16 @@ def test_shipped_rules_without_slack_url_park_slack_with_a_warning() -> None:
     assert any("alerts.py" in w for w in slack_warnings)
 
 
-def test_toml_form_loads_like_the_shipped_python(tmp_path: Path) -> None:
-    write(tmp_path, "alerts.toml", SEED_TOML)
+def test_toml_form_loads_like_the_seeds_python(tmp_path: Path) -> None:
+    (tmp_path / "toml").mkdir()
+    (tmp_path / "py").mkdir()
+    write(tmp_path / "toml", "alerts.toml", SEED_TOML)
+    write(tmp_path / "py", "alerts.py", SEED_PY)
     env = {"SLACK_WEBHOOK_URL": SLACK_URL}
-    from_toml = load_rules(tmp_path, env)
-    shipped = load_rules(SHIPPED, env)
+    from_toml = load_rules(tmp_path / "toml", env)
+    shipped = load_rules(tmp_path / "py", env)
     assert [without_source(r) for r in from_toml.rules] == [
-        without_source(r) for r in shipped.rules if r.source.endswith("alerts.py")
+        without_source(r) for r in shipped.rules
     ]
     assert all(r.source.endswith("alerts.toml") for r in from_toml.rules)
     assert from_toml.channels == shipped.channels
@@ -197,7 +214,7 @@ def test_toml_named_channel_with_env_substitution(tmp_path: Path) -> None:
 
 
 def test_seed_python_form_copied_verbatim_loads(tmp_path: Path) -> None:
-    shutil.copy(SHIPPED / "alerts.py", tmp_path / "seed.py")
+    write(tmp_path, "seed.py", SEED_PY)
     rule_set = load_rules(tmp_path, {})
     assert [r.name for r in rule_set.rules] == [
         "critical_vulnerability",
@@ -205,6 +222,20 @@ def test_seed_python_form_copied_verbatim_loads(tmp_path: Path) -> None:
         "coverage_drop",
     ]
     assert "discord" in rule_set.unconfigured
+
+
+def test_shipped_build_rule_catches_a_red_default_branch_whatever_its_name() -> None:
+    (rule,) = [r for r in load_rules(SHIPPED, {}).rules if r.name == "build_failure"]
+    example = build_data(status="failure")
+    assert example["branch"] == "master" and example["default_branch"] is True
+    evaluator = Evaluator()
+    assert evaluator.matches(rule, example)  # the project's own example payload
+    for branch in ("main", "trunk", "develop"):
+        assert evaluator.matches(rule, build_data(status="failure", branch=branch))
+    assert not evaluator.matches(
+        rule, build_data(status="failure", branch="feature/x", default_branch=False)
+    )
+    assert not evaluator.matches(rule, build_data(status="success"))
 
 
 def test_files_starting_with_underscore_or_dot_are_skipped(tmp_path: Path) -> None:
@@ -653,10 +684,11 @@ def rules_test(*args: str) -> Result:
     return CliRunner().invoke(main, ["rules", "test", *args, "--rules-dir", str(SHIPPED)])
 
 
-def test_rules_test_failed_run_on_main_fires_build_failure(tmp_path: Path) -> None:
-    data = payload("workflow_run.completed")
+def test_rules_test_failed_run_on_the_default_branch_fires_build_failure(
+    tmp_path: Path,
+) -> None:
+    data = payload("workflow_run.completed")  # on master, the repository's default
     data["workflow_run"]["conclusion"] = "failure"
-    data["workflow_run"]["head_branch"] = "main"
     file = tmp_path / "failed.json"
     file.write_text(json.dumps(data))
     result = rules_test(str(file), "--event", "workflow_run")
