@@ -1293,3 +1293,14 @@ def test_snapshot_out_of_range_timestamp(value: str) -> None:
 )
 def test_timestamp_years_before_1000_are_zero_padded(value: object, expected: str) -> None:
     assert timestamp(value) == expected
+
+
+def test_fact_dict_copies_containers_so_callers_cannot_change_the_fact() -> None:
+    from pulsehook.facts import Health
+
+    fact = Health(
+        repo="o/r", repo_id=1, score=80.0, previous=70.0, components={"ci": {"score": 90}}, at="t"
+    )
+    data = fact_dict(fact)
+    data["components"]["ci"]["score"] = 0
+    assert fact.components == {"ci": {"score": 90}}

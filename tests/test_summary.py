@@ -762,3 +762,12 @@ def test_other_branches_and_unfinished_runs_are_not_reports(summary: Summary) ->
     assert isinstance(requested, Build)
     assert not record(summary, requested)
     assert stored(summary) is None
+
+
+def test_the_same_report_again_changes_nothing(summary: Summary) -> None:
+    assert record(summary, run("success"))
+    assert not record(summary, run("success"))  # a redelivery: no change, no regeneration
+    # A different report at the same moment (a re-run's conclusion) is a change.
+    assert record(summary, run("failure", run_id=2))
+    row = stored(summary)
+    assert row is not None and row["report"] == "BAD"

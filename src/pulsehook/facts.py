@@ -8,7 +8,8 @@ into rule conditions and the API, and compare correctly as strings.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import copy
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 
@@ -257,9 +258,30 @@ FACT_TYPES: dict[str, type[Any]] = {
 RULE_FACTS = ("build", "vulnerability", "coverage", "dependency", "push", "repo", "spec", "health")
 
 
+def _field_names(kind: type[Any]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind))
+    return names
+
+
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
 def fact_dict(fact: Fact) -> dict[str, Any]:
-    """The fact as plain data (what rule conditions and the API see)."""
-    data = asdict(fact)
-    if isinstance(fact, HookPing):
-        data["events"] = list(fact.events)
+    """The fact as plain data (what rule conditions and the API see).
+
+    Fields are strings, numbers and booleans, copied as they are; the few
+    containers (a score's components) are copied deeply, so no caller can
+    change the fact through its dict. (``dataclasses.asdict`` deep-copies
+    every field: a third of processing time.)
+    """
+    data: dict[str, Any] = {}
+    for name in _field_names(type(fact)):
+        value = getattr(fact, name)
+        if isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, dict | list):
+            value = copy.deepcopy(value)
+        data[name] = value
     return data

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from sqlite_utils import Database
 
-from .alerts import engine
+from .alerts import engine, silences
 from .clock import Clock, iso, parse_iso
 from .errors import UnsupportedEvent
 from .facts import Build, Fact
@@ -51,6 +51,8 @@ class Alerting:
     evaluator: Evaluator = field(default_factory=Evaluator)
     outcome: engine.Outcome = field(default_factory=engine.Outcome)  # since last looked at
     summary_changes: int = 0  # summary items reported since last looked at
+    # The silences as read at the start of the current chunk's transaction.
+    silences: list[dict[str, Any]] | None = None
 
 
 def _record_hook(db: Database, row: dict[str, Any], payload: Any) -> None:
@@ -112,6 +114,7 @@ def process_one(
                 now=clock_now,
                 evaluator=alerting.evaluator,
                 policy=alerting.policy,
+                active_silences=alerting.silences,
             )
         status, error = "processed", None
     except UnsupportedEvent as exc:
@@ -155,6 +158,9 @@ def process_chunk(
     facts: list[Fact] = []
     stop = None if budget is None else time.perf_counter() + budget
     done = 0
+    if alerting is not None and clock_now is not None and rows:
+        # Read once per chunk: nothing else writes while the chunk holds the writer.
+        alerting.silences = silences.load(db, clock_now)
     for row in rows:
         facts.extend(process_one(db, row, now=now, alerting=alerting, clock_now=clock_now, tz=tz))
         done += 1
@@ -174,7 +180,10 @@ def process_chunk(
             now=clock_now,
             evaluator=alerting.evaluator,
             policy=alerting.policy,
+            active_silences=alerting.silences,
         )
+    if alerting is not None:
+        alerting.silences = None
     facts.extend(scores)
     return (rows[-1]["id"] if rows else after_id), len(rows), facts
 

@@ -58,11 +58,18 @@ def load_alert(db: Database, key: str) -> Alert | None:
     return Alert(**values)
 
 
+_ALERT_COLUMNS = (*_ALERT_FIELDS, "fact")
+_SAVE_ALERT = (
+    f"INSERT INTO alerts ({', '.join(_ALERT_COLUMNS)})"
+    f" VALUES ({', '.join('?' for _ in _ALERT_COLUMNS)}) ON CONFLICT(key) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _ALERT_COLUMNS if c != "key")
+)
+
+
 def save_alert(db: Database, alert: Alert, fact: dict[str, Any]) -> None:
-    values = dataclasses.asdict(alert)
-    values["fact"] = json.dumps(fact, default=str)
-    values["changes"] = json.dumps(list(alert.changes))
-    db.table("alerts").upsert(values, pk="key")
+    values = [getattr(alert, name) for name in _ALERT_FIELDS]
+    values[_ALERT_FIELDS.index("changes")] = json.dumps(list(alert.changes))
+    db.execute(_SAVE_ALERT, [*values, json.dumps(fact, default=str)])
 
 
 def _applies(rule: Rule, repo: str) -> bool:
@@ -163,13 +170,19 @@ def evaluate(
     now: datetime,
     evaluator: Evaluator,
     policy: Policy,
+    active_silences: list[dict[str, Any]] | None = None,
 ) -> Outcome:
-    """Evaluate every applicable rule on every fact: what was queued, what was held."""
+    """Evaluate every applicable rule on every fact: what was queued, what was held.
+
+    ``active_silences``: the silences as loaded in this transaction, when the
+    caller evaluates many deliveries in one (else they are read here).
+    """
     outcome = Outcome()
     if not rules.rules or not facts:
         return outcome
     at = iso(now)
-    active_silences = silences.load(db, now)
+    if active_silences is None:
+        active_silences = silences.load(db, now)
     for fact in facts:
         if isinstance(fact, HookPing):
             continue

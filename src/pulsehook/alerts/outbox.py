@@ -10,9 +10,11 @@ from sqlite_utils import Database
 
 from ..notify.base import Message
 
+_MESSAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Message))
+
 
 def message_json(message: Message) -> str:
-    return json.dumps(dataclasses.asdict(message))
+    return json.dumps({name: getattr(message, name) for name in _MESSAGE_FIELDS})
 
 
 def message_from(text: str) -> Message:

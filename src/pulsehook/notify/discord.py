@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import notifiers
 from notifiers.core import Provider, Response
 from notifiers.models import SchemaModel
 from notifiers.utils import requests
 from pydantic import Field
 
+from . import providers
 from .base import ChannelConfig, Message, SendResult
 from .result import attempt, bad_url, from_response, truncate
 
@@ -71,7 +71,7 @@ def send(channel: ChannelConfig, message: Message) -> SendResult:
         if "webhook_url" in channel.options:
             options["webhook_url"] = channel.options["webhook_url"]
         # Normally found through the entry point; the class itself if the install lacks it.
-        provider = notifiers.get_notifier("discord") or Discord()
+        provider = providers.optional("discord") or Discord()
         rsp = provider.notify(message=fit(message.markdown, message.url), **options)
         return from_response(rsp, channel)
 

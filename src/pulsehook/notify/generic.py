@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import notifiers
-
+from . import providers
 from .base import ChannelConfig, Message, SendResult
 from .result import attempt, from_response
 
@@ -11,7 +10,7 @@ from .result import attempt, from_response
 def send(channel: ChannelConfig, message: Message) -> SendResult:
     def call() -> SendResult:
         # strict=True raises NoSuchNotifierError, which attempt() makes permanent.
-        provider = notifiers.get_notifier(channel.kind, strict=True)
+        provider = providers.provider(channel.kind)
         rsp = provider.notify(**{**channel.options, "message": message.text})
         return from_response(rsp, channel)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import notifiers
 
-from . import discord, email, generic, pagerduty, slack
+from . import discord, email, generic, pagerduty, providers, slack
 from .base import Transport
 
 TRANSPORTS: dict[str, Transport] = {
@@ -42,7 +42,7 @@ def required_options(kind: str) -> set[str]:
     """Options a channel of this kind must set (the message is pulsehook's to give)."""
     if kind in REQUIRED:
         return set(REQUIRED[kind])
-    provider = notifiers.get_notifier(kind)
+    provider = providers.optional(kind)
     if provider is None:
         return set()
     return {str(name) for name in provider.required["required"]} - {"message"}

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import notifiers
-
+from . import providers
 from .base import ChannelConfig, Message, SendResult
 from .result import attempt, bad_url, from_response
 
@@ -32,7 +31,7 @@ def send(channel: ChannelConfig, message: Message) -> SendResult:
         options = {k: channel.options[k] for k in PASSTHROUGH if channel.options.get(k) is not None}
         if "webhook_url" in channel.options:
             options["webhook_url"] = channel.options["webhook_url"]
-        rsp = notifiers.get_notifier("slack", strict=True).notify(
+        rsp = providers.provider("slack").notify(
             message=message.markdown, attachments=[attachment(message)], **options
         )
         return from_response(rsp, channel)

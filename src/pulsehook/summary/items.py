@@ -109,7 +109,12 @@ def record_report(
         " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET"
         " report = excluded.report, note = excluded.note, updated = excluded.updated,"
         " link = coalesce(excluded.link, summary_items.link)"
-        " WHERE coalesce(summary_items.updated, '') <= excluded.updated",
+        " WHERE coalesce(summary_items.updated, '') <= excluded.updated"
+        # The same report again (a redelivery, a scan) changes nothing: no refresh.
+        " AND (summary_items.updated IS NOT excluded.updated"
+        " OR summary_items.report IS NOT excluded.report"
+        " OR summary_items.note IS NOT excluded.note"
+        " OR summary_items.link IS NOT coalesce(excluded.link, summary_items.link))",
         (path, owner, repo, kind, link, report, note, iso(at), iso(now)),
     )
     if cursor.rowcount:

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,10 @@ from .model import Item, status
 from .render import Change, Snapshot, dashboard_json, text
 
 log = logging.getLogger(__name__)
+
+# While changes keep coming, wait this many times the last regeneration's length
+# between regenerations: they take at most a tenth of the time.
+SHARE = 9.0
 FILES = ("summary.md", "summary.org", "summary.md.json")
 
 
@@ -174,6 +179,7 @@ class Summarizer:
         self._wake = asyncio.Event()
         self.latest: Generated | None = None
         self.regenerations = 0
+        self.last_seconds = 0.0  # how long the last regeneration took
 
     def changed(self) -> None:
         self._wake.set()
@@ -194,6 +200,7 @@ class Summarizer:
             if self.latest
             else await asyncio.to_thread(previous_summary, self._dir)
         )
+        started = time.perf_counter()
         generated = await self._writer.run(
             lambda db: regenerate(
                 db,
@@ -208,6 +215,7 @@ class Summarizer:
         )
         self.latest = generated
         self.regenerations += 1
+        self.last_seconds = time.perf_counter() - started
         for name, content in generated.files().items():
             await asyncio.to_thread(write_atomically, self._dir / name, content)
         if generated.queued:
@@ -235,6 +243,8 @@ class Summarizer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
             if self._wake.is_set():
-                # Debounce: let a burst of changes land before regenerating once.
-                await asyncio.sleep(self._debounce)
+                # Debounce: let a burst of changes land before regenerating once —
+                # and, while changes keep coming, spend at most a tenth of the
+                # time regenerating (a large summary takes tens of milliseconds).
+                await asyncio.sleep(max(self._debounce, SHARE * self.last_seconds))
             self._wake.clear()
