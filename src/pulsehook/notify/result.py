@@ -79,21 +79,34 @@ def from_response(rsp: Any, channel: ChannelConfig) -> SendResult:
     """A notifiers ``Response`` -> SendResult (ok / transient / permanent)."""
     http = rsp.response
     status: int | None = getattr(http, "status_code", None)
-    body = scrub(getattr(http, "text", None), channel)
     if rsp.ok:
-        return SendResult(ok=True, status=status, response=body)
+        return SendResult(ok=True, status=status, response=scrub(http.text, channel))
     detail = "; ".join(str(e) for e in rsp.errors or []) or "no detail"
     if http is None or status is None:
         # Nothing answered: connection refused, DNS failure, timeout. Worth retrying.
         return SendResult(ok=False, error=scrub(detail, channel))
+    return from_status(status, http.text, http.headers.get("Retry-After"), channel, detail)
+
+
+def from_status(
+    status: int,
+    body: str | None,
+    retry_after: str | None,
+    channel: ChannelConfig,
+    detail: str | None = None,
+) -> SendResult:
+    """An HTTP answer -> SendResult: 2xx sent; 408, 429 and 5xx retried; other 4xx parked."""
+    text = scrub(body, channel)
+    if 200 <= status < 300:
+        return SendResult(ok=True, status=status, response=text)
     transient = status in (408, 429) or status >= 500
     return SendResult(
         ok=False,
         permanent=not transient,
         status=status,
-        retry_after=parse_retry_after(http.headers.get("Retry-After")) if transient else None,
-        error=scrub(f"HTTP {status}: {detail}", channel),
-        response=body,
+        retry_after=parse_retry_after(retry_after) if transient else None,
+        error=scrub(f"HTTP {status}: {detail or body or 'no detail'}", channel),
+        response=text,
     )
 
 

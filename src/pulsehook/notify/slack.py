@@ -1,16 +1,26 @@
-"""Slack incoming webhooks through notifiers' "slack" provider."""
+"""Slack incoming webhooks through slack-sdk's ``WebhookClient``.
+
+slack-sdk is Slack's own client; its webhook client posts with the standard
+library's urllib, a quarter of the CPU of notifiers' requests-based provider
+(measured: 0.38 against 1.5 ms a notice, most of it requests reading the proxy
+settings from the environment on every call). That matters when a broken shared
+workflow makes hundreds of notices at once.
+"""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from . import providers
-from .base import ChannelConfig, Message, SendResult
-from .result import attempt, bad_url, from_response
+from slack_sdk.webhook import WebhookClient
 
+from .base import ChannelConfig, Message, SendResult
+from .result import attempt, bad_url, from_status
+
+TIMEOUT = 20  # seconds per request; the dispatcher bounds the whole send as well
 # Attachment bar colour per alert state; states not listed get Slack's neutral grey.
 COLORS = {"firing": "danger", "repeat": "danger", "resolved": "good"}
-# Channel options passed through to the provider (anything else is pulsehook's own).
+# Channel options passed through to Slack (anything else is pulsehook's own).
 PASSTHROUGH = ("channel", "username", "icon_emoji", "icon_url", "unfurl_links")
 
 
@@ -24,16 +34,22 @@ def attachment(message: Message) -> dict[str, Any]:
     return att
 
 
+@functools.lru_cache(maxsize=256)
+def _client(url: str) -> WebhookClient:
+    # One per webhook URL: the client keeps no per-message state.
+    return WebhookClient(url, timeout=TIMEOUT)
+
+
 def send(channel: ChannelConfig, message: Message) -> SendResult:
     def call() -> SendResult:
+        url = channel.options.get("webhook_url")
+        if not url:
+            return SendResult(ok=False, permanent=True, error="webhook_url is not set")
         if invalid := bad_url(channel, "webhook_url"):
             return invalid
-        options = {k: channel.options[k] for k in PASSTHROUGH if channel.options.get(k) is not None}
-        if "webhook_url" in channel.options:
-            options["webhook_url"] = channel.options["webhook_url"]
-        rsp = providers.provider("slack").notify(
-            message=message.markdown, attachments=[attachment(message)], **options
-        )
-        return from_response(rsp, channel)
+        body = {k: channel.options[k] for k in PASSTHROUGH if channel.options.get(k) is not None}
+        body |= {"text": message.markdown, "attachments": [attachment(message)]}
+        rsp = _client(str(url)).send_dict(body)
+        return from_status(rsp.status_code, rsp.body, rsp.headers.get("Retry-After"), channel)
 
     return attempt(channel, call)
