@@ -108,9 +108,13 @@ def create_app(
             policy=alerting.policy,
         )
 
+        # A firing notice sets a reminder's deadline only under a rule that repeats.
+        reminders = any(r.repeat_interval is not None for r in rule_set.rules)
+
         def notices() -> None:
             dispatcher.wake()
-            scheduler.wake()
+            if reminders:
+                scheduler.wake()
 
         publisher = Publisher(publish_target, clock) if publish_target else None
         summarizer = Summarizer(

@@ -35,8 +35,8 @@ from .render import Change, Snapshot, dashboard_json, text
 log = logging.getLogger(__name__)
 
 # While changes keep coming, wait this many times the last regeneration's length
-# between regenerations: they take at most a tenth of the time.
-SHARE = 9.0
+# between regenerations: they take at most a twentieth of the time.
+SHARE = 19.0
 FILES = ("summary.md", "summary.org", "summary.md.json")
 
 
@@ -244,7 +244,7 @@ class Summarizer:
                 await asyncio.wait_for(self._wake.wait(), wait)
             if self._wake.is_set():
                 # Debounce: let a burst of changes land before regenerating once —
-                # and, while changes keep coming, spend at most a tenth of the
+                # and, while changes keep coming, spend at most a twentieth of the
                 # time regenerating (a large summary takes tens of milliseconds).
                 await asyncio.sleep(max(self._debounce, SHARE * self.last_seconds))
             self._wake.clear()
