@@ -195,3 +195,20 @@ def test_replay_rebuilds_the_same_state(tmp_path: Path) -> None:
     assert list(db.query("SELECT * FROM builds")) == []
     drain(db)
     assert snapshot(db) == before
+
+
+def test_an_older_payloads_repository_flags_lose_to_a_newer_ones(tmp_path: Path) -> None:
+    newer = copy.deepcopy(payload("push"))
+    newer["repository"].update(archived=True, private=True, updated_at="2026-03-02T00:00:00Z")
+    older = copy.deepcopy(payload("push"))
+    older["repository"].update(archived=False, private=False, updated_at="2026-03-01T00:00:00Z")
+    db = run(tmp_path / "o.db", [("push", "new", newer), ("push", "old", older)])
+    (row,) = db.query("SELECT archived, private, updated_at FROM repositories")
+    assert (row["archived"], row["private"]) == (1, 1)
+    assert row["updated_at"] == "2026-03-02T00:00:00Z"
+    # A newer one still wins over both.
+    newest = copy.deepcopy(older)
+    newest["repository"]["updated_at"] = "2026-03-03T00:00:00Z"
+    db = run(tmp_path / "o.db", [("push", "newest", newest)])
+    (row,) = db.query("SELECT archived, private FROM repositories")
+    assert (row["archived"], row["private"]) == (0, 0)

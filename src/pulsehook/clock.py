@@ -37,7 +37,7 @@ class FrozenClock:
 
 def iso(when: datetime) -> str:
     """The one timestamp format pulsehook stores: ISO-8601, UTC, seconds."""
-    w = when.astimezone(UTC)
+    w = when if when.tzinfo is UTC else when.astimezone(UTC)
     # Formatted by hand: strftime("%Y") does not zero-pad years before 1000.
     return f"{w.year:04d}-{w.month:02d}-{w.day:02d}T{w.hour:02d}:{w.minute:02d}:{w.second:02d}Z"
 

@@ -94,10 +94,10 @@ def process_one(
         if row["hook_id"] is not None:
             _record_hook(db, row, payload)
         facts = normalize(row["event"], payload)
+        # The repository as the payload shows it first, then the facts, in one call.
         seen = snapshot(payload)
-        if seen is not None:
-            state.apply(db, [seen], now=now)
-        facts = state.apply(db, facts, now=now)
+        applied = state.apply(db, [seen, *facts] if seen else facts, now=now)
+        facts = [f for f in applied if f is not seen]
         moment = clock_now or parse_iso(now)
         reports = sum(
             summary_items.record_build(db, f, now=moment, tz=tz)

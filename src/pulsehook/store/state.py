@@ -211,6 +211,31 @@ _REPO_FLAGS = {
 
 
 def _repo(db: Database, r: Repo, repo_id: int) -> None:
+    if r.action == "seen":
+        # A snapshot from any payload (one statement: every delivery has one): its
+        # flags are current unless a newer one was applied. The CASEs read the
+        # row's values from before this update, so they compare the old time.
+        db.execute(
+            "UPDATE repositories SET owner = coalesce(?, owner),"
+            " default_branch = coalesce(?, default_branch), url = coalesce(?, url),"
+            " archived = CASE WHEN coalesce(updated_at, '') <= coalesce(?, '')"
+            "   THEN ? ELSE archived END,"
+            " private = CASE WHEN coalesce(updated_at, '') <= coalesce(?, '')"
+            "   THEN ? ELSE private END,"
+            " updated_at = max(coalesce(updated_at, ''), coalesce(?, '')) WHERE id = ?",
+            (
+                r.owner,
+                r.default_branch,
+                r.url,
+                r.at,
+                int(r.archived),
+                r.at,
+                int(r.private),
+                r.at,
+                repo_id,
+            ),
+        )
+        return
     db.execute(
         "UPDATE repositories SET owner = coalesce(?, owner),"
         " default_branch = coalesce(?, default_branch), url = coalesce(?, url),"
@@ -218,14 +243,7 @@ def _repo(db: Database, r: Repo, repo_id: int) -> None:
         (r.owner, r.default_branch, r.url, r.at, repo_id),
     )
     flags = _REPO_FLAGS.get(r.action)
-    if r.action == "seen":
-        # A snapshot from any payload: current unless a newer one was applied.
-        db.execute(
-            "UPDATE repositories SET archived = ?, private = ? WHERE id = ?"
-            " AND coalesce(updated_at, '') <= coalesce(?, '')",
-            (int(r.archived), int(r.private), repo_id, r.at),
-        )
-    elif flags:
+    if flags:
         db.execute(f"UPDATE repositories SET {flags} WHERE id = ?", (repo_id,))
     elif (
         r.action in ("created", "edited", "renamed", "transferred", "scanned") and r.default_branch
@@ -240,6 +258,7 @@ def _repo(db: Database, r: Repo, repo_id: int) -> None:
 def apply(db: Database, facts: list[Fact], *, now: str, hook_id: int | None = None) -> list[Fact]:
     """Write facts to the state tables; return them enriched (coverage delta)."""
     out: list[Fact] = []
+    ensured: set[int] = set()  # repositories whose row this call already touched
     for fact in facts:
         if isinstance(fact, HookPing):
             if fact.hook_id is not None:
@@ -256,9 +275,14 @@ def apply(db: Database, facts: list[Fact], *, now: str, hook_id: int | None = No
                 )
             out.append(fact)
             continue
-        repo_id = _ensure_repo(db, fact, now)
+        known = getattr(fact, "repo_id", None)
+        if isinstance(known, int) and known in ensured:
+            repo_id: int | None = known
+        else:
+            repo_id = _ensure_repo(db, fact, now)
         if repo_id is None:
             continue  # no id and never seen: nothing to attach the fact to
+        ensured.add(repo_id)
         if isinstance(fact, Build):
             _build(db, fact, repo_id)
             _workflow_state(db, fact, repo_id)
