@@ -235,17 +235,22 @@ class Worker:
 
     async def drain(self, statuses: tuple[str, ...] = ("pending",)) -> int:
         """Process everything currently waiting; return how many deliveries were seen."""
-        after_id, seen = 0, 0
+        after_id, seen, fetch = 0, 0, PROCESS_CHUNK
         while True:
             moment = self._clock.now()
             now = iso(moment)
 
             def job(
-                db: Database, start: int = after_id, now: str = now, moment: datetime = moment
+                db: Database,
+                start: int = after_id,
+                now: str = now,
+                moment: datetime = moment,
+                limit: int = fetch,
             ) -> tuple[int, int, str | None]:
                 last, count, _facts = process_chunk(
                     db,
                     after_id=start,
+                    limit=limit,
                     budget=self._chunk_seconds,
                     now=now,
                     statuses=statuses,
@@ -256,6 +261,8 @@ class Worker:
                 return last, count, deliveries.next_received_at(db, last)
 
             after_id, count, waiting_since = await self._writer.run(job, NORMAL)
+            # Fetch about what the budget allows: rows read and left over are waste.
+            fetch = max(8, min(PROCESS_CHUNK, 2 * count))
             self.lag = processing_lag(waiting_since, moment)
             self._announce()
             if not count:
