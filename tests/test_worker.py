@@ -127,3 +127,28 @@ def test_processing_keeps_up_with_a_stream_that_never_pauses(tmp_path: Path) -> 
     assert seen == 300 + stream_length
     # Waiting for quiet, all 2,000 would still wait; taking turns, a handful do.
     assert left < 100, left
+
+
+def test_a_chunks_deliveries_are_marked_processed_together(tmp_path: Path) -> None:
+    from pulsehook.store.deliveries import mark_processed
+
+    writer = Writer(tmp_path / "w.db")
+    try:
+        _store(writer, 3)
+        batch = _deliveries(600, start=10)
+        writer.submit(lambda db: insert_batch(db, batch)).result()
+        writer.submit(
+            lambda db: process_chunk(
+                db, after_id=0, now="2026-01-01T00:00:01Z", statuses=("pending",), limit=3
+            )
+        ).result()
+        writer.submit(lambda db: mark_processed(db, list(range(4, 604)), at="t")).result()
+        rows = writer.submit(
+            lambda db: db.execute(
+                "SELECT status, count(*), max(attempts) FROM deliveries GROUP BY status"
+            ).fetchall()
+        ).result()
+    finally:
+        writer.close()
+    # Past SQLite's variable limit too: every one marked, each once.
+    assert [tuple(r) for r in rows] == [("processed", 603, 1)]

@@ -82,10 +82,13 @@ def process_one(
     alerting: Alerting | None = None,
     clock_now: datetime | None = None,
     tz: str = "UTC",
+    processed: list[int] | None = None,
 ) -> list[Fact]:
     """Process one stored delivery inside the caller's transaction.
 
-    Facts, state, alerts and outbox rows of one delivery commit together.
+    Facts, state, alerts and outbox rows of one delivery commit together. With
+    ``processed``, a delivery that went through is added to it for the caller
+    to mark with the others of its transaction, instead of marked here.
     """
     db.execute("SAVEPOINT delivery")
     facts: list[Fact] = []
@@ -125,7 +128,10 @@ def process_one(
         log.exception("processing delivery %s (%s) failed", row["guid"], row["event"])
         status, error = "error", f"{type(exc).__name__}: {exc}"
         facts = []
-    deliveries.mark(db, row["id"], status, error=error, at=now)
+    if status == "processed" and processed is not None:
+        processed.append(row["id"])
+    else:
+        deliveries.mark(db, row["id"], status, error=error, at=now)
     db.execute("RELEASE SAVEPOINT delivery")
     return facts
 
@@ -161,12 +167,24 @@ def process_chunk(
     if alerting is not None and clock_now is not None and rows:
         # Read once per chunk: nothing else writes while the chunk holds the writer.
         alerting.silences = silences.load(db, clock_now)
+    processed: list[int] = []
     for row in rows:
-        facts.extend(process_one(db, row, now=now, alerting=alerting, clock_now=clock_now, tz=tz))
+        facts.extend(
+            process_one(
+                db,
+                row,
+                now=now,
+                alerting=alerting,
+                clock_now=clock_now,
+                tz=tz,
+                processed=processed,
+            )
+        )
         done += 1
         if stop is not None and time.perf_counter() >= stop:
             break
     rows = rows[:done]
+    deliveries.mark_processed(db, processed, at=now)
     # Scores move with the facts that feed them — once per repository per chunk,
     # not per delivery — and a change of score is itself a fact for the rules.
     moment = clock_now or parse_iso(now)

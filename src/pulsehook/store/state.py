@@ -49,11 +49,12 @@ def _ensure_repo(db: Database, fact: Any, now: str) -> int | None:
     return repo_id
 
 
-def _build(db: Database, b: Build, repo_id: int) -> None:
-    db.execute(
-        "UPDATE repositories SET default_branch = coalesce(default_branch, ?) WHERE id = ?",
-        (b.branch if b.default_branch else None, repo_id),
-    )
+def _build(db: Database, b: Build, repo_id: int, *, branch_known: bool) -> None:
+    if b.default_branch and b.branch and not branch_known:
+        db.execute(
+            "UPDATE repositories SET default_branch = coalesce(default_branch, ?) WHERE id = ?",
+            (b.branch, repo_id),
+        )
     db.execute(
         "INSERT INTO builds (source, run_id, job, repo_id, workflow, branch, default_branch,"
         " status, event, attempt, url, started_at, completed_at, actor, head_sha, updated_at)"
@@ -259,6 +260,7 @@ def apply(db: Database, facts: list[Fact], *, now: str, hook_id: int | None = No
     """Write facts to the state tables; return them enriched (coverage delta)."""
     out: list[Fact] = []
     ensured: set[int] = set()  # repositories whose row this call already touched
+    branch_known: set[int] = set()  # ... and whose default branch it has set
     for fact in facts:
         if isinstance(fact, HookPing):
             if fact.hook_id is not None:
@@ -284,7 +286,7 @@ def apply(db: Database, facts: list[Fact], *, now: str, hook_id: int | None = No
             continue  # no id and never seen: nothing to attach the fact to
         ensured.add(repo_id)
         if isinstance(fact, Build):
-            _build(db, fact, repo_id)
+            _build(db, fact, repo_id, branch_known=repo_id in branch_known)
             _workflow_state(db, fact, repo_id)
         elif isinstance(fact, Vulnerability):
             _vulnerability(db, fact, repo_id)
@@ -296,6 +298,8 @@ def apply(db: Database, facts: list[Fact], *, now: str, hook_id: int | None = No
             activity.push(db, fact, repo_id)
         elif isinstance(fact, Repo):
             _repo(db, fact, repo_id)
+            if fact.default_branch:
+                branch_known.add(repo_id)
         elif isinstance(fact, IssueActivity):
             activity.issue(db, fact, repo_id)
         elif isinstance(fact, Profile):
