@@ -162,16 +162,21 @@ class Dispatcher:
 
         await self._writer.run(save, NORMAL)
 
-    async def _claim(self, limit: int) -> list[dict[str, Any]]:
+    async def _claim(self, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        """Take up to ``limit`` due notices; with fewer, also when the next falls due
+        (one writer job for both: this runs at every wake-up)."""
         moment = self._clock.now()
         now, lease = iso(moment), iso(moment + timedelta(seconds=self._policy.timeout * 2))
-        return await self._writer.run(
-            lambda db: outbox.claim(db, now, lease, limit, owner=self._owner), NORMAL
-        )
+
+        def job(db: Database) -> tuple[list[dict[str, Any]], str | None]:
+            rows = outbox.claim(db, now, lease, limit, owner=self._owner)
+            return rows, (outbox.next_attempt(db) if len(rows) < limit else None)
+
+        return await self._writer.run(job, NORMAL)
 
     async def run_once(self) -> int:
         """Send what is due now, ``concurrency`` at a time; return how many attempts."""
-        rows = await self._claim(self._concurrency)
+        rows, _ = await self._claim(self._concurrency)
         await asyncio.gather(*(self._send(row) for row in rows))
         return len(rows)
 
@@ -221,15 +226,14 @@ class Dispatcher:
             wait = 60.0
             try:
                 free = self._concurrency - len(self._sending)
-                rows = await self._claim(free) if free > 0 else []
+                rows, upcoming = await self._claim(free) if free > 0 else ([], None)
                 for row in rows:
                     self._start(row)
-                if free > 0 and len(rows) < free:
-                    # Nothing more is due now: sleep until the next attempt falls due.
-                    upcoming = await self._writer.run(outbox.next_attempt, NORMAL)
-                    if upcoming:
-                        due = parse_iso(upcoming)
-                        wait = max(0.05, min(wait, (due - self._clock.now()).total_seconds()))
+                # Fewer than asked for: nothing more is due now, so sleep until the
+                # next attempt falls due (``upcoming`` is only read then).
+                if upcoming and len(rows) < free:
+                    due = parse_iso(upcoming)
+                    wait = max(0.05, min(wait, (due - self._clock.now()).total_seconds()))
                 # Otherwise every slot is taken: a send that ends wakes the loop.
             except Exception:
                 log.exception("dispatcher pass failed; retrying shortly")
