@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +24,7 @@ from sqlite_utils import Database
 
 from ..clock import Clock, iso, parse_iso
 from ..instance import Instance
-from ..notify.base import SendResult
+from ..notify.base import ChannelConfig, Message, SendResult, Transport
 from ..notify.registry import transport_for
 from ..rules.model import RuleSet
 from ..store.db import NORMAL, Writer
@@ -87,6 +88,39 @@ def decide(
     }
 
 
+async def in_daemon_thread(
+    transport: Transport, channel: ChannelConfig, message: Message
+) -> SendResult:
+    """Run one send in a thread of its own that never holds up the process's exit.
+
+    The default executor's threads are joined when the process stops, so one send
+    stuck on a slow channel would keep a stopping service alive until its timeout.
+    A send abandoned this way was never recorded: its lease brings it back at the
+    next start, as after a crash.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[SendResult] = loop.create_future()
+
+    def settle(result: SendResult | None, error: BaseException | None) -> None:
+        if future.done():
+            return  # the send was given up (timed out, or the service is stopping)
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result, error = transport(channel, message), None
+        except BaseException as exc:  # handed to the awaiting coroutine
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="pulsehook-send", daemon=True).start()
+    return await future
+
+
 class Dispatcher:
     """Sends due notices, ``concurrency`` at a time.
 
@@ -129,10 +163,8 @@ class Dispatcher:
             )
         else:
             try:
-                result = await asyncio.wait_for(
-                    asyncio.to_thread(transport_for(channel.kind), channel, message),
-                    self._policy.timeout,
-                )
+                async with asyncio.timeout(self._policy.timeout):
+                    result = await in_daemon_thread(transport_for(channel.kind), channel, message)
             except TimeoutError:
                 result = SendResult(ok=False, error="timed out")
         outcome = decide(row, result, now=self._clock.now(), policy=self._policy, rng=self._rng)
@@ -239,4 +271,8 @@ class Dispatcher:
                 log.exception("dispatcher pass failed; retrying shortly")
                 wait = 1.0
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that comes as the wake-up does, and the loop would
+                # outlive its service's shutdown.
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()

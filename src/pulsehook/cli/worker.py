@@ -54,6 +54,7 @@ def worker(ctx: click.Context, data_dir: Path | None, rules_dir: Path | None, po
             while not stop.is_set():
                 svc.worker.wake()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), poll)
+                    async with asyncio.timeout(poll):
+                        await stop.wait()
 
     asyncio.run(run())

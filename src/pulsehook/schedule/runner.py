@@ -108,4 +108,5 @@ class Scheduler:
                 log.exception("scheduler pass failed; retrying shortly")
                 wait = MAX_SLEEP
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):  # not wait_for: see dispatch.py
+                    await self._wake.wait()

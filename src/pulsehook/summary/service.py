@@ -241,7 +241,8 @@ class Summarizer:
                 log.exception("summary regeneration failed; retrying shortly")
                 wait = 5.0
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):  # not wait_for: see dispatch.py
+                    await self._wake.wait()
             if self._wake.is_set():
                 # Debounce: let a burst of changes land before regenerating once —
                 # and, while changes keep coming, spend at most a twentieth of the
