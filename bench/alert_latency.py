@@ -91,6 +91,7 @@ from receivers import (
     process_ticks,
     source_fingerprint,
     ticks_since,
+    verify_and_store,
 )
 
 SECRET = "bench-alert-latency-secret"
@@ -334,16 +335,10 @@ def floor_app() -> Starlette:
             yield
 
     async def receive(request: Request) -> Response:
-        body = await request.body()
-        expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
-        given = request.headers.get("x-hub-signature-256", "")
-        if not hmac.compare_digest(expected.encode(), given.encode()):
+        body = await verify_and_store(request, secret, conn)
+        if body is None:
             return Response(status_code=401)
-        guid = request.headers.get("x-github-delivery", "")
         event = request.headers.get("x-github-event", "")
-        conn.execute("BEGIN")
-        conn.execute("INSERT INTO deliveries VALUES (?, ?, ?)", (guid, event, body))
-        conn.execute("COMMIT")
         data = orjson.loads(body)
         run = data.get("workflow_run") or {}
         repo = data.get("repository") or {}
