@@ -114,3 +114,52 @@ def test_a_quiet_writer_checkpoints(tmp_path: Path) -> None:
         wait_for(lambda: writer.checkpointer.passes > 0)
     finally:
         writer.close()
+
+
+def _plans(conn: sqlite3.Connection, run: Any) -> list[str]:
+    """The query plan of every statement ``run`` executes on ``conn``."""
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        run()
+    finally:
+        conn.set_trace_callback(None)
+    return [
+        " / ".join(str(step[3]) for step in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        for sql in statements
+        if sql.lstrip().upper().startswith("SELECT")
+    ]
+
+
+def test_a_score_reads_one_repository_by_index_without_sorting(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from pulsehook.ingest import process_one
+    from pulsehook.store import health as health_store
+    from pulsehook.store.db import open_database, transaction, wrap
+    from pulsehook.store.deliveries import Delivery, insert_batch, next_batch
+
+    db = wrap(open_database(tmp_path / "pulsehook.db"))
+    when = "2026-01-01T00:00:00Z"
+    stored = []
+    for n in range(3):
+        run = payload("workflow_run.completed")
+        run["workflow_run"]["id"] = n  # three runs finished at the same moment
+        stored.append(Delivery(f"run{n}", "workflow_run", json.dumps(run), "json", when))
+    alert = payload("dependabot_alert.created")
+    stored.append(Delivery("alert", "dependabot_alert", json.dumps(alert), "json", when))
+    transaction(db, lambda d: insert_batch(d, stored))
+    for row in next_batch(db, after_id=0, limit=100, statuses=("pending",)):
+        transaction(db, lambda d, r=row: process_one(d, r, now=when))
+    repo_id = next(db.query("SELECT id FROM repositories"))["id"]
+    assert next(db.query("SELECT count(*) AS n FROM builds"))["n"] == 3
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    for default_branch in ("master", None):
+        db.execute("UPDATE repositories SET default_branch = ?", (default_branch,))
+        plans = _plans(db.conn, lambda: health_store.recompute(db, repo_id, now))
+        assert len(plans) >= 6
+        for plan in plans:
+            # Every table is searched by key; nothing is scanned or sorted.
+            assert "TEMP B-TREE" not in plan, plan
+            steps = plan.split(" / ")
+            assert all(s.startswith(("SEARCH", "SCALAR", "SCAN CONSTANT")) for s in steps), plan

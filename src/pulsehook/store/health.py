@@ -31,11 +31,18 @@ def inputs(db: Database, repo_id: int) -> health.RepoInputs | None:
             (repo_id, health.MAX_BUILDS),
         )
     )
+    # Two forms, so each reads the (repo_id, branch, at) index in order.
+    branch = repo["default_branch"]
     coverage = next(
         db.query(
-            "SELECT value FROM coverage WHERE repo_id = ? AND (branch IS ? OR ? IS NULL)"
+            "SELECT value FROM coverage WHERE repo_id = ? ORDER BY at DESC, id DESC LIMIT 1",
+            (repo_id,),
+        )
+        if branch is None
+        else db.query(
+            "SELECT value FROM coverage WHERE repo_id = ? AND branch = ?"
             " ORDER BY at DESC, id DESC LIMIT 1",
-            (repo_id, repo["default_branch"], repo["default_branch"]),
+            (repo_id, branch),
         ),
         None,
     )

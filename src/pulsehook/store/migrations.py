@@ -343,6 +343,15 @@ MIGRATIONS: list[str] = [
     ALTER TABLE alerts ADD COLUMN changes TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE outbox ADD COLUMN leased_by TEXT;
     """,
+    # 7: a score reads a repository's last runs and coverage in index order (ties
+    # on completion time included: no sort of every run), and its open alerts
+    # without a scan of every repository's.
+    """
+    DROP INDEX builds_default;
+    CREATE INDEX builds_default ON builds(repo_id, default_branch, completed_at, attempt);
+    CREATE INDEX vulnerabilities_repo ON vulnerabilities(repo_id, state, severity);
+    CREATE INDEX coverage_repo ON coverage(repo_id, at);
+    """,
 ]
 
 # Tables rebuilt from the stored deliveries by ``pulsehook replay``.
