@@ -31,6 +31,9 @@ if os.environ.get("CI"):
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SECRET = "test-secret"
+API_TOKEN = "test-api-token-0123456789"
+# What a test's client sends to read the API (reads need the token by default).
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 def payload(name: str) -> dict[str, Any]:
@@ -96,7 +99,10 @@ def hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(
-        data_dir=tmp_path / "data", rules_dir=tmp_path / "rules", webhook_secret=SecretStr(SECRET)
+        data_dir=tmp_path / "data",
+        rules_dir=tmp_path / "rules",
+        webhook_secret=SecretStr(SECRET),
+        api_token=SecretStr(API_TOKEN),
     )
 
 
@@ -136,5 +142,5 @@ def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def drained(client: httpx.Client) -> bool:
-    counts = client.get("/healthz").json()["deliveries"]
+    counts = client.get("/api/v1/status", headers=AUTH).json()["deliveries"]
     return bool(counts["pending"] == 0)

@@ -28,7 +28,7 @@ from pulsehook.settings import Settings
 from .builders import codecov_status as coverage
 from .builders import critical_alert
 from .builders import workflow_run as failed_run
-from .conftest import SECRET, deliver, drained, free_port, live, payload, wait_for
+from .conftest import API_TOKEN, AUTH, SECRET, deliver, drained, free_port, live, payload, wait_for
 from .standins import Mailbox, Receiver, receiver, smtp_server
 
 SEED_RULES = Path(__file__).parent.parent / "rules"
@@ -69,7 +69,11 @@ def make_settings(tmp_path: Path, **extra: Any) -> Settings:
         shutil.copytree(SEED_RULES, rules)
     options: dict[str, Any] = {"flap_interval": "0s", "retry_base_seconds": 0.05} | extra
     return Settings(
-        data_dir=tmp_path / "data", rules_dir=rules, webhook_secret=SecretStr(SECRET), **options
+        data_dir=tmp_path / "data",
+        rules_dir=rules,
+        webhook_secret=SecretStr(SECRET),
+        api_token=SecretStr(API_TOKEN),
+        **options,
     )
 
 
@@ -90,7 +94,7 @@ def env(tmp_path: Path) -> Iterator[Env]:
         rules = load_rules(settings.rules_dir, rule_env(slack, port))
         with (
             live(create_app(settings, rules=rules)) as srv,
-            httpx.Client(base_url=srv.url, timeout=10) as client,
+            httpx.Client(base_url=srv.url, headers=AUTH, timeout=10) as client,
         ):
             yield Env(client, slack, mailbox, settings)
 
@@ -176,7 +180,7 @@ def test_dead_webhook_is_parked_with_the_error(tmp_path: Path) -> None:
         rules = load_rules(settings.rules_dir, rule_env(slack, port, hook="gone"))
         with (
             live(create_app(settings, rules=rules)) as srv,
-            httpx.Client(base_url=srv.url) as client,
+            httpx.Client(base_url=srv.url, headers=AUTH) as client,
         ):
             deliver(client, "workflow_run", failed_run())
             wait_for(
@@ -195,7 +199,7 @@ def test_unconfigured_channel_parks_with_the_reason(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     with (
         live(create_app(settings, rules=load_rules(settings.rules_dir, {}))) as srv,
-        httpx.Client(base_url=srv.url) as client,
+        httpx.Client(base_url=srv.url, headers=AUTH) as client,
     ):
         deliver(client, "workflow_run", failed_run())
         wait_for(lambda: drained(client))
@@ -210,7 +214,7 @@ def test_pending_retry_survives_a_restart_and_is_sent_once(tmp_path: Path) -> No
         rules = load_rules(settings.rules_dir, rule_env(slack, port))
         with (
             live(create_app(settings, rules=rules)) as srv,
-            httpx.Client(base_url=srv.url) as client,
+            httpx.Client(base_url=srv.url, headers=AUTH) as client,
         ):
             deliver(client, "workflow_run", failed_run())
             wait_for(lambda: slack.attempts("main") == 1)
@@ -220,7 +224,7 @@ def test_pending_retry_survives_a_restart_and_is_sent_once(tmp_path: Path) -> No
         later = OffsetClock(timedelta(minutes=5))
         with (
             live(create_app(settings, rules=rules, clock=later)) as srv,
-            httpx.Client(base_url=srv.url) as client,
+            httpx.Client(base_url=srv.url, headers=AUTH) as client,
         ):
             wait_for(lambda: len(slack.delivered("main")) == 1)
             wait_for(lambda: client.get("/api/v1/outbox").json()["notices"][0]["status"] == "sent")
@@ -302,7 +306,7 @@ def test_notices_a_killed_process_was_sending_go_out_at_the_next_start(tmp_path:
         stderr=subprocess.DEVNULL,
     )
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=5) as client:
             wait_for(lambda: up(client), timeout=20)
             for n in range(6):  # six red repositories: six notices, four send slots
                 red = failed_run(2000 + n)
@@ -347,7 +351,7 @@ def test_a_held_notice_goes_out_at_the_end_of_its_hold(tmp_path: Path) -> None:
         rules = load_rules(settings.rules_dir, rule_env(slack, port))
         with (
             live(create_app(settings, rules=rules)) as srv,
-            httpx.Client(base_url=srv.url) as client,
+            httpx.Client(base_url=srv.url, headers=AUTH) as client,
         ):
             deliver(client, "workflow_run", failed_run(1, "failure", "2026-01-01T10:00:00Z"))
             deliver(client, "workflow_run", failed_run(2, "success", "2026-01-01T10:01:00Z"))

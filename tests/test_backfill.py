@@ -19,7 +19,7 @@ from pulsehook.cli import main
 from pulsehook.clock import FrozenClock
 from pulsehook.settings import Settings
 
-from .conftest import SECRET, deliver, drained, live, payload, wait_for
+from .conftest import API_TOKEN, AUTH, SECRET, deliver, drained, live, payload, wait_for
 from .github_standin import ORG, TOKEN, standin
 
 SEED_RULES = Path(__file__).parent.parent / "rules"
@@ -88,13 +88,14 @@ def test_service_scans_periodically_and_recovers_missed_deliveries(tmp_path: Pat
             data_dir=tmp_path / "data",
             rules_dir=tmp_path / "none",
             webhook_secret=SecretStr(SECRET),
+            api_token=SecretStr(API_TOKEN),
             github_token=SecretStr(TOKEN),
             github_api_url=gh.url,
             scan_org=ORG,
             scan_interval=1,
         )
         app = create_app(settings, clock=clock)
-        with live(app) as srv, httpx.Client(base_url=srv.url, timeout=10) as client:
+        with live(app) as srv, httpx.Client(base_url=srv.url, headers=AUTH, timeout=10) as client:
             wait_for(lambda: client.get("/api/v1/repos").json()["count"] == 3, timeout=20)
             # A delivery tells pulsehook which hook it came from, and where it lives.
             run = copy.deepcopy(payload("workflow_run.completed"))

@@ -10,6 +10,7 @@ import copy
 import re
 import shutil
 import sqlite3
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from pydantic import SecretStr
 
 from pulsehook.app import create_app
@@ -34,7 +36,7 @@ from pulsehook.web import charts, dashboard, dashboard_pages
 from .builders import codecov_status as codecov
 from .builders import critical_alert
 from .builders import workflow_run as run
-from .conftest import SECRET, LiveServer, deliver, drained, live, payload, wait_for
+from .conftest import API_TOKEN, AUTH, SECRET, LiveServer, deliver, drained, live, payload, wait_for
 
 SEED_RULES = Path(__file__).parent.parent / "rules"
 PAGES = ["/", "/repos", "/repos/octo-org/octo-repo", "/dependencies", "/trends", "/alerts"]
@@ -144,6 +146,7 @@ def make_settings(tmp: Path, **extra: Any) -> Settings:
         data_dir=tmp / "data",
         rules_dir=tmp / "rules",
         webhook_secret=SecretStr(SECRET),
+        api_token=SecretStr(API_TOKEN),
         flap_interval="0s",
         **extra,
     )
@@ -154,7 +157,7 @@ def serve(settings: Settings) -> Iterator[tuple[LiveServer, httpx.Client]]:
     """The app (dashboard included) on loopback."""
     # An empty environment: no channel can send, so notices are parked; alerts still are.
     app = create_app(settings, rules=load_rules(settings.rules_dir, {}))
-    with live(app) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+    with live(app) as server, httpx.Client(base_url=server.url, headers=AUTH, timeout=10) as client:
         yield server, client
 
 
@@ -468,14 +471,15 @@ def test_resolved_alerts_leave_the_active_list(tmp_path: Path) -> None:
 
 # --- the token ---------------------------------------------------------------------------
 
-TOKEN = "dashboard-token-1"
+TOKEN = API_TOKEN
 
 
 @pytest.fixture
 def guarded(tmp_path: Path) -> Iterator[httpx.Client]:
-    with serve(make_settings(tmp_path, api_token=SecretStr(TOKEN))) as (_, client):
+    with serve(make_settings(tmp_path)) as (_, client):
         deliver(client, "workflow_run", run(901, "failure", "2026-01-01T10:00:00Z"))
         wait_for(lambda: drained(client))
+        del client.headers["Authorization"]  # from here on, a browser without the token
         yield client
 
 
@@ -500,7 +504,7 @@ def test_token_in_the_address_becomes_a_cookie(guarded: httpx.Client) -> None:
     assert login.headers["location"] == "/repos?sort=name"  # the token leaves the address
     cookie = login.headers["set-cookie"]
     assert cookie.startswith(f"{dashboard.COOKIE}=") and "httponly" in cookie.lower()
-    assert "samesite=lax" in cookie.lower() and TOKEN not in cookie  # an HMAC, not the token
+    assert "samesite=strict" in cookie.lower() and TOKEN not in cookie  # signed, not the token
 
     # The client keeps the cookie: every page opens now, links need no token.
     page = read(guarded.get("/repos?sort=name").text)
@@ -513,6 +517,28 @@ def test_token_in_the_address_becomes_a_cookie(guarded: httpx.Client) -> None:
 def test_a_forged_cookie_is_refused(guarded: httpx.Client) -> None:
     guarded.cookies.set(dashboard.COOKIE, TOKEN)
     assert guarded.get("/").status_code == 401
+
+
+def test_an_expired_or_foreign_session_is_refused(guarded: httpx.Client) -> None:
+    class Past(TimestampSigner):
+        def get_timestamp(self) -> int:  # signed eight days ago
+            return int(time.time()) - 8 * 86400
+
+    old = URLSafeTimedSerializer(TOKEN, salt=dashboard.SESSION_SALT, signer=Past).dumps("x")
+    guarded.cookies.set(dashboard.COOKIE, old)
+    assert guarded.get("/").status_code == 401
+    other = URLSafeTimedSerializer("another-token-0123456", salt=dashboard.SESSION_SALT)
+    guarded.cookies.set(dashboard.COOKIE, other.dumps("dashboard"))
+    assert guarded.get("/").status_code == 401
+    fresh = URLSafeTimedSerializer(TOKEN, salt=dashboard.SESSION_SALT).dumps("dashboard")
+    guarded.cookies.set(dashboard.COOKIE, fresh)
+    assert guarded.get("/").status_code == 200
+
+
+def test_open_reads_open_the_dashboard_without_a_token(tmp_path: Path) -> None:
+    with serve(make_settings(tmp_path, open_reads=True)) as (_, client):
+        del client.headers["Authorization"]
+        assert client.get("/").status_code == 200
 
 
 def test_bearer_header_works_like_the_api(guarded: httpx.Client) -> None:

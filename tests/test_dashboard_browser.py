@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import API_TOKEN
 from .test_dashboard import HELLO, OCTO, PIKA, feed, make_settings, read, serve, table
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -66,7 +67,7 @@ def test_pages_in_a_real_browser(tmp_path: Path) -> None:
         feed(client)
         average = client.get("/api/v1/health").json()["health_score"]
 
-        overview = read(chromium(tmp_path / "p1", "--dump-dom", f"{server.url}/"))
+        overview = read(chromium(tmp_path / "p1", "--dump-dom", f"{server.url}/?token={API_TOKEN}"))
         assert ("h1", "Ecosystem overview") in overview.headings
         assert f"Average health score {average:.1f}" in overview.text
         assert "Repositories 3" in overview.text
@@ -74,7 +75,8 @@ def test_pages_in_a_real_browser(tmp_path: Path) -> None:
         assert lowest == [[OCTO, "50.0"], [PIKA, "50.0"], [HELLO, "90.8"]]
         assert overview.current == [("page", "Overview")]
 
-        url = f"{server.url}/repos/{OCTO}"
+        # Each browser profile signs in once: the token becomes a session cookie.
+        url = f"{server.url}/repos/{OCTO}?token={API_TOKEN}"
         repo = read(chromium(tmp_path / "p2", "--dump-dom", url))
         assert ("h1", OCTO) in repo.headings
         assert "Health score 50.0" in repo.text and "Build failure" in repo.text

@@ -17,7 +17,7 @@ from pulsehook.app import create_app
 from pulsehook.settings import Settings
 from pulsehook.web.openapi import document
 
-from .conftest import SECRET, deliver, drained, live, payload, wait_for
+from .conftest import API_TOKEN, AUTH, SECRET, deliver, drained, live, payload, wait_for
 
 TOKEN = "ci-token"
 
@@ -41,9 +41,13 @@ def client(tmp_path: Path) -> Iterator[httpx.Client]:
         data_dir=tmp_path / "data",
         rules_dir=tmp_path / "none",
         webhook_secret=SecretStr(SECRET),
+        api_token=SecretStr(API_TOKEN),
         heartbeat_tokens=SecretStr(TOKEN),
     )
-    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, timeout=10) as c:
+    with (
+        live(create_app(settings)) as srv,
+        httpx.Client(base_url=srv.url, headers=AUTH, timeout=10) as c,
+    ):
         for i, outcome in enumerate(["success", "failure", "success", "cancelled"]):
             deliver(c, "workflow_run", run(1000 + i, outcome, f"2020-10-05T1{i}:00:00Z"))
         deliver(c, "dependabot_alert", critical())
@@ -146,18 +150,61 @@ def test_ci_report_feeds_build_and_coverage(client: httpx.Client) -> None:
 
 
 def test_api_token_protects_the_api(tmp_path: Path) -> None:
+    token = "s3-token-0123456789"
     settings = Settings(
         data_dir=tmp_path / "data",
         rules_dir=tmp_path / "none",
         webhook_secret=SecretStr(SECRET),
-        api_token=SecretStr("s3"),
+        api_token=SecretStr(token),
     )
-    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as c:
+    right = {"Authorization": f"Bearer {token}"}
+    silence = {"rule": "build_failure", "duration": "1h"}
+    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as c:
         denied = c.get("/api/v1/health")
         assert denied.status_code == 401 and denied.json()["error"]["code"] == "unauthorized"
-        assert c.get("/api/v1/health", headers={"Authorization": "Bearer s3"}).status_code == 200
+        assert denied.headers["www-authenticate"].startswith("Bearer")
+        assert c.get("/api/v1/health", headers=right).status_code == 200
+        assert c.get("/api/v1/health", headers={"Authorization": "Bearer"}).status_code == 401
         assert c.get("/healthz").status_code == 200  # liveness stays open
         assert c.get("/api/v1/openapi.json").status_code == 200
+        # A cross-site form or text/plain POST is refused before any credential.
+        forged = c.post(
+            "/api/v1/silences",
+            content=b'{"rule": "build_failure", "duration": "8760h"}',
+            headers={"Content-Type": "text/plain"} | right,
+        )
+        assert forged.status_code == 415
+        assert c.post("/api/v1/silences", json=silence).status_code == 401
+        assert c.post("/api/v1/silences", json=silence, headers=right).status_code == 201
+
+
+def test_open_reads_open_reads_only(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        rules_dir=tmp_path / "none",
+        webhook_secret=SecretStr(SECRET),
+        api_token=SecretStr(API_TOKEN),
+        open_reads=True,
+    )
+    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as c:
+        assert c.get("/api/v1/health").status_code == 200
+        silence = {"rule": "build_failure", "duration": "1h"}
+        assert c.post("/api/v1/silences", json=silence).status_code == 401
+        assert c.post("/api/v1/silences", json=silence, headers=AUTH).status_code == 201
+
+
+def test_without_a_token_nothing_of_the_api_is_open(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", webhook_secret=SecretStr(SECRET))
+    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as c:
+        assert c.get("/api/v1/health").status_code == 401
+        assert c.get("/").status_code == 401
+        assert c.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("token", ["", "   ", "short"])
+def test_an_empty_or_short_api_token_is_refused(token: str) -> None:
+    with pytest.raises(ValueError, match="at least 16 characters"):
+        Settings(api_token=SecretStr(token))
 
 
 def _paths(routes: list[Any], prefix: str = "") -> set[str]:
@@ -171,11 +218,15 @@ def _paths(routes: list[Any], prefix: str = "") -> set[str]:
 
 
 def test_openapi_describes_every_api_route(tmp_path: Path) -> None:
-    app = create_app(Settings(data_dir=tmp_path, webhook_secret=SecretStr(SECRET)))
+    app = create_app(
+        Settings(
+            data_dir=tmp_path, webhook_secret=SecretStr(SECRET), api_token=SecretStr(API_TOKEN)
+        )
+    )
     routes = {
         p
         for p in _paths(app.routes)
-        if p.startswith(("/api/", "/webhooks/", "/healthz", "/summary"))
+        if p.startswith(("/api/", "/webhooks/", "/healthz", "/readyz", "/summary"))
     }
     described = set(document()["paths"])
     assert routes == described

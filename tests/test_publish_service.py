@@ -15,7 +15,7 @@ from pulsehook.cli import main
 from pulsehook.errors import ConfigError
 from pulsehook.settings import Settings
 
-from .conftest import SECRET, live, wait_for
+from .conftest import API_TOKEN, AUTH, SECRET, live, wait_for
 from .test_publish import BRANCH, DIRECTORY, OWNER, REPO, TOKEN, FakeGitHub, github
 
 __all__ = ["github"]  # the fixture, re-used
@@ -26,6 +26,7 @@ def publishing(tmp_path: Path, gh: FakeGitHub) -> Settings:
         data_dir=tmp_path / "data",
         rules_dir=tmp_path / "rules",
         webhook_secret=SecretStr(SECRET),
+        api_token=SecretStr(API_TOKEN),
         heartbeat_tokens=SecretStr("hb"),
         publish_repo=f"{OWNER}/{REPO}",
         publish_directory=DIRECTORY,
@@ -39,7 +40,7 @@ def publishing(tmp_path: Path, gh: FakeGitHub) -> Settings:
 
 def test_service_publishes_the_summary_after_a_change(tmp_path: Path, github: FakeGitHub) -> None:
     settings = publishing(tmp_path, github)
-    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as client:
+    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as client:
         answer = client.post(
             "/api/v1/heartbeats/octo/status/jobs/backup.md",
             json={"report": "BAD", "note": "disk full"},
@@ -58,7 +59,7 @@ def test_publish_command(
     settings = publishing(tmp_path, github)
     with (
         live(create_app(settings.model_copy(update={"publish_repo": None}))) as srv,
-        httpx.Client(base_url=srv.url) as client,
+        httpx.Client(base_url=srv.url, headers=AUTH) as client,
     ):
         wait_for(lambda: client.get("/summary.md").status_code == 200)
     assert github.puts() == []  # not configured to publish: nothing was sent
@@ -85,6 +86,9 @@ def test_publishing_without_a_token_refuses_to_start(
     with pytest.raises(ConfigError, match="GITHUB_TOKEN"):
         create_app(
             Settings(
-                data_dir=tmp_path, webhook_secret=SecretStr(SECRET), publish_repo="acme/status"
+                data_dir=tmp_path,
+                webhook_secret=SecretStr(SECRET),
+                api_token=SecretStr(API_TOKEN),
+                publish_repo="acme/status",
             )
         )

@@ -19,7 +19,7 @@ from pulsehook.settings import Settings
 from pulsehook.store.db import open_database, transaction, wrap
 from pulsehook.store.deliveries import Delivery, encode_payload, insert_batch
 
-from .conftest import SECRET, deliver, drained, free_port, live, payload, wait_for
+from .conftest import AUTH, SECRET, deliver, drained, free_port, live, payload, wait_for
 
 
 def store_raw(settings: Settings, *deliveries: Delivery) -> None:
@@ -47,7 +47,7 @@ def test_stored_unprocessed_delivery_is_processed_at_start(settings: Settings) -
     store_raw(
         settings, raw("left-pending", "workflow_run", json.dumps(payload("workflow_run.completed")))
     )
-    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as client:
+    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as client:
         wait_for(lambda: drained(client))
         assert statuses(settings)["left-pending"] == ("processed", None)
         assert client.get("/api/v1/repos").json()["count"] == 1
@@ -60,7 +60,7 @@ def test_processing_error_is_stored_and_retried_at_next_start(settings: Settings
         raw("broken", "push", "{not json"),
         raw("fine", "push", json.dumps(payload("push"))),
     )
-    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as client:
+    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as client:
         wait_for(lambda: drained(client))
         status, error = statuses(settings)["broken"]
         assert status == "error" and error is not None and "JSONDecodeError" in error
@@ -76,7 +76,7 @@ def test_processing_error_is_stored_and_retried_at_next_start(settings: Settings
             " WHERE delivery_id = (SELECT id FROM deliveries WHERE guid = 'broken')",
             (encode_payload(json.dumps(payload("push"))),),
         )
-    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as client:
+    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as client:
         wait_for(lambda: statuses(settings)["broken"][0] == "processed")
 
 
@@ -100,11 +100,11 @@ def test_sigkill_mid_burst_loses_nothing_acknowledged(tmp_path: Path) -> None:
     stop = threading.Event()
     try:
         url = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=url, timeout=5) as client:
+        with httpx.Client(base_url=url, headers=AUTH, timeout=5) as client:
             wait_for(lambda: _up(client), timeout=20)
 
             def sender(worker: int) -> None:
-                with httpx.Client(base_url=url, timeout=5) as c:
+                with httpx.Client(base_url=url, headers=AUTH, timeout=5) as c:
                     body = payload("workflow_run.completed")
                     for n in range(2000):
                         if stop.is_set():

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from pulsehook.app import create_app
 from pulsehook.settings import Settings
 
-from .conftest import SECRET, deliver, live, wait_for
+from .conftest import API_TOKEN, AUTH, SECRET, deliver, live, wait_for
 from .standins import receiver
 from .test_alerting import SEED_RULES, failed_run
 
@@ -33,14 +33,15 @@ def test_receiving_and_processing_in_two_processes(tmp_path: Path) -> None:
         data_dir=tmp_path / "data",
         rules_dir=tmp_path / "rules",
         webhook_secret=SecretStr(SECRET),
+        api_token=SecretStr(API_TOKEN),
         worker=False,
     )
     with (
         receiver() as slack,
         live(create_app(settings)) as srv,
-        httpx.Client(base_url=srv.url, timeout=10) as client,
+        httpx.Client(base_url=srv.url, headers=AUTH, timeout=10) as client,
     ):
-        assert client.get("/healthz").json()["worker"] == "stopped"
+        assert client.get("/api/v1/status").json()["worker"] == "stopped"
         assert deliver(client, "workflow_run", failed_run()).status_code == 202
         assert statuses(settings.db_path) == ["pending"]  # nobody processes it here
         env = {

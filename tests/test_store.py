@@ -18,7 +18,7 @@ from pulsehook.settings import Settings
 from pulsehook.store.db import Writer
 from pulsehook.store.deliveries import ZSTD_MAGIC, decode_payload, encode_payload
 
-from .conftest import drained, live, payload, wait_for
+from .conftest import AUTH, drained, live, payload, wait_for
 from .test_recovery import raw, statuses, store_raw
 
 
@@ -48,7 +48,7 @@ def test_zlib_payload_left_pending_is_processed_at_start(settings: Settings) -> 
     legacy = zlib.compress(json.dumps(payload("push")).encode(), 1)
     with sqlite3.connect(settings.db_path) as conn:
         conn.execute("UPDATE delivery_payloads SET payload = ?", (legacy,))
-    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as client:
+    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as client:
         wait_for(lambda: drained(client))
         assert statuses(settings)["older"] == ("processed", None)
 

@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from pulsehook.app import create_app
 from pulsehook.settings import Settings
 
-from .conftest import deliver, live, payload, wait_for
+from .conftest import API_TOKEN, AUTH, deliver, live, payload, wait_for
 
 TOKEN = "tok"
 EXPECT = """\
@@ -49,7 +49,11 @@ def make_settings(tmp_path: Path, **extra: Any) -> Settings:
         "summary_debounce_seconds": 0.05,
     } | extra
     return Settings(
-        data_dir=tmp_path / "data", rules_dir=rules, webhook_secret=SecretStr("s"), **options
+        data_dir=tmp_path / "data",
+        rules_dir=rules,
+        webhook_secret=SecretStr("s"),
+        api_token=SecretStr(API_TOKEN),
+        **options,
     )
 
 
@@ -87,7 +91,10 @@ class Env:
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     settings = make_settings(tmp_path)
-    with live(create_app(settings)) as server, httpx.Client(base_url=server.url) as client:
+    with (
+        live(create_app(settings)) as server,
+        httpx.Client(base_url=server.url, headers=AUTH) as client,
+    ):
         monkeypatch.setenv("DEFAULT_PULSEOX_URL", f"{server.url}/pulseox")
         yield Env(server.url, client, settings)
 
@@ -211,7 +218,10 @@ def test_plain_heartbeats(env: Env) -> None:
 
 def test_heartbeats_without_configured_tokens_are_disabled(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, heartbeat_tokens=None)
-    with live(create_app(settings)) as server, httpx.Client(base_url=server.url) as client:
+    with (
+        live(create_app(settings)) as server,
+        httpx.Client(base_url=server.url, headers=AUTH) as client,
+    ):
         response = client.post(
             "/api/v1/heartbeats/octo/status/jobs/cron.md",
             json={"report": "GOOD"},
@@ -280,7 +290,10 @@ def test_item_turns_missing_at_its_deadline_without_other_activity(tmp_path: Pat
         '[[expect]]\nrepo = "octo/status"\npath = "jobs/fast.md"\nschedule = "2s"\n'
     )
     fast = "octo/status/jobs/fast.md"
-    with live(create_app(settings)) as server, httpx.Client(base_url=server.url) as client:
+    with (
+        live(create_app(settings)) as server,
+        httpx.Client(base_url=server.url, headers=AUTH) as client,
+    ):
         env = Env(server.url, client, settings)
         beat = client.post(
             "/api/v1/heartbeats/octo/status/jobs/fast.md",
@@ -297,7 +310,10 @@ def test_restart_carries_the_previous_summary(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     url = "/api/v1/heartbeats/octo/status/jobs/cron.md"
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    with live(create_app(settings)) as server, httpx.Client(base_url=server.url) as client:
+    with (
+        live(create_app(settings)) as server,
+        httpx.Client(base_url=server.url, headers=AUTH) as client,
+    ):
         env = Env(server.url, client, settings)
         assert client.post(url, json={"report": "BAD"}, headers=auth).status_code == 202
         env.wait_status(CRON, "ERROR")
@@ -308,7 +324,10 @@ def test_restart_carries_the_previous_summary(tmp_path: Path) -> None:
             )
         )
         last = client.get("/summary.md.json").json()["summary"]
-    with live(create_app(settings)) as server, httpx.Client(base_url=server.url) as client:
+    with (
+        live(create_app(settings)) as server,
+        httpx.Client(base_url=server.url, headers=AUTH) as client,
+    ):
         env = Env(server.url, client, settings)
         wait_for(lambda: bool(env.statuses()))
         document = client.get("/summary.md.json").json()

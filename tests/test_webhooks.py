@@ -16,9 +16,20 @@ from pydantic import SecretStr
 from pulsehook.app import create_app
 from pulsehook.errors import ConfigError
 from pulsehook.github.verify import sign
-from pulsehook.settings import Settings, ensure_secret
+from pulsehook.settings import Settings, ensure_api_token, ensure_secret
 
-from .conftest import SECRET, LiveServer, deliver, drained, live, payload, signed_headers, wait_for
+from .conftest import (
+    API_TOKEN,
+    AUTH,
+    SECRET,
+    LiveServer,
+    deliver,
+    drained,
+    live,
+    payload,
+    signed_headers,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -29,7 +40,7 @@ def server(settings: Settings) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def client(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10) as c:
+    with httpx.Client(base_url=server.url, headers=AUTH, timeout=10) as c:
         yield c
 
 
@@ -82,9 +93,11 @@ def test_wrong_signature_is_401_and_nothing_stored(
 
 def test_any_configured_secret_is_accepted(tmp_path: os.PathLike[str]) -> None:
     settings = Settings(
-        data_dir=f"{tmp_path}/data", webhook_secret=SecretStr("old-secret, new-secret")
+        data_dir=f"{tmp_path}/data",
+        webhook_secret=SecretStr("old-secret, new-secret"),
+        api_token=SecretStr(API_TOKEN),
     )
-    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as c:
+    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as c:
         assert deliver(c, "push", payload("push"), secret="old-secret").status_code == 202
         assert deliver(c, "push", payload("push"), secret="new-secret").status_code == 202
         assert deliver(c, "push", payload("push"), secret="other").status_code == 401
@@ -104,9 +117,12 @@ def test_missing_github_header_is_400(
 
 def test_body_over_the_limit_is_413(tmp_path: os.PathLike[str]) -> None:
     settings = Settings(
-        data_dir=f"{tmp_path}/data", webhook_secret=SecretStr(SECRET), max_body_bytes=1000
+        data_dir=f"{tmp_path}/data",
+        webhook_secret=SecretStr(SECRET),
+        api_token=SecretStr(API_TOKEN),
+        max_body_bytes=1000,
     )
-    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as c:
+    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as c:
         body = b"{" + b" " * 2000 + b"}"
         declared = c.post("/webhooks/github", content=body, headers=signed_headers(body, "push"))
         assert_error(declared, 413, "payload_too_large")
@@ -209,9 +225,12 @@ def test_unknown_event_is_stored_and_ignored(client: httpx.Client, settings: Set
 
 def test_storage_unavailable_is_503(tmp_path: os.PathLike[str]) -> None:
     settings = Settings(
-        data_dir=f"{tmp_path}/data", webhook_secret=SecretStr(SECRET), busy_timeout_ms=200
+        data_dir=f"{tmp_path}/data",
+        webhook_secret=SecretStr(SECRET),
+        api_token=SecretStr(API_TOKEN),
+        busy_timeout_ms=200,
     )
-    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as client:
+    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as client:
         # Another process holds the write lock past the busy timeout.
         blocker = sqlite3.connect(settings.db_path, isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")
@@ -243,10 +262,33 @@ def test_deliveries_are_filterable(client: httpx.Client) -> None:
     assert_error(client.get("/api/v1/deliveries", params={"limit": "0"}), 400, "bad_request")
 
 
-def test_healthz_reports_process_and_database(client: httpx.Client) -> None:
-    body = client.get("/healthz").json()
+def test_health_probes_say_little_and_the_status_needs_the_token(client: httpx.Client) -> None:
+    anonymous = {"Authorization": ""}
+    assert client.get("/healthz", headers=anonymous).json() == {"status": "ok"}
+    assert client.get("/readyz", headers=anonymous).json() == {"status": "ready"}
+    assert client.get("/api/v1/status", headers=anonymous).status_code == 401
+    body = client.get("/api/v1/status").json()
     assert body["status"] == "ok" and body["database"] == "ok"
-    assert body["worker"] == "running"
+    assert body["worker"] == "running" and set(body["deliveries"]) >= {"pending", "processed"}
+
+
+def test_readiness_names_failing_writes_and_recovers(settings: Settings) -> None:
+    settings = settings.model_copy(update={"busy_timeout_ms": 200})
+    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as c:
+        wait_for(lambda: c.get("/readyz").status_code == 200)
+        # A write lock held past the busy timeout makes the writer's commits fail.
+        blocker = sqlite3.connect(settings.db_path, isolation_level=None, timeout=0)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            assert deliver(c, "push", payload("push"), guid="r-1").status_code == 503
+            ready = c.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["status"] == "not_ready"
+            assert "database writes are failing" in ready.json()["reasons"][0]
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert deliver(c, "push", payload("push"), guid="r-1").status_code == 202
+        assert c.get("/readyz").json() == {"status": "ready"}
 
 
 def test_refuses_to_start_without_a_secret(tmp_path: os.PathLike[str]) -> None:
@@ -256,7 +298,7 @@ def test_refuses_to_start_without_a_secret(tmp_path: os.PathLike[str]) -> None:
 
 def test_insecure_mode_accepts_unsigned(tmp_path: os.PathLike[str]) -> None:
     settings = Settings(data_dir=f"{tmp_path}/data", insecure=True)
-    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url) as c:
+    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as c:
         response = c.post(
             "/webhooks/github",
             json=payload("push"),
@@ -275,3 +317,22 @@ def test_generated_secret_is_stored_once_and_private(tmp_path: os.PathLike[str])
     assert shown_again is None
     assert second.secrets() == first.secrets()
     assert sign(b"x", first.secrets()[0]) == sign(b"x", shown.encode())
+
+
+def test_generated_api_token_is_stored_once_private_and_opens_the_api(
+    tmp_path: os.PathLike[str],
+) -> None:
+    base = Settings(data_dir=f"{tmp_path}/data", webhook_secret=SecretStr(SECRET))
+    first, shown = ensure_api_token(base)
+    assert shown is not None and first.api_token is not None
+    assert first.api_token.get_secret_value() == shown and len(shown) >= 32
+    path = base.data_dir / "api_token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    second, shown_again = ensure_api_token(base)
+    assert shown_again is None and second.api_token == first.api_token
+    given = base.model_copy(update={"api_token": SecretStr("chosen-token-0123456789")})
+    assert ensure_api_token(given) == (given, None)
+    with live(create_app(first)) as srv, httpx.Client(base_url=srv.url) as c:
+        assert c.get("/api/v1/status").status_code == 401
+        auth = {"Authorization": f"Bearer {shown}"}
+        assert c.get("/api/v1/status", headers=auth).status_code == 200

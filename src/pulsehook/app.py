@@ -216,6 +216,8 @@ def create_app(
         routes=[
             Route("/webhooks/github", webhooks.WebhookEndpoint(settings), methods=["POST"]),
             Route("/healthz", api.healthz, methods=["GET"]),
+            Route("/readyz", api.readyz, methods=["GET"]),
+            Route("/api/v1/status", api.status, methods=["GET"]),
             Route("/api/v1/deliveries", api.list_deliveries, methods=["GET"]),
             *metrics.ROUTES,
             Route("/api/v1/openapi.json", openapi.openapi, methods=["GET"]),

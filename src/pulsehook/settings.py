@@ -22,6 +22,7 @@ from .schedule.maths import parse_duration
 from .summary.publish import Target as PublishTarget
 
 SECRET_FILE = "webhook_secret"  # noqa: S105 - a file name, not a secret
+API_TOKEN_FILE = "api_token"  # noqa: S105 - a file name, not a secret
 MIB = 1024 * 1024
 
 
@@ -45,6 +46,11 @@ class Settings(BaseSettings):
         description="accept unsigned deliveries (local development only)",
     )
     max_body_bytes: int = 25 * MIB
+    # A delivery waits at most this long for its commit, then gets 503: an answer
+    # past GitHub's 10 s timeout is recorded as a failure even when it was stored.
+    answer_timeout_seconds: float = Field(default=5.0, gt=0, le=9)
+    # Bodies over 1 MiB read at once; more wait briefly, then get 503 busy.
+    max_large_bodies: int = Field(default=4, ge=1)
 
     # "normal": a commit survives a killed process (WAL); "full": also power loss.
     synchronous: Literal["normal", "full"] = "normal"
@@ -53,8 +59,13 @@ class Settings(BaseSettings):
     batch_max: int = 256
     worker: bool = True
 
-    # Protects changes through the API (silences); reads too once set. See README.
+    # Every API write needs it; API reads and the dashboard too unless open_reads.
+    # Generated on first start (data_dir/api_token) when not given. See README.
     api_token: SecretStr | None = None
+    # Opt-out: API reads and the dashboard without the token (a trusted network).
+    open_reads: bool = False
+    # A dashboard sign-in lasts this long, then the token is asked for again.
+    session_max_age_seconds: int = Field(default=7 * 86400, gt=0)
 
     # Alerting. Digests and recurring silences run in this timezone.
     timezone: str = "UTC"
@@ -100,6 +111,16 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    @field_validator("api_token")
+    @classmethod
+    def _token_not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty token would let an empty "Bearer" in.
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError(
+                "the API token must have at least 16 characters (unset it to generate one)"
+            )
         return value
 
     @field_validator("flap_interval")
@@ -151,6 +172,34 @@ class Settings(BaseSettings):
             )
 
 
+def _stored_secret(path: Path) -> tuple[str, bool]:
+    """The secret kept in ``path``, generated (mode 0600) if the file is missing;
+    and whether it was generated just now."""
+    if path.exists():
+        value = path.read_text().strip()
+        if not value:
+            raise ConfigError(f"{path} is empty; delete it to generate a new one")
+        return value, False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32)
+    path.touch(mode=0o600)
+    path.write_text(value + "\n")
+    return value, True
+
+
+def ensure_api_token(settings: Settings) -> tuple[Settings, str | None]:
+    """Give ``settings`` an API token: from the environment, else the data dir.
+
+    As for the webhook secret: stored (0600) so it survives restarts, and
+    returned only when generated just now, for the caller to show once.
+    """
+    if settings.api_token is not None:
+        return settings, None
+    value, fresh = _stored_secret(settings.data_dir / API_TOKEN_FILE)
+    update = {"api_token": SecretStr(value)}
+    return settings.model_copy(update=update), value if fresh else None
+
+
 def ensure_secret(settings: Settings) -> tuple[Settings, str | None]:
     """Give ``settings`` a webhook secret: from the environment, else the data dir.
 
@@ -160,16 +209,6 @@ def ensure_secret(settings: Settings) -> tuple[Settings, str | None]:
     """
     if settings.secrets() or settings.insecure:
         return settings, None
-    path = settings.data_dir / SECRET_FILE
-    generated: str | None = None
-    if path.exists():
-        value = path.read_text().strip()
-        if not value:
-            raise ConfigError(f"{path} is empty; delete it to generate a new secret")
-    else:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_hex(32)
-        path.touch(mode=0o600)
-        path.write_text(value + "\n")
-        generated = value
+    value, fresh = _stored_secret(settings.data_dir / SECRET_FILE)
+    generated = value if fresh else None
     return settings.model_copy(update={"webhook_secret": SecretStr(value)}), generated

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import click
 from .. import __version__
 from ..clock import SystemClock, iso
 from ..errors import PulsehookError
-from ..settings import SECRET_FILE, Settings, ensure_secret
+from ..settings import API_TOKEN_FILE, SECRET_FILE, Settings, ensure_api_token, ensure_secret
 
 HOOK_HELP = """\
 Add the webhook on GitHub (Settings -> Webhooks -> Add webhook, for a repository
@@ -56,6 +57,13 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def _serve(ctx: click.Context, **flags: Any) -> None:
     import uvicorn
 
@@ -65,6 +73,7 @@ def _serve(ctx: click.Context, **flags: Any) -> None:
     _logging(settings)
     try:
         settings, generated = ensure_secret(settings)
+        settings, new_token = ensure_api_token(settings)
         app = create_app(settings)
     except PulsehookError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -78,6 +87,19 @@ def _serve(ctx: click.Context, **flags: Any) -> None:
         click.echo(HOOK_HELP.format(port=settings.port, path=secret_path), err=True)
     elif settings.insecure and not settings.secrets():
         click.echo("WARNING: running without a webhook secret; any sender is accepted.", err=True)
+    if new_token:
+        click.echo(
+            f"Generated an API token and stored it in {settings.data_dir / API_TOKEN_FILE}:\n\n"
+            f"  {new_token}\n\nSend it as 'Authorization: Bearer <token>'; open the dashboard"
+            f" once as http://{settings.host}:{settings.port}/?token=<token>.\n",
+            err=True,
+        )
+    if settings.open_reads and not _loopback(settings.host):
+        click.echo(
+            f"WARNING: PULSEHOOK_OPEN_READS is on and {settings.host} is not a loopback"
+            " address: anyone who reaches it can read the API and the dashboard.",
+            err=True,
+        )
     uvicorn.run(
         app,
         host=settings.host,

@@ -149,6 +149,7 @@ class Writer:
         self._ready = threading.Condition()
         self._closing = False
         self.turns = [0, 0]  # jobs run per lane, for tests and diagnostics
+        self.failing: str | None = None  # the last write's error, until one commits
         self._thread = threading.Thread(target=self._run, name="pulsehook-writer", daemon=True)
         self._thread.start()
 
@@ -197,8 +198,15 @@ class Writer:
                 continue
             try:
                 future.set_result(transaction(self.db, fn))
+            except sqlite3.Error as exc:
+                # Disk full, I/O error, locked past the timeout: readiness says so
+                # until a transaction commits again.
+                self.failing = f"{type(exc).__name__}: {exc}"
+                future.set_exception(exc)
             except BaseException as exc:  # handed to the waiting caller
                 future.set_exception(exc)
+            else:
+                self.failing = None
             self._dirty = True
             wal = self._wal_bytes()
             if wal > self._wal_cap:

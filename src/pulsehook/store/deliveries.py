@@ -133,6 +133,11 @@ def reset_all(db: Database) -> int:
     ).rowcount
 
 
+def reachable(db: Database) -> None:
+    """Touch the deliveries table: raises when the database cannot be read."""
+    db.execute("SELECT 1 FROM deliveries LIMIT 1").fetchall()
+
+
 def counts(db: Database) -> dict[str, int]:
     rows = db.query("SELECT status, count(*) AS n FROM deliveries GROUP BY status")
     found = {row["status"]: row["n"] for row in rows}

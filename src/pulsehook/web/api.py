@@ -24,6 +24,30 @@ def int_param(request: Request, name: str, default: int | None, *, high: int) ->
 
 
 async def healthz(request: Request) -> JSONResponse:
+    """Liveness, open to anyone: the process answers. Says nothing else."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness, open to anyone: 503 with the reasons while deliveries cannot be
+    taken (writes failing, the database unreadable) or processing is stopped."""
+    svc = services(request)
+    reasons: list[str] = []
+    if (failing := svc.writer.failing) is not None:
+        reasons.append(f"database writes are failing: {failing}")
+    try:
+        await svc.readers.run(deliveries.reachable)
+    except StorageUnavailable as exc:
+        reasons.append(f"database unreadable: {exc}")
+    if svc.settings.worker and not svc.worker_running():
+        reasons.append("processing is stopped")
+    if reasons:
+        return JSONResponse({"status": "not_ready", "reasons": reasons}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+async def status(request: Request) -> JSONResponse:
+    """``GET /api/v1/status`` (API token): version, worker, deliveries by status."""
     svc = services(request)
     try:
         counts = await svc.readers.run(deliveries.counts)
@@ -33,7 +57,7 @@ async def healthz(request: Request) -> JSONResponse:
         {
             "status": "ok",
             "version": __version__,
-            "database": "ok",
+            "database": "ok" if svc.writer.failing is None else "failing",
             "worker": "running" if svc.worker_running() else "stopped",
             "deliveries": counts,
         }

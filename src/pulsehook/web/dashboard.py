@@ -4,23 +4,23 @@ Pages: ``/`` overview, ``/repos`` (sortable), ``/repos/{owner}/{name}``, ``/depe
 ``/trends``, ``/alerts``. No JavaScript and nothing fetched from elsewhere: the CSS is
 inline in templates/base.html, charts are inline SVG (charts.py). Pages reload every 60 s.
 
-Access. Without ``PULSEHOOK_API_TOKEN`` the dashboard is open, like the API. With it,
-scripts send ``Authorization: Bearer <token>`` as for the API, and a person opens any
-page once as ``/?token=<token>``: the answer is a redirect to the same page without the
-token (it leaves the address bar) that sets the HttpOnly, SameSite=Lax cookie
-``pulsehook_dashboard``. The cookie holds an HMAC of the token, not the token, so it
-opens no API access and stops working when the token changes. Anything else: a 401 page.
+Access. The dashboard needs the API token unless ``PULSEHOOK_OPEN_READS`` opens
+reads. Scripts send ``Authorization: Bearer <token>`` as for the API, and a person
+opens any page once as ``/?token=<token>``: the answer is a redirect to the same page
+without the token (it leaves the address bar) that sets the HttpOnly, SameSite=Strict
+cookie ``pulsehook_dashboard``. The cookie is signed with the token and a timestamp
+(itsdangerous): it expires after ``PULSEHOOK_SESSION_MAX_AGE_SECONDS``, opens no API
+access, and stops working when the token changes. Anything else: a 401 page.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlite_utils import Database
 from starlette.exceptions import HTTPException
@@ -37,7 +37,7 @@ from .services import services
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 COOKIE = "pulsehook_dashboard"
-COOKIE_MAX_AGE = 30 * 24 * 3600
+SESSION_SALT = "pulsehook dashboard session"
 REFRESH_SECONDS = 60
 # The browser itself refuses anything from elsewhere, whatever a template says.
 HEADERS = {
@@ -81,16 +81,28 @@ def render(
     return HTMLResponse(html, status_code=status, headers=HEADERS | (headers or {}))
 
 
-def _session(settings: Settings) -> str:
+def _signer(settings: Settings) -> URLSafeTimedSerializer:
     assert settings.api_token is not None
-    key = settings.api_token.get_secret_value().encode()
-    return hmac.new(key, b"pulsehook dashboard session", hashlib.sha256).hexdigest()
+    return URLSafeTimedSerializer(settings.api_token.get_secret_value(), salt=SESSION_SALT)
+
+
+def _signed_in(request: Request, settings: Settings) -> bool:
+    cookie = request.cookies.get(COOKIE)
+    if not cookie:
+        return False
+    try:
+        _signer(settings).loads(cookie, max_age=settings.session_max_age_seconds)
+    except BadSignature:  # also an expired one (SignatureExpired derives from it)
+        return False
+    return True
 
 
 def _gate(request: Request, settings: Settings) -> Response | None:
     """None when the request may see the dashboard, else the answer (see the module doc)."""
-    if settings.api_token is None:
+    if settings.open_reads:
         return None
+    if settings.api_token is None:
+        return _denied(request, "No API token is configured (PULSEHOOK_API_TOKEN).")
     given = request.query_params.get("token")
     if given is not None:
         if not matches(given, [settings.api_token.get_secret_value().encode()]):
@@ -100,10 +112,10 @@ def _gate(request: Request, settings: Settings) -> Response | None:
         response = RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
         response.set_cookie(
             COOKIE,
-            _session(settings),
-            max_age=COOKIE_MAX_AGE,
+            _signer(settings).dumps("dashboard"),
+            max_age=settings.session_max_age_seconds,
             httponly=True,
-            samesite="lax",
+            samesite="strict",
             secure=request.url.scheme == "https",
         )
         return response
@@ -113,7 +125,7 @@ def _gate(request: Request, settings: Settings) -> Response | None:
         except HTTPException:
             return _denied(request, "The Authorization header has the wrong token.")
         return None
-    if matches(request.cookies.get(COOKIE), [_session(settings).encode()]):
+    if _signed_in(request, settings):
         return None
     return _denied(request, "This dashboard needs the API token.")
 

@@ -78,10 +78,20 @@ def document() -> dict[str, Any]:
         },
         "/healthz": {
             "get": _op(
-                "Process and database health",
+                "Liveness: the process answers (says nothing else)",
                 security=False,
-                responses={"200": "ok", "503": "database unavailable"},
+                responses={"200": "alive"},
             )
+        },
+        "/readyz": {
+            "get": _op(
+                "Readiness: deliveries can be stored and processing runs",
+                security=False,
+                responses={"200": "ready", "503": "not ready, with the reasons"},
+            )
+        },
+        "/api/v1/status": {
+            "get": _op("Version, worker state and deliveries by status (API token)")
         },
         "/api/v1/health": {
             "get": _op(
