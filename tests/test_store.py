@@ -18,7 +18,7 @@ from pulsehook.settings import Settings
 from pulsehook.store.db import Writer
 from pulsehook.store.deliveries import ZSTD_MAGIC, decode_payload, encode_payload
 
-from .conftest import AUTH, drained, live, payload, wait_for
+from .conftest import AUTH, deliver, drained, live, payload, wait_for
 from .test_recovery import raw, statuses, store_raw
 
 
@@ -163,3 +163,46 @@ def test_a_score_reads_one_repository_by_index_without_sorting(tmp_path: Path) -
             assert "TEMP B-TREE" not in plan, plan
             steps = plan.split(" / ")
             assert all(s.startswith(("SEARCH", "SCALAR", "SCAN CONSTANT")) for s in steps), plan
+
+
+def test_a_full_disk_answers_503_and_recovers_by_itself_once_space_frees(
+    settings: Settings,
+) -> None:
+    """SQLite's page limit gives the same SQLITE_FULL a full disk gives."""
+    app = create_app(settings.model_copy(update={"busy_timeout_ms": 200}))
+    body = payload("workflow_run.completed")
+    with live(app) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as client:
+        assert deliver(client, "workflow_run", body, guid="before").status_code == 202
+        wait_for(lambda: drained(client))
+        writer = app.state.services.writer
+
+        def fill(db: Any) -> None:
+            pages = db.conn.execute("PRAGMA page_count").fetchone()[0]
+            db.conn.execute(f"PRAGMA max_page_count = {pages}")
+
+        writer.submit(fill).result(timeout=10)
+        acknowledged, refused = [], 0
+        for n in range(2000):
+            body["workflow_run"]["id"] = 10_000 + n  # new runs: processing needs pages
+            answer = deliver(client, "workflow_run", body, guid=f"full-{n}")
+            assert answer.status_code in (202, 503), answer.text
+            if answer.status_code == 202:
+                acknowledged.append(f"full-{n}")
+            else:
+                assert answer.json()["error"]["code"] == "storage_unavailable"
+                refused += 1
+                if refused == 3:
+                    break
+        assert refused == 3
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert "database or disk is full" in " ".join(ready.json()["reasons"])
+
+        # Space frees. Nothing is sent: the service must notice by itself.
+        writer.submit(lambda db: db.conn.execute("PRAGMA max_page_count = 1073741823"))
+        wait_for(lambda: client.get("/readyz").status_code == 200, timeout=20)
+        wait_for(lambda: drained(client), timeout=20)
+        assert deliver(client, "workflow_run", body, guid="after").status_code == 202
+    stored = statuses(settings)
+    # Nothing acknowledged was lost, and every acknowledged delivery was processed.
+    assert all(stored[g] == ("processed", None) for g in ["before", *acknowledged])

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pulsehook.clock import FrozenClock
 from pulsehook.ingest import Worker, process_chunk, processing_lag
@@ -152,3 +154,57 @@ def test_a_chunks_deliveries_are_marked_processed_together(tmp_path: Path) -> No
         writer.close()
     # Past SQLite's variable limit too: every one marked, each once.
     assert [tuple(r) for r in rows] == [("processed", 603, 1)]
+
+
+def test_processing_that_the_store_refused_is_tried_again_without_a_wake_up(
+    tmp_path: Path,
+) -> None:
+    """A full disk fails intake too, so no new delivery comes to wake the worker:
+    it must try again by itself once space frees."""
+    writer = Writer(tmp_path / "w.db")
+    runs = []
+    for n in range(200):  # new runs: processing them needs new pages
+        run = payload("workflow_run.completed")
+        run["workflow_run"]["id"] = n
+        runs.append(
+            Delivery(f"r{n}", "workflow_run", json.dumps(run), "json", "2026-01-01T00:00:00Z")
+        )
+    writer.submit(lambda db: insert_batch(db, runs)).result()
+
+    def fill(db: Any) -> None:
+        pages = db.conn.execute("PRAGMA page_count").fetchone()[0]
+        db.conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    def pending(db: Any) -> int:
+        return int(
+            db.execute("SELECT count(*) FROM deliveries WHERE status = 'pending'").fetchone()[0]
+        )
+
+    async def go() -> tuple[int, int, int]:
+        writer.submit(fill).result(timeout=10)
+        worker = Worker(writer, FrozenClock(RECEIVED))
+        running = asyncio.create_task(worker.run())
+        try:
+            # The first pass fails: nothing was processed, readiness says why.
+            for _ in range(200):
+                if writer.failing is not None:
+                    break
+                await asyncio.sleep(0.01)
+            before = await writer.run(pending)
+            await writer.run(lambda db: db.conn.execute("PRAGMA max_page_count = 1073741823"))
+            # No wake(): the worker's own retry (after RETRY_FIRST) processes the backlog.
+            for _ in range(500):
+                if await writer.run(pending) == 0:
+                    break
+                await asyncio.sleep(0.01)
+            return before, await writer.run(pending), int(writer.failing is None)
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+
+    try:
+        before, after, recovered = asyncio.run(go())
+    finally:
+        writer.close()
+    assert before > 0 and after == 0 and recovered == 1

@@ -212,7 +212,7 @@ def create_app(
             instance.close()
 
     return Starlette(
-        debug=settings.debug,
+        debug=False,  # tracebacks go to the log, never to a client
         routes=[
             Route("/webhooks/github", webhooks.WebhookEndpoint(settings), methods=["POST"]),
             Route("/healthz", api.healthz, methods=["GET"]),

@@ -11,6 +11,7 @@ and marks the delivery — so a crash leaves it pending, a bug leaves it marked
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from sqlite_utils import Database
 
 from .alerts import engine, silences
 from .clock import Clock, iso, parse_iso
-from .errors import UnsupportedEvent
+from .errors import StorageUnavailable, UnsupportedEvent
 from .facts import Build, Fact
 from .github.normalize import normalize, snapshot
 from .rules.evaluate import Evaluator
@@ -40,6 +41,8 @@ PROCESS_CHUNK = 64  # deliveries per processing transaction at most ...
 # ... and at most this long: intake takes its turn on the writer between chunks,
 # so a chunk's length is what a sender may wait on top of its own commit.
 CHUNK_SECONDS = 0.01
+# After the store failed, processing tries again after 1 s, doubling up to 30 s.
+RETRY_FIRST, RETRY_LAST = 1.0, 30.0
 
 
 @dataclass
@@ -303,14 +306,27 @@ class Worker:
     async def run(self) -> None:
         # Deliveries left pending by a crash, and those a bug failed on, get
         # another go at every start.
-        await self._safe_drain(("pending", "error"))
+        retry = 0.0 if await self._safe_drain(("pending", "error")) else RETRY_FIRST
         while True:
-            await self._wake.wait()
+            if retry:
+                # The store failed (disk full, locked): no delivery may come to
+                # wake the worker while intake fails too, so it tries again itself.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(retry):
+                        await self._wake.wait()
+            else:
+                await self._wake.wait()
             self._wake.clear()
-            await self._safe_drain(("pending",))
+            ok = await self._safe_drain(("pending",))
+            retry = 0.0 if ok else min(RETRY_LAST, max(RETRY_FIRST, 2 * retry))
 
-    async def _safe_drain(self, statuses: tuple[str, ...]) -> None:
+    async def _safe_drain(self, statuses: tuple[str, ...]) -> bool:
+        """One pass; False when the store failed and the pass must be tried again."""
         try:
             await self.drain(statuses)
+        except StorageUnavailable as exc:
+            log.warning("processing paused, the store failed: %s; trying again", exc)
+            return False
         except Exception:
             log.exception("worker pass failed; it resumes at the next delivery")
+        return True

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,9 @@ import click
 from .. import __version__
 from ..clock import SystemClock, iso
 from ..errors import PulsehookError
+from ..logs import Redactor, configure
+from ..notify.result import secret_values
+from ..rules.model import RuleSet
 from ..settings import API_TOKEN_FILE, SECRET_FILE, Settings, ensure_api_token, ensure_secret
 
 HOOK_HELP = """\
@@ -39,12 +40,22 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
         raise click.UsageError(str(exc)) from exc
 
 
-def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _logging(settings: Settings) -> Redactor:
+    """Logging for a command; the secrets the settings know are masked from here on."""
+    redactor = configure(settings.log_level, access_log=settings.debug)
+    tokens = [settings.api_token, settings.github_token, settings.heartbeat_tokens]
+    redactor.add(s.decode() for s in settings.secrets() + settings.heartbeat_token_list())
+    redactor.add(t.get_secret_value() for t in tokens if t is not None)
+    return redactor
+
+
+def _rules(settings: Settings, redactor: Redactor) -> RuleSet:
+    """The rule set; its channels' credentials join the masked secrets."""
+    from ..app import load_rule_set
+
+    rules = load_rule_set(settings)
+    redactor.add(v for c in rules.channels.values() for v in secret_values(c))
+    return rules
 
 
 @click.group()
@@ -70,11 +81,13 @@ def _serve(ctx: click.Context, **flags: Any) -> None:
     from ..app import create_app
 
     settings = _settings(ctx, **flags)
-    _logging(settings)
+    redactor = _logging(settings)
     try:
         settings, generated = ensure_secret(settings)
         settings, new_token = ensure_api_token(settings)
-        app = create_app(settings)
+        redactor.add(s.decode() for s in settings.secrets())
+        redactor.add([settings.api_token.get_secret_value() if settings.api_token else None])
+        app = create_app(settings, rules=_rules(settings, redactor))
     except PulsehookError as exc:
         raise click.ClickException(str(exc)) from exc
     secret_path = settings.data_dir / SECRET_FILE
@@ -104,7 +117,8 @@ def _serve(ctx: click.Context, **flags: Any) -> None:
         app,
         host=settings.host,
         port=settings.port,
-        log_level=settings.log_level,
+        log_config=None,  # logging is configured above: one format, secrets masked
+        log_level=None,
         proxy_headers=True,
         access_log=settings.debug,
     )

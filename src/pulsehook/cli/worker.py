@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from ..errors import PulsehookError
-from . import _logging, _settings, main
+from . import _logging, _rules, _settings, main
 
 
 @main.command()
@@ -37,9 +37,9 @@ def worker(ctx: click.Context, data_dir: Path | None, rules_dir: Path | None, po
 
     # The webhook secret only guards the HTTP endpoint, which this process has not.
     settings = _settings(ctx, data_dir=data_dir, rules_dir=rules_dir, worker=True, insecure=True)
-    _logging(settings)
+    redactor = _logging(settings)
     try:
-        app = create_app(settings)
+        app = create_app(settings, rules=_rules(settings, redactor))
     except PulsehookError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -22,7 +22,7 @@ SHORT = 300  # characters of provider text kept in a SendResult
 ALWAYS_SECRET = frozenset({"webhook_url", "webhook"})  # webhook URLs are bearer credentials
 
 
-def _secret_values(channel: ChannelConfig) -> Iterator[str]:
+def secret_values(channel: ChannelConfig) -> Iterator[str]:
     for key in channel.secret_keys | ALWAYS_SECRET:
         value = channel.options.get(key)
         for item in value if isinstance(value, list | tuple) else [value]:
@@ -48,7 +48,7 @@ def scrub(text: str | None, channel: ChannelConfig) -> str | None:
     if not text:
         return None
     # Longest first, so a full URL is replaced before its path is.
-    for secret in sorted(set(_secret_values(channel)), key=len, reverse=True):
+    for secret in sorted(set(secret_values(channel)), key=len, reverse=True):
         text = text.replace(secret, "***")
     return short(text)
 

@@ -32,9 +32,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 IDLE_SECONDS = 0.05  # no job for this long: checkpoint
-WAL_STEP = 64 * 1024 * 1024  # bytes of log that ask for a checkpoint even under load
+# Bytes of log that ask for a checkpoint even under load. Small, so that a full
+# disk finds little in the log still to copy into the database file: once some
+# space frees, one checkpoint gets through and the log starts over.
+WAL_STEP = 16 * 1024 * 1024
 WAL_CAP = 1024 * 1024 * 1024  # past this, checkpoints are not keeping up: the writer waits
-WAL_KEEP = 32 * 1024 * 1024  # the log file is cut back to this when it starts over
+WAL_KEEP = 16 * 1024 * 1024  # the log file is cut back to this when it starts over
 WRITER_CACHE_KIB = 16 * 1024  # the writer's page cache (SQLite's default is 2 MiB)
 
 URGENT = 0  # acknowledging a delivery: a sender is waiting
@@ -198,10 +201,10 @@ class Writer:
                 continue
             try:
                 future.set_result(transaction(self.db, fn))
-            except sqlite3.Error as exc:
+            except sqlite3.OperationalError as exc:
                 # Disk full, I/O error, locked past the timeout: readiness says so
                 # until a transaction commits again.
-                self.failing = f"{type(exc).__name__}: {exc}"
+                self.failing = str(exc)
                 future.set_exception(exc)
             except BaseException as exc:  # handed to the waiting caller
                 future.set_exception(exc)
