@@ -34,6 +34,7 @@ from pulsehook.store.health import recompute_all
 from pulsehook.store.migrations import WORKFLOW_STATE_SQL
 
 NOW = datetime.now(UTC)
+TOKEN = "bench-api-token-0123456789"
 CONCLUSIONS = ["success"] * 8 + ["failure", "cancelled", "skipped", "timed_out"]
 
 
@@ -144,7 +145,10 @@ def main() -> None:
     rng = random.Random(11)
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
-            data_dir=Path(tmp), rules_dir=Path(tmp) / "none", webhook_secret=SecretStr("s")
+            data_dir=Path(tmp),
+            rules_dir=Path(tmp) / "none",
+            webhook_secret=SecretStr("s"),
+            api_token=SecretStr(TOKEN),
         )
         start = time.perf_counter()
         fill(settings.db_path, args.repos, args.builds, rng)
@@ -166,7 +170,9 @@ def main() -> None:
         )
         with (
             live(create_app(settings)) as server,
-            httpx.Client(base_url=server.url, timeout=30) as client,
+            httpx.Client(
+                base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {TOKEN}"}
+            ) as client,
         ):
             timed(client, "/api/v1/repos", 5)  # warm caches
             baseline = timed(client, "/healthz", args.requests)
