@@ -38,6 +38,7 @@ MESSAGE = Message(
     title="FIRING build_failure — octo/repo: CI failed on main",
     text="CI failed on main\nhttps://ci.example/run/1",
     markdown="*CI failed* on `main` <https://ci.example/run/1|run 1>",
+    discord="**CI failed** on `main` [run 1](https://ci.example/run/1)",
     html="<p><b>CI failed</b> on main</p>",
     url="https://ci.example/run/1",
     severity="critical",
@@ -171,15 +172,24 @@ def test_discord_posts_content(hooks: Hooks) -> None:
     result = discord.send(channel, MESSAGE)
     assert result.ok and result.status == 204
     [(_, body)] = hooks.received
-    assert body["content"] == MESSAGE.markdown and body["username"] == "ph"
+    assert body["content"] == MESSAGE.discord and body["username"] == "ph"
     assert body["allowed_mentions"] == {"parse": []}
+
+
+def test_discord_without_a_discord_form_sends_the_text_made_literal(hooks: Hooks) -> None:
+    channel = ChannelConfig("d", "discord", {"webhook_url": hooks.hook(204)})
+    slack_only = Message(title="t", text="*CI* [x](https://a.example) @here", markdown="*CI*")
+    assert discord.send(channel, slack_only).ok
+    [(_, body)] = hooks.received
+    assert body["content"] == "\\*CI\\* \\[x\\]\\(https://a.example\\) @\u200bhere"
 
 
 def test_discord_truncates_long_content(hooks: Hooks) -> None:
     long = Message(
         title="t",
         text="t",
-        markdown="\n".join(f"line {i}" for i in range(900)),
+        markdown="",
+        discord="\n".join(f"line {i}" for i in range(900)),
         url="https://ci.example/run/2",
     )
     channel = ChannelConfig("d", "discord", {"webhook_url": hooks.hook(204)})

@@ -7,7 +7,6 @@ gathered since are sent — once, however many periods the service was down.
 
 from __future__ import annotations
 
-import html
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from ..clock import iso
+from ..notify import escape
 from ..notify.base import Message
 from ..rules.model import RuleSet
 from ..schedule.maths import last_due, next_due
@@ -26,40 +26,49 @@ def schedules(rules: RuleSet) -> set[str]:
 
 
 def render_digest(channel: str, due: str, entries: list[dict[str, Any]]) -> Message:
-    """One digest message (pure): grouped by repository, then rule, with counts and links."""
+    """One digest message (pure): grouped by repository, then rule, with counts and links.
+
+    Repositories and titles come from payloads: each form escapes them for itself
+    (Slack mrkdwn, Discord markdown, HTML), and links are made to http(s) URLs only.
+    """
     groups: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for e in entries:
-        groups[e["repo"]][e["rule"]].append(e)
+        groups[str(e["repo"])][str(e["rule"])].append(e)
     title = (
         f"[pulsehook digest] {len(entries)} alert notice(s) in {len(groups)}"
         f" repositor{'y' if len(groups) == 1 else 'ies'}"
     )
-    text, md, parts = [title, ""], [f"*{title}*"], [f"<h2>{html.escape(title)}</h2>"]
+    text, md, dc = [title, ""], [f"*{title}*"], [f"**{title}**"]
+    parts = [f"<h2>{escape.html_escape(title)}</h2>"]
     for repo in sorted(groups):
-        text.append(repo)
-        md.append(f"\n*{repo}*")
-        parts.append(f"<h3>{html.escape(repo)}</h3><ul>")
+        text.append(escape.single_line(repo))
+        md.append(f"\n*{escape.slack_escape(repo)}*")
+        dc.append(f"\n**{escape.discord_escape(repo)}**")
+        parts.append(f"<h3>{escape.html_escape(repo)}</h3><ul>")
         for rule in sorted(groups[repo]):
             items = groups[repo][rule]
             text.append(f"  {rule} ({len(items)})")
-            md.append(f"• `{rule}` ({len(items)})")
-            parts.append(f"<li><strong>{html.escape(rule)}</strong> ({len(items)})<ul>")
+            md.append(f"• `{escape.slack_escape(rule)}` ({len(items)})")
+            dc.append(f"• {escape.discord_escape(rule)} ({len(items)})")
+            parts.append(f"<li><strong>{escape.html_escape(rule)}</strong> ({len(items)})<ul>")
             for e in items:
-                link = f" {e['url']}" if e.get("url") else ""
-                text.append(f"    - {e['state']}: {e['title']}{link}")
-                md.append(
-                    f"    – {e['state']}: "
-                    + (f"<{e['url']}|{e['title']}>" if e.get("url") else e["title"])
-                )
-                label = html.escape(e["title"])
-                item = f'<a href="{html.escape(e["url"])}">{label}</a>' if e.get("url") else label
-                parts.append(f"<li>{html.escape(e['state'])}: {item}</li>")
+                state, label = str(e["state"]), escape.single_line(str(e["title"]))
+                url = escape.link_url(e.get("url"))
+                text.append(f"    - {state}: {label}" + (f" {url}" if url else ""))
+                shown = escape.slack_escape(label)
+                md.append(f"    – {state}: " + (f"<{url}|{shown}>" if url else shown))
+                shown = escape.discord_escape(label)
+                dc.append(f"    – {state}: " + (f"[{shown}]({url})" if url else shown))
+                shown = escape.html_escape(label)
+                item = f'<a href="{escape.html_escape(url)}">{shown}</a>' if url else shown
+                parts.append(f"<li>{escape.html_escape(state)}: {item}</li>")
             parts.append("</ul></li>")
         parts.append("</ul>")
     return Message(
         title=title,
         text="\n".join(text),
         markdown="\n".join(md),
+        discord="\n".join(dc),
         html="".join(parts),
         severity="info",
         state="digest",

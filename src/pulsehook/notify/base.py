@@ -16,16 +16,19 @@ from typing import Any, Protocol
 class Message:
     """One notification, rendered once, readable in every channel."""
 
-    title: str  # one line: "FIRING build_failure — octo/repo: CI failed on main"
+    # Each form is built by its producer with every payload string escaped for it
+    # (notify/escape.py); transports send them as they are.
+    title: str  # one line, plain: "FIRING build_failure — octo/repo: CI failed on main"
     text: str  # plain text body
-    markdown: str  # Slack mrkdwn / Discord markdown body
+    markdown: str  # Slack mrkdwn body
     html: str | None = None  # email alternative part (digests)
-    url: str | None = None  # the run, the advisory...
+    url: str | None = None  # the run, the advisory... (http or https only)
     severity: str = "error"  # critical | error | warning | info
     state: str = "firing"  # firing | repeat | resolved | digest | test
     dedup_key: str = ""  # stable per alert: PagerDuty correlates trigger and resolve
     source: str = "pulsehook"  # PagerDuty's "source": the repository
     details: dict[str, Any] = field(default_factory=dict)
+    discord: str = ""  # Discord markdown body; empty: Discord gets the text, escaped
 
 
 @dataclass(frozen=True)

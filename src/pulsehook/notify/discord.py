@@ -1,7 +1,14 @@
-"""Discord webhooks: a notifiers provider (registered via the "notifiers" entry point)."""
+"""Discord webhooks: a notifiers provider (registered via the "notifiers" entry point).
+
+Mentions are off for every message (``allowed_mentions: {"parse": []}``), and
+``@everyone``/``@here`` are broken with a zero-width space in the content too, so
+no client shows them as a ping. The markdown comes escaped from its producer; a
+message without one sends its plain text, escaped here.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from notifiers.core import Provider, Response
@@ -11,6 +18,7 @@ from pydantic import Field
 
 from . import providers
 from .base import ChannelConfig, Message, SendResult
+from .escape import discord_escape, link_url
 from .result import attempt, bad_url, from_response, truncate
 
 LIMIT = 2000  # Discord rejects message content longer than this (HTTP 400)
@@ -33,7 +41,7 @@ class Discord(Provider):  # type: ignore[misc]
 
     def _prepare_data(self, data: dict[str, Any]) -> dict[str, Any]:
         # Last guard for callers going through notifiers directly; send() truncates nicer.
-        data["content"] = truncate(data.pop("message"), LIMIT)
+        data["content"] = neutralise(truncate(data.pop("message"), LIMIT))
         # Alert text quotes commit messages and titles: never let them ping @everyone.
         data["allowed_mentions"] = {"parse": []}
         return data
@@ -42,6 +50,20 @@ class Discord(Provider):  # type: ignore[misc]
         url = data.pop("webhook_url")
         response, errors = requests.post(url, json=data)
         return self.create_response(data, response, errors)
+
+
+_EVERYONE = re.compile(r"@(?=everyone|here)", re.IGNORECASE)
+
+
+def neutralise(content: str) -> str:
+    """``@everyone`` and ``@here`` broken by a zero-width space (already escaped text
+    has one after every ``@``, so this changes nothing there)."""
+    return _EVERYONE.sub("@\u200b", content)
+
+
+def content(message: Message) -> str:
+    """The markdown to send: the producer's Discord form, or the plain text made literal."""
+    return message.discord or discord_escape(message.text)
 
 
 def fit(markdown: str, url: str | None, limit: int = LIMIT) -> str:
@@ -72,7 +94,7 @@ def send(channel: ChannelConfig, message: Message) -> SendResult:
             options["webhook_url"] = channel.options["webhook_url"]
         # Normally found through the entry point; the class itself if the install lacks it.
         provider = providers.optional("discord") or Discord()
-        rsp = provider.notify(message=fit(message.markdown, message.url), **options)
+        rsp = provider.notify(message=fit(content(message), link_url(message.url)), **options)
         return from_response(rsp, channel)
 
     return attempt(channel, call)

@@ -1,4 +1,10 @@
-"""Email over SMTP through notifiers' SMTP provider, with an HTML alternative."""
+"""Email over SMTP through notifiers' SMTP provider, with an HTML alternative.
+
+The subject is a notice's title, payload strings included: it is made one line
+with no control character before it becomes a header, so no line break in a
+branch name adds a header and the email library has nothing to refuse. The HTML
+part comes escaped from its producer.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from notifiers.core import Response
 from notifiers.providers.email import SMTP, SMTPSchema
 from pydantic import Field
 
+from . import escape
 from .base import ChannelConfig, Message, SendResult
 from .result import attempt, scrub
 
@@ -56,7 +63,8 @@ class PulsehookSMTP(SMTP):  # type: ignore[misc]
                 value = data[header]
                 email[header.title()] = ", ".join(value) if isinstance(value, list) else value
         email["From"] = data["from"]
-        email["Subject"] = data["subject"]
+        # Cleaned here too, for callers going through notifiers directly.
+        email["Subject"] = escape.header(data["subject"])
         email["Date"] = formatdate(localtime=True)
         email.add_alternative(data["message"], subtype="plain")  # -> multipart/alternative
         if data.get("html_message"):
@@ -116,7 +124,7 @@ def send(channel: ChannelConfig, message: Message) -> SendResult:
         rsp = provider.notify(
             message=message.text,
             html_message=message.html,
-            subject=" ".join(message.title.split()),  # headers can't hold line breaks
+            subject=escape.header(message.title),
             to=recipients(channel.options.get("to")),
             **options,
         )

@@ -4,16 +4,21 @@ A condition sees one fact as a dict (``build.status``), a few constants and a
 short allow-list of functions. Attribute access works only as a field lookup
 on those dicts; no method, no dunder, no import, no object is reachable, and
 the expression is bounded in size. Conditions are parsed once, at load.
+
+``matches()`` runs RE2 (google-re2): its time is linear in the text whatever the
+pattern, so no crafted branch name can stall ingestion. RE2 has no backreferences
+or lookaround; a pattern it cannot compile is refused at load.
 """
 
 from __future__ import annotations
 
 import ast
-import re
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
+import re2
 from simpleeval import EvalWithCompoundTypes, FeatureNotAvailable
 
 from ..errors import PulsehookError
@@ -29,10 +34,41 @@ class ConditionError(PulsehookError, ValueError):
     """A condition that cannot be accepted (the message names the problem)."""
 
 
+PATTERN_LIMIT = 200  # characters of a matches() pattern
+TEXT_LIMIT = 10_000  # characters of the value a pattern is searched in
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # refusals are reported as ConditionError, not on stderr
+_RE2_OPTIONS.max_mem = 2 << 20  # bytes per compiled pattern (RE2's default is 8 MiB)
+
+
+@functools.lru_cache(maxsize=512)
+def compile_pattern(pattern: str) -> Any:
+    """The RE2 program for a ``matches()`` pattern; ConditionError names a refused one."""
+    if len(pattern) > PATTERN_LIMIT:
+        raise ConditionError(
+            f"matches() pattern {pattern[:40]!r}... is longer than {PATTERN_LIMIT} characters"
+        )
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else ""
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise ConditionError(
+            f"matches() pattern {pattern!r} is not supported: {reason} (patterns are RE2:"
+            " no backreferences or lookaround)"
+        ) from None
+
+
 def _matches(value: Any, pattern: str) -> bool:
-    if not isinstance(value, str) or not isinstance(pattern, str) or len(pattern) > 200:
+    if not isinstance(value, str) or not isinstance(pattern, str):
         return False
-    return re.search(pattern, value[:10_000]) is not None
+    program = compile_pattern(pattern)
+    text = value[:TEXT_LIMIT]
+    try:
+        return program.search(text) is not None
+    except UnicodeEncodeError:  # a lone surrogate from a JSON escape: RE2 reads UTF-8
+        return program.search(text.encode("utf-8", "replace").decode()) is not None
 
 
 def _startswith(value: Any, prefix: str) -> bool:
@@ -112,6 +148,15 @@ FACT_FIELDS: dict[str, frozenset[str]] = {
 }
 
 
+def _check_pattern(call: ast.Call) -> None:
+    """A literal ``matches()`` pattern is compiled now, so a bad one stops the load."""
+    if len(call.args) != 2:
+        raise ConditionError("matches() takes a value and a pattern")
+    pattern = call.args[1]
+    if isinstance(pattern, ast.Constant) and isinstance(pattern.value, str):
+        compile_pattern(pattern.value)
+
+
 def compile_condition(text: str) -> tuple[ast.Expression, str, frozenset[str]]:
     """Parse and check a condition: (tree, the fact kind it speaks of, fields read)."""
     if not isinstance(text, str) or not text.strip():
@@ -150,6 +195,8 @@ def compile_condition(text: str) -> tuple[ast.Expression, str, frozenset[str]]:
                 )
             if node.keywords:
                 raise ConditionError("keyword arguments are not allowed")
+            if node.func.id == "matches":
+                _check_pattern(node)
         elif isinstance(node, ast.Name):
             if node.id in FACT_FIELDS:
                 facts.add(node.id)

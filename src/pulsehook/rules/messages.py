@@ -1,88 +1,98 @@
 """Rendering notices (pure): a fact and an alert transition in, a Message out.
 
-Rule ``message`` templates are Jinja2 in a sandbox over the plain fact data,
-so a template can format but never reach objects or attributes beyond it.
+Every string of the fact comes from a payload and is escaped for each place it
+goes: the notice is built once as marked text (``notify/escape.py``), and its
+Slack, Discord and plain forms are derived from it, so pulsehook's own
+formatting, and a rule author's template text, stay as written while every
+payload value is escaped.
+
+A rule's ``message`` template (``templates.py``: sandboxed and bounded) that
+breaks a limit, or fails, gives the default message instead; the problem is
+logged once per rule.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from jinja2 import TemplateError
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from ..notify import escape
 from ..notify.base import Message
+from ..notify.escape import value as v
 from .model import Rule
+from .templates import render_template
 
+log = logging.getLogger(__name__)
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The sandbox, with the two operators that can allocate without bound capped."""
-
-    intercepted_binops = frozenset(["*", "**"])
-    LIMIT = 10_000
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        sizes = [len(v) for v in (left, right) if isinstance(v, str | list | tuple)]
-        numbers = [v for v in (left, right) if isinstance(v, int | float)]
-        if operator == "*" and sizes and any(abs(n) * sizes[0] > self.LIMIT for n in numbers):
-            raise SecurityError("template result would be too large")
-        if operator == "**" and any(abs(n) > 64 for n in numbers):
-            raise SecurityError("exponent too large in a template")
-        return super().call_binop(context, operator, left, right)
-
-
-_ENV = _Sandbox(autoescape=False)
+TITLE_LIMIT = 300  # characters of a notice's title
 ICONS = {"firing": ":red_circle:", "repeat": ":red_circle:", "resolved": ":large_green_circle:"}
+DISCORD_ICONS = {"firing": "\U0001f534", "repeat": "\U0001f534", "resolved": "\U0001f7e2"}
 WORDS = {"firing": "FIRING", "repeat": "STILL FIRING", "resolved": "RESOLVED"}
+# Rules whose template problem was logged already (a bounded memory of them).
+_REPORTED: set[tuple[str, str]] = set()
 
 
-def check_template(source: str) -> str | None:
-    try:
-        _ENV.from_string(source)
-    except TemplateError as exc:
-        return str(exc)
-    return None
+def _report(rule: Rule, problem: str) -> None:
+    """Log a rule's template problem the first time it is seen."""
+    key = (rule.name, rule.message or "")
+    if key in _REPORTED:
+        return
+    if len(_REPORTED) > 1000:
+        _REPORTED.clear()
+    _REPORTED.add(key)
+    # The rule and one short line of reason; a template sees only fact data, never a secret.
+    log.warning("rule %r: message template not used, default message sent: %s", rule.name, problem)
+
+
+def _problem(exc: Exception) -> str:
+    if isinstance(exc, SecurityError):
+        return f"limit: {exc}"
+    return type(exc).__name__
 
 
 def describe(kind: str, f: dict[str, Any]) -> str:
-    """One line saying what happened, per fact kind."""
+    """One line saying what happened, per fact kind, as marked text."""
     if kind == "build":
-        where = f"on {f.get('branch')}" if f.get("branch") else ""
-        job = f" (job {f['job']})" if f.get("job") else ""
-        return f"{f.get('workflow')}{job} {where}: {f.get('status')}".replace("  ", " ")
+        where = f"on {v(f.get('branch'))}" if f.get("branch") else ""
+        job = f" (job {v(f['job'])})" if f.get("job") else ""
+        return f"{v(f.get('workflow'))}{job} {where}: {v(f.get('status'))}".replace("  ", " ")
     if kind == "vulnerability":
         ident = f.get("ghsa_id") or f.get("cve_id") or f"#{f.get('number')}"
         return (
-            f"{f.get('severity')} vulnerability in {f.get('package')} ({ident}):"
-            f" {f.get('summary') or ''} [{f.get('state')}]"
-        ).strip()
+            f"{v(f.get('severity'))} vulnerability in {v(f.get('package'))} ({v(ident)}):"
+            f" {v(f.get('summary') or '')} [{v(f.get('state'))}]"
+        )
     if kind == "coverage":
         delta = f.get("delta")
         change = f" ({delta:+.2f})" if isinstance(delta, int | float) else ""
         value = f.get("value")
         shown = f"{value:.2f}%" if isinstance(value, int | float) else "?"
-        return f"coverage on {f.get('branch')}: {shown}{change}"
+        return f"coverage on {v(f.get('branch'))}: {shown}{change}"
     if kind == "dependency":
-        return f"Dependabot PR #{f.get('number')}: {f.get('title')} [{f.get('state')}]"
+        return f"Dependabot PR #{v(f.get('number'))}: {v(f.get('title'))} [{v(f.get('state'))}]"
     if kind == "push":
         forced = "force-" if f.get("forced") else ""
         return (
-            f"{forced}push of {f.get('commits')} commit(s) to {f.get('branch')}"
-            f" by {f.get('author')}"
+            f"{forced}push of {v(f.get('commits'))} commit(s) to {v(f.get('branch'))}"
+            f" by {v(f.get('author'))}"
         )
     if kind == "repo":
-        return f"repository {f.get('action')}"
+        return f"repository {v(f.get('action'))}"
     if kind == "spec":
-        return f"{f.get('path')}: {f.get('previous')} --> {f.get('status')} {f.get('note') or ''}"
+        return (
+            f"{v(f.get('path'))}: {v(f.get('previous'))} --> {v(f.get('status'))}"
+            f" {v(f.get('note') or '')}"
+        )
     if kind == "health":
-        return f"health score {f.get('previous')} --> {f.get('score')}"
-    return kind
+        return f"health score {v(f.get('previous'))} --> {v(f.get('score'))}"
+    return v(kind)
 
 
 def subject_url(kind: str, f: dict[str, Any]) -> str | None:
-    url = f.get("url")
-    return url if isinstance(url, str) else None
+    """The fact's link, when it is one that can be linked (http or https)."""
+    return escape.link_url(f.get("url"))
 
 
 def render(
@@ -99,9 +109,11 @@ def render(
     what = describe(rule.fact, fact)
     if rule.message and state != "resolved":
         try:
-            what = _ENV.from_string(rule.message).render({rule.fact: fact, **fact})[:2000]
+            what = render_template(rule.message, fact, rule.fact)
         except Exception as exc:  # a template must never stop a notice
-            what = f"{what} (message template failed: {exc})"
+            detail = "" if isinstance(exc, SecurityError) else f": {str(exc)[:200]}"
+            _report(rule, escape.single_line(_problem(exc) + detail))
+            what = f"{what} (message template failed: {v(_problem(exc))})"
     word = WORDS.get(state, state.upper())
     extra = []
     if flips > 1:
@@ -109,17 +121,23 @@ def render(
     if occurrences > 1 and state != "resolved":
         extra.append(f"seen {occurrences} times")
     tail = f" ({', '.join(extra)})" if extra else ""
-    title = f"[{word}] {rule.name} — {repo}: {what}"[:300]
+    name, where = v(rule.name), v(repo)
+    title = escape.single_line(escape.plain(f"[{word}] {name} — {where}: {what}"))
     url = subject_url(rule.fact, fact)
     link_md = f" <{url}|open>" if url else ""
-    markdown = f"{ICONS.get(state, '')} *{word}* `{rule.name}` — *{repo}*: {what}{tail}{link_md}"
-    text = f"{word}: {rule.name}\nRepository: {repo}\n{what}{tail}\n" + (
+    markdown = f"{ICONS.get(state, '')} *{word}* `{name}` — *{where}*: {what}{tail}{link_md}"
+    link_dc = f" [open]({url})" if url else ""
+    discord = (
+        f"{DISCORD_ICONS.get(state, '')} **{word}** {name} — **{where}**: {what}{tail}{link_dc}"
+    )
+    text = f"{word}: {rule.name}\nRepository: {repo}\n{escape.plain(what)}{tail}\n" + (
         f"Link: {url}\n" if url else ""
     )
     return Message(
-        title=title,
+        title=title[:TITLE_LIMIT],
         text=text,
-        markdown=markdown.strip(),
+        markdown=escape.slack(markdown).strip(),
+        discord=escape.discord(discord).strip(),
         url=url,
         severity=rule.severity if state != "resolved" else "info",
         state=state,

@@ -77,7 +77,7 @@ def rule_from_dict(
     if message is not None and not isinstance(message, str):
         problems.append(f"{label}: message must be a string template")
     elif message is not None:
-        from .messages import check_template
+        from .templates import check_template
 
         error = check_template(message)
         if error:

@@ -4,17 +4,29 @@ The text follows pulseox's own layout: sections ``Changes``, ``ERROR``,
 ``MISSING``, ``OK`` (empty ones omitted), entries ``- <link> <note> <updated>``,
 and a ``Metadata`` footer; org-mode uses ``*`` headings and ``[[link][text]]``.
 The JSON is a ``PulseOxDashboard`` document that pulseox itself loads.
+
+Paths, notes and links come from outside (webhook payloads, heartbeat reports)
+and readers parse these files line by line (pulseox's own reader looks for a
+``Metadata`` section): every such string is made one line first, so none can
+forge an entry, a section or a footer. In markdown, text is HTML-escaped and its
+brackets and backslashes escaped, so it makes no raw HTML and no link of its own;
+in org-mode, a zero-width space keeps its brackets from forming a link. Entries
+link to http(s) URLs only; otherwise to the item's path, relative (a path that
+looks like ``javascript:`` is made ``./javascript:``).
 """
 
 from __future__ import annotations
 
 import functools
+import html
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ..notify.escape import link_url, single_line
 from ..schedule.maths import iso_duration
 from .model import STATUSES, Item
 
@@ -45,18 +57,46 @@ def fmt_time(value: datetime | None, tz: str) -> str:
     return value.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
 
 
+_MD_SPECIAL = re.compile(r"([\\\[\]])")
+# Characters that end a markdown or org link target early (spaces only unlink it).
+_TARGET_UNSAFE = re.compile(r"[()<>\[\]\\\"'`]")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+
+
+# Item keys are made one line on every regeneration: cached like the rest.
+_key = functools.lru_cache(maxsize=65536)(single_line)
+
+
+def shown(text: str, mode: str) -> str:
+    """Outside text as it may appear in the summary: one line, inert markup."""
+    line = single_line(text)
+    if mode == "md":
+        return _MD_SPECIAL.sub(r"\\\1", html.escape(line, quote=False))
+    # Org: no "[[" or "]]" (link syntax), no "@@" (raw export snippets).
+    return line.replace("[", "[\u200b").replace("]", "\u200b]").replace("@@", "@\u200b@")
+
+
+def target(path: str, url: str | None) -> str:
+    """An http(s) URL, or else the path as a relative link that cannot be a scheme."""
+    if (safe := link_url(url)) is not None:
+        return safe
+    relative = _TARGET_UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", single_line(path))
+    return f"./{relative}" if _SCHEME.match(relative) else relative
+
+
 def link(text: str, url: str | None, mode: str) -> str:
-    target = url or text
-    return f"[{text}]({target})" if mode == "md" else f"[[{target}][{text}]]"
+    to, label = target(text, url), shown(text, mode)
+    return f"[{label}]({to})" if mode == "md" else f"[[{to}][{label}]]"
 
 
 # Items are frozen values: between two regenerations most are unchanged, so
 # their rendered lines and spec documents are reused instead of rebuilt.
 @functools.lru_cache(maxsize=65536)
-def entry(item: Item, note: str | None, tz: str, mode: str) -> str:
+def entry(item: Item, note: str | None, tz: str, mode: str, outside: bool = True) -> str:
+    """One entry line; ``outside``: the note came from outside (else it is pulsehook's)."""
     parts = [f"- {link(item.path, item.link, mode)}"]
     if note:
-        parts.append(note)
+        parts.append(shown(note, mode) if outside else note)
     parts.append(fmt_time(item.updated, tz))
     return " ".join(parts)
 
@@ -73,7 +113,7 @@ def text(snapshot: Snapshot, *, mode: str = "md", tz: str = "UTC") -> str:
         lines = [heading("Changes", mode), ""]
         order = {s: i for i, s in enumerate(STATUSES)}
         for c in sorted(changed, key=lambda c: (order[c.current], c.item.path)):
-            lines.append(entry(c.item, f"{c.previous} --> {c.current}", tz, mode))
+            lines.append(entry(c.item, f"{c.previous} --> {c.current}", tz, mode, False))
         sections.append("\n".join(lines))
     for name in STATUSES:
         members = sorted((i for i, s in snapshot.items if s == name), key=lambda i: i.path)
@@ -95,13 +135,14 @@ def text(snapshot: Snapshot, *, mode: str = "md", tz: str = "UTC") -> str:
 def spec(item: Item) -> dict[str, Any]:
     """The pulseox spec of an item (cached: callers must not modify it)."""
     schedule = item.schedule if item.schedule is not None else NO_SCHEDULE
+    # One line each: pulseox writes its own summary text from these.
     return {
-        "owner": item.owner,
-        "repo": item.repo,
+        "owner": single_line(item.owner),
+        "repo": single_line(item.repo),
         # Within the repository, so pulseox re-reading the spec finds its file here.
-        "path": item.file,
+        "path": single_line(item.file),
         "schedule": iso_duration(schedule) if isinstance(schedule, timedelta) else schedule,
-        "note": item.note,
+        "note": single_line(item.note) if item.note is not None else None,
         "report": item.report,
         "updated": item.updated.isoformat() if item.updated else None,
     }
@@ -121,7 +162,7 @@ def summary_json(snapshot: Snapshot, body: str, tz: str) -> str:
     """pulseox's ``PulseOxSummary`` as JSON, assembled from cached per-item parts."""
     groups: dict[str, list[tuple[str, str]]] = {name: [] for name in STATUSES}
     for item, state in snapshot.items:
-        groups[state].append((item.path, spec_json(item)))
+        groups[state].append((_key(item.path), spec_json(item)))
     return _object(
         [
             ("status", _object([(name, _object(groups[name])) for name in STATUSES])),
@@ -161,7 +202,7 @@ def dashboard_json(
                 ("previous_status", json.dumps(c.previous)),
             ]
         )
-        changes[c.current].append((c.item.path, change))
+        changes[c.current].append((_key(c.item.path), change))
     summary = summary_json(snapshot, body, tz)
     document = _object(
         [
