@@ -336,3 +336,9 @@ def test_generated_api_token_is_stored_once_private_and_opens_the_api(
         assert c.get("/api/v1/status").status_code == 401
         auth = {"Authorization": f"Bearer {shown}"}
         assert c.get("/api/v1/status", headers=auth).status_code == 200
+
+
+def test_a_refused_setting_is_not_echoed() -> None:
+    with pytest.raises(ValueError) as refused:
+        Settings(api_token=SecretStr("hunter2-secret"))
+    assert "hunter2" not in str(refused.value)

@@ -69,6 +69,7 @@ def create_app(
 ) -> Starlette:
     """The app. Refuses (ConfigError) without a webhook secret or with invalid rules."""
     settings.require_secret()
+    settings.heartbeat_scopes()  # a malformed scope refuses the start, not the first heartbeat
     publish_target = settings.publish_target()
     rule_set = rules if rules is not None else load_rule_set(settings)
     for warning in rule_set.warnings:

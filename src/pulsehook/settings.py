@@ -28,7 +28,10 @@ MIB = 1024 * 1024
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="PULSEHOOK_", extra="ignore", populate_by_name=True
+        env_prefix="PULSEHOOK_",
+        extra="ignore",
+        populate_by_name=True,
+        hide_input_in_errors=True,  # a refused value may be a secret: never echo it
     )
 
     host: str = "127.0.0.1"
@@ -140,10 +143,38 @@ class Settings(BaseSettings):
         return [r.strip() for r in self.scan_repos.split(",") if r.strip()]
 
     def heartbeat_token_list(self) -> list[bytes]:
+        """The accepted heartbeat and report tokens, without their scopes."""
+        return [token for token, _ in self.heartbeat_scopes()]
+
+    def heartbeat_scopes(self) -> list[tuple[bytes, tuple[str, ...]]]:
+        """Each heartbeat and report token with the repositories it covers.
+
+        An entry is ``token`` (every repository) or ``token@pattern;pattern...``, a
+        pattern being ``owner/repo``, ``owner/*`` or ``*``: shell-style on the full
+        name, lowercased here (GitHub's names are case-insensitive). The scope is
+        what follows the last ``@`` (no name holds one), so a token containing
+        ``@`` needs a scope: ``to@ken@*``. A malformed scope is a ConfigError that
+        names the entry by position only: its text may be part of a secret.
+        """
         if self.heartbeat_tokens is None:
             return []
-        raw = self.heartbeat_tokens.get_secret_value()
-        return [t.strip().encode() for t in raw.split(",") if t.strip()]
+        allowed = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.*?[]!")
+        entries = [e.strip() for e in self.heartbeat_tokens.get_secret_value().split(",")]
+        scoped: list[tuple[bytes, tuple[str, ...]]] = []
+        for number, entry in enumerate((e for e in entries if e), start=1):
+            token, _, scope = entry.rpartition("@") if "@" in entry else (entry, "", "*")
+            patterns = tuple(p.strip().lower() for p in scope.split(";"))
+            if not token.strip() or not all(
+                p == "*"
+                or (p.count("/") == 1 and "" not in p.split("/") and set(p) - {"/"} <= allowed)
+                for p in patterns
+            ):
+                raise ConfigError(
+                    f"PULSEHOOK_HEARTBEAT_TOKENS entry {number}: give token or"
+                    " token@owner/repo;owner/*;* (a token containing '@' needs a scope)"
+                )
+            scoped.append((token.strip().encode(), patterns))
+        return scoped
 
     def publish_target(self) -> PublishTarget | None:
         """Where to publish the summary, or None; ConfigError if half configured."""

@@ -44,7 +44,11 @@ def _logging(settings: Settings) -> Redactor:
     """Logging for a command; the secrets the settings know are masked from here on."""
     redactor = configure(settings.log_level, access_log=settings.debug)
     tokens = [settings.api_token, settings.github_token, settings.heartbeat_tokens]
-    redactor.add(s.decode() for s in settings.secrets() + settings.heartbeat_token_list())
+    try:
+        heartbeat = settings.heartbeat_token_list()
+    except PulsehookError as exc:
+        raise click.ClickException(str(exc)) from exc
+    redactor.add(s.decode() for s in settings.secrets() + heartbeat)
     redactor.add(t.get_secret_value() for t in tokens if t is not None)
     return redactor
 

@@ -30,7 +30,7 @@ def _schedule(text: str | None) -> timedelta | str | None:
 
 
 def from_row(row: Any) -> Item:
-    return _item(
+    return cached_item(
         row["path"],
         row["owner"],
         row["repo"],
@@ -45,7 +45,7 @@ def from_row(row: Any) -> Item:
 
 
 @functools.lru_cache(maxsize=65536)
-def _item(
+def cached_item(
     path: str,
     owner: str,
     repo: str,
@@ -57,7 +57,8 @@ def _item(
     schedule: str | None,
     grace_s: int,
 ) -> Item:
-    # Cached: the same row gives the same (immutable) item, without re-parsing.
+    # Cached: the same row gives the same (immutable) item, without re-parsing. Every
+    # version of a row is an entry: the summarizer bounds the cache (service.py).
     return Item(
         path=path,
         owner=owner,
@@ -120,6 +121,63 @@ def record_report(
     if cursor.rowcount:
         _refresh_due(db, path, tz)
     return bool(cursor.rowcount)
+
+
+def _workflow_path(path: str) -> bool:
+    """Whether ``path`` is in the workflow items' namespace, ``owner/repo/actions/...``."""
+    parts = path.split("/", 3)
+    return len(parts) > 3 and parts[2].lower() == "actions"
+
+
+def kept_by_webhooks(db: Database, path: str) -> bool:
+    """Whether webhooks (and CI reports) keep the item at ``path``, so no heartbeat may
+    change it.
+
+    Heartbeats own the items they created and the heartbeat items declared in
+    rules/; every workflow item (made from builds, or declared with ``workflow``)
+    is the webhooks'. So is any new path under a repository's ``actions/``, where
+    workflow items live: a heartbeat cannot claim one before the first build
+    does, nor put a look-alike next to it (``Actions/``).
+    """
+    row = next(db.query("SELECT kind, declared FROM summary_items WHERE path = ?", (path,)), None)
+    if row is None:
+        return _workflow_path(path)
+    if row["kind"] != "heartbeat":
+        return True
+    return _workflow_path(path) and not row["declared"]
+
+
+def record_heartbeat(
+    db: Database,
+    *,
+    path: str,
+    owner: str,
+    repo: str,
+    report: str,
+    note: str | None,
+    now: datetime,
+    tz: str,
+) -> bool:
+    """Store a heartbeat report for its item; False (nothing changed) if webhooks keep it.
+
+    The check and the write share the caller's transaction: no build can land between.
+    """
+    if kept_by_webhooks(db, path):
+        return False
+    record_report(
+        db,
+        path=path,
+        owner=owner,
+        repo=repo,
+        kind="heartbeat",
+        report=report,
+        note=note,
+        at=now,
+        link=None,
+        now=now,
+        tz=tz,
+    )
+    return True
 
 
 def record_build(db: Database, build: Build, *, now: datetime, tz: str) -> bool:

@@ -3,14 +3,23 @@
 ``regenerate`` runs on the writer: it computes every item's status, records
 transitions (each one a ``spec`` fact for the rules, evaluated in the same
 transaction) and renders the texts. The Summarizer keeps the latest in memory
-(served over HTTP), writes the files atomically and offers them to the
-publisher. The files carry the previous summary across restarts.
+(served over HTTP) and nothing older, writes the files atomically and offers them
+to the publisher. The files carry the previous summary across restarts.
+
+The per-item caches (parsed rows, rendered lines, spec documents: items.py and
+render.py) are keyed by an item's whole value, so every version of an item, note
+included, is an entry of its own until the cache's 65,536 are full. After each
+regeneration the Summarizer empties any that holds more than ``VERSIONS`` times
+what the current summary needs (``CACHE_FLOOR`` at least): a cache then keeps
+about the current version of each item and the one before, and the next
+regeneration rebuilds the rest once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -19,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -28,7 +38,7 @@ from ..facts import Fact, Spec
 from ..rules.evaluate import Evaluator
 from ..rules.model import RuleSet
 from ..store.db import NORMAL, Writer
-from . import items
+from . import items, render
 from .model import Item, status
 from .render import Change, Snapshot, dashboard_json, text
 
@@ -39,6 +49,32 @@ log = logging.getLogger(__name__)
 SHARE = 19.0
 FILES = ("summary.md", "summary.org", "summary.md.json")
 
+# Cached entries per item a summary needs at most (its markdown and org lines).
+ENTRIES_PER_ITEM = 2
+VERSIONS = 2  # a cache past this many times what the summary needs is emptied
+CACHE_FLOOR = 256  # ... or past this, for a small summary: emptying is not free
+CACHES: dict[str, functools._lru_cache_wrapper[Any]] = {
+    "items": items.cached_item,
+    "entries": render.entry,
+    "specs": render.spec,
+    "spec_json": render.spec_json,
+    "times": render.fmt_time,
+}
+
+
+def cache_limit(count: int) -> int:
+    """The most entries a per-item cache keeps after a summary of ``count`` items."""
+    return VERSIONS * ENTRIES_PER_ITEM * count + CACHE_FLOOR
+
+
+def bound_caches(count: int) -> list[str]:
+    """Empty the per-item caches past ``cache_limit(count)``; their names."""
+    limit = cache_limit(count)
+    emptied = [name for name, cache in CACHES.items() if cache.cache_info().currsize > limit]
+    for name in emptied:
+        CACHES[name].cache_clear()
+    return emptied
+
 
 @dataclass(frozen=True)
 class Generated:
@@ -48,6 +84,7 @@ class Generated:
     summary_part: str  # the "summary" of the JSON: the next one's previous_summary
     changes: int
     queued: int  # notices queued or held by spec facts: the senders must look
+    items: int = 0  # how many the summary lists
 
     def files(self) -> dict[str, str]:
         return dict(zip(FILES, (self.md, self.org, self.json), strict=True))
@@ -116,6 +153,7 @@ def regenerate(
         summary_part=summary_part,
         changes=len(changes),
         queued=queued,
+        items=len(current),
     )
 
 
@@ -180,9 +218,18 @@ class Summarizer:
         self.latest: Generated | None = None
         self.regenerations = 0
         self.last_seconds = 0.0  # how long the last regeneration took
+        self.caches_emptied = 0  # times a per-item cache outgrew its bound
 
     def changed(self) -> None:
         self._wake.set()
+
+    def cache_entries(self) -> dict[str, int]:
+        """How many entries each per-item cache holds now."""
+        return {name: cache.cache_info().currsize for name, cache in CACHES.items()}
+
+    def cache_limit(self) -> int:
+        """The most any per-item cache keeps after the latest summary."""
+        return cache_limit(self.latest.items if self.latest else 0)
 
     async def setup(self) -> None:
         now = self._clock.now()
@@ -216,6 +263,7 @@ class Summarizer:
         self.latest = generated
         self.regenerations += 1
         self.last_seconds = time.perf_counter() - started
+        self.caches_emptied += len(bound_caches(generated.items))
         for name, content in generated.files().items():
             await asyncio.to_thread(write_atomically, self._dir / name, content)
         if generated.queued:

@@ -4,7 +4,13 @@ With ``DEFAULT_PULSEOX_URL=http://host:8000/pulseox``: the pulseox client's
 ``post()`` (GET for the sha, then PUT) stores its report file here, and the
 report is a heartbeat for that path; ``PulseOxDashboard.get_remote_data()``
 reads ``summary.md.json``. Answers use GitHub's shapes and status codes
-(200/201/404/409/422), with pulsehook's error object alongside ``message``.
+(200/201/403/404/409/422), with pulsehook's error object alongside ``message``.
+
+A token reads and writes only the repositories its scope covers (the summary
+files are every token's to read); a PUT is refused (409) for an item webhooks
+keep, and the file and its note are bounded, as a heartbeat's are. Only the
+current version of each file is kept, with its sha: a client reads by path and
+sends that sha back with its next PUT, so older versions serve no one.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
 from typing import Any
 
@@ -21,10 +28,29 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ..clock import iso
+from ..errors import PayloadTooLarge
+from ..notify.escape import single_line
+from ..summary import items
 from ..summary.service import FILES
-from .auth import authorization, matches
+from .auth import authorization
 from .services import services
-from .summary import latest, record
+from .summary import (
+    BODY_LIMIT,
+    NOTE_LIMIT,
+    Scope,
+    covers,
+    forbidden,
+    item_problem,
+    kept_message,
+    latest,
+    read_body,
+    text_problem,
+    token_scope,
+)
+
+# Bytes of a stored report file: pulseox's metadata block, a note of NOTE_LIMIT
+# bytes, and the client's own few lines of content.
+CONTENT_LIMIT = 16 * 1024
 
 # pulseox's own metadata block: "# Metadata" (or "* Metadata") then "- key: value" lines.
 _METADATA = re.compile(r"(?:^|\n)(?:#|\*) Metadata\n(.*?)(?:\n(?:#|\*)|$)", re.DOTALL)
@@ -70,31 +96,36 @@ def synthesized(row: dict[str, Any]) -> bytes:
     """A pulseox report file for an item pulsehook knows from webhooks."""
     lines = ["# Metadata", f"- report: {row['report']}", f"- updated: {row['updated'] or ''}"]
     if row["note"]:
-        lines.append(f"- note: {row['note']}")
+        # One line: a newline in a note would forge metadata pulseox parses.
+        lines.append(f"- note: {single_line(row['note'])}")
     return ("\n".join(lines) + "\n").encode()
 
 
-def _auth(request: Request) -> JSONResponse | None:
-    settings = services(request).settings
-    if not settings.heartbeat_token_list():
+def _auth(request: Request) -> JSONResponse | Scope:
+    """The token's scope, or the answer refusing it."""
+    tokens = services(request).settings.heartbeat_scopes()
+    if not tokens:
         return github_error(
             401, "unauthorized", "no token configured: set PULSEHOOK_HEARTBEAT_TOKENS"
         )
-    if not matches(authorization(request), settings.heartbeat_token_list()):
+    scope = token_scope(authorization(request), tokens)
+    if scope is None:
         return github_error(401, "unauthorized", "Bad credentials")
-    return None
+    return scope
 
 
 async def get_contents(request: Request) -> JSONResponse:
-    denied = _auth(request)
-    if denied:
-        return denied
+    scope = _auth(request)
+    if isinstance(scope, JSONResponse):
+        return scope
     svc = services(request)
     owner, repo, path = (request.path_params[k] for k in ("owner", "repo", "path"))
     if (owner, repo) == (svc.settings.summary_owner, svc.settings.summary_repo) and path in FILES:
         body = await latest(request, path)
         if body is not None:
             return JSONResponse(file_json(owner, repo, path, body.encode()))
+    if not covers(scope, f"{owner}/{repo}"):
+        return github_error(403, "forbidden", f"this token may not read {owner}/{repo}")
 
     def find(db: Database) -> tuple[str, Any] | None:
         row = next(
@@ -121,24 +152,50 @@ async def get_contents(request: Request) -> JSONResponse:
 
 
 async def put_contents(request: Request) -> JSONResponse:
-    denied = _auth(request)
-    if denied:
-        return denied
+    scope = _auth(request)
+    if isinstance(scope, JSONResponse):
+        return scope
     svc = services(request)
     owner, repo, path = (request.path_params[k] for k in ("owner", "repo", "path"))
+    if (problem := item_problem(owner, repo, path)) is not None:
+        return github_error(422, "invalid", f"Invalid request: {problem}")
+    if not covers(scope, f"{owner}/{repo}"):
+        return github_error(403, "forbidden", forbidden(f"{owner}/{repo}"))
     try:
-        body = await request.json()
+        body = json.loads(await read_body(request, BODY_LIMIT))
         content = base64.b64decode(body["content"], validate=False)
         text = content.decode("utf-8")
+    except PayloadTooLarge as exc:
+        return github_error(413, "payload_too_large", exc.message)
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
         return github_error(422, "invalid", "Invalid request: content must be base64 UTF-8")
     if not isinstance(body, dict):
         return github_error(422, "invalid", "Invalid request")
+    if len(content) > CONTENT_LIMIT:
+        return github_error(
+            422,
+            "too_long",
+            f"content is {len(content)} bytes: at most {CONTENT_LIMIT} are accepted",
+        )
+    fields = parse_metadata(text)
+    report = fields.get("report", "").upper()
+    note = (fields.get("note") or "").strip() or None
+    if report not in ("GOOD", "BAD", "NOT_REPORTED"):
+        # pulseox reads an unknown report, or none, as BAD.
+        shown = fields.get("report", "")[:40]
+        note = f"report {shown or '(missing)'!r} treated as bad"
+        report = "BAD"
+    if note is not None and (refused := text_problem("note", note, NOTE_LIMIT)) is not None:
+        return github_error(422, *refused)
     given_sha = body.get("sha")
     now = svc.clock.now()
     new_sha = blob_sha(content)
+    item_path = f"{owner}/{repo}/{path}"
 
     def store(db: Database) -> int:
+        # The file and its heartbeat in one transaction: both, or neither.
+        if items.kept_by_webhooks(db, item_path):
+            return 0
         row = next(
             db.query(
                 "SELECT sha FROM pulseox_files WHERE owner = ? AND repo = ? AND path = ?",
@@ -155,21 +212,26 @@ async def put_contents(request: Request) -> JSONResponse:
             " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
             (owner, repo, path, text, new_sha, iso(now)),
         )
+        items.record_heartbeat(
+            db,
+            path=item_path,
+            owner=owner,
+            repo=repo,
+            report=report,
+            note=note,
+            now=now,
+            tz=svc.settings.timezone,
+        )
         return 200 if row else 201
 
     status = await svc.writer.run(store)
+    if status == 0:
+        return github_error(409, "conflict", kept_message(item_path))
     if status == 422:
         return github_error(422, "sha_missing", 'Invalid request. "sha" wasn\'t supplied.')
     if status == 409:
         return github_error(409, "sha_mismatch", f"{path} does not match {given_sha}")
-    fields = parse_metadata(text)
-    report = fields.get("report", "").upper()
-    note = fields.get("note")
-    if report not in ("GOOD", "BAD", "NOT_REPORTED"):
-        # pulseox reads an unknown report, or none, as BAD.
-        note = f"report {report or '(missing)'!r} treated as bad"
-        report = "BAD"
-    await record(request, owner, repo, path, report, note)
+    svc.summarizer.changed()
     commit = hashlib.sha1(f"{new_sha}{now}".encode(), usedforsecurity=False).hexdigest()
     return JSONResponse(
         {
