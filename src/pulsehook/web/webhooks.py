@@ -6,9 +6,11 @@ size cap enforced and the HMAC computed while reading, the signature checked
 before anything is parsed, and the answer sent only after the delivery's group
 commit (or once the wait for it is too long for GitHub).
 
-An unauthenticated sender costs at most its body, kept once: a signature that
-cannot match is refused before a byte is read, and only ``max_large_bodies``
-bodies over ``LARGE_BODY`` are read at a time. It learns nothing but "too
+An unauthenticated sender costs at most a chunk of memory: a signature that
+cannot match is refused before a byte is read, a body past ``LARGE_BODY``
+waits in an unlinked file in the data directory until its signature is known
+(then read back once), and only ``max_large_bodies`` such bodies are read at a
+time. It learns nothing but "too
 large", "busy" or "bad signature".
 """
 
@@ -16,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 from collections import deque
-from typing import Any, cast
+from typing import IO, Any, cast
 from urllib.parse import unquote_to_bytes
 
 import orjson
@@ -215,6 +218,7 @@ class WebhookEndpoint:
         self.answer_timeout = settings.answer_timeout_seconds
         self.large = LargeBodies(settings.max_large_bodies)
         self.large_body_wait = large_body_wait
+        self.spool_dir = settings.data_dir  # large bodies wait here, not in memory
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
@@ -253,6 +257,7 @@ class WebhookEndpoint:
             # one grows a single buffer (no list of chunks joined at the end).
             body: Body = b""
             buffer: bytearray | None = None
+            spool: IO[bytes] | None = None
             size = 0
             while True:
                 message = await receive()
@@ -269,7 +274,19 @@ class WebhookEndpoint:
                 if check is not None:
                     check.update(chunk)
                 more = message.get("more_body", False)
-                if buffer is not None:
+                if spool is None and size > LARGE_BODY:
+                    # Past a chunk's worth, the body waits on disk until its
+                    # signature is known: an unsigned sender costs no memory.
+                    spool = tempfile.TemporaryFile(dir=self.spool_dir)  # noqa: SIM115 - closed below
+                    if buffer is not None:
+                        spool.write(buffer)
+                        buffer = None
+                    elif body:
+                        spool.write(body)
+                        body = b""
+                if spool is not None:
+                    spool.write(chunk)
+                elif buffer is not None:
                     buffer += chunk
                 elif more:
                     buffer = bytearray(chunk)
@@ -277,14 +294,19 @@ class WebhookEndpoint:
                     body = chunk
                 if not more:
                     break
-            if buffer is not None:
-                body = buffer  # never changed from here on
             if check is not None and not check.matches(signature):
                 raise SignatureInvalid(
                     "signature does not match the body under any configured secret"
                 )
+            if spool is not None:
+                spool.seek(0)
+                body = spool.read()  # the one copy, for a sender whose signature matched
+            elif buffer is not None:
+                body = buffer  # never changed from here on
             return await self.store(scope, headers, body)
         finally:
+            if spool is not None:
+                spool.close()
             if held:
                 self.large.give()
 
