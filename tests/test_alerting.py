@@ -258,7 +258,7 @@ def test_silences_through_the_api(env: Env) -> None:
     assert env.client.delete(f"/api/v1/silences/{silence_id}").status_code == 200
     assert env.client.delete(f"/api/v1/silences/{silence_id}").status_code == 404
     bad = env.client.post("/api/v1/silences", json={"duration": "1h"})
-    assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_request"
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid"
 
 
 def test_the_shipped_rules_alert_on_a_red_master(env: Env) -> None:

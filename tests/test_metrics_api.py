@@ -119,7 +119,7 @@ def test_overview_vulnerabilities_and_builds(client: httpx.Client) -> None:
     vulns = client.get("/api/v1/vulnerabilities", params={"severity": "critical"}).json()
     assert [v["repo"] for v in vulns["vulnerabilities"]] == ["octo-org/octo-repo"]
     assert client.get("/api/v1/vulnerabilities", params={"severity": "low"}).json()["count"] == 0
-    assert client.get("/api/v1/vulnerabilities", params={"severity": "nope"}).status_code == 400
+    assert client.get("/api/v1/vulnerabilities", params={"severity": "nope"}).status_code == 422
     failed = client.get("/api/v1/builds", params={"status": "failure"}).json()
     assert [b["run_id"] for b in failed["builds"]] == [1001]
 

@@ -258,8 +258,8 @@ def test_deliveries_are_filterable(client: httpx.Client) -> None:
     assert [d["guid"] for d in by_event["deliveries"]] == ["p-1"]
     by_status = client.get("/api/v1/deliveries", params={"status": "ignored"}).json()
     assert [d["guid"] for d in by_status["deliveries"]] == ["s-1"]
-    assert_error(client.get("/api/v1/deliveries", params={"status": "nope"}), 400, "bad_request")
-    assert_error(client.get("/api/v1/deliveries", params={"limit": "0"}), 400, "bad_request")
+    assert_error(client.get("/api/v1/deliveries", params={"status": "nope"}), 422, "invalid")
+    assert_error(client.get("/api/v1/deliveries", params={"limit": "0"}), 422, "invalid")
 
 
 def test_health_probes_say_little_and_the_status_needs_the_token(client: httpx.Client) -> None:

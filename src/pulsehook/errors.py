@@ -14,7 +14,8 @@
     │   ├── SignatureInvalid     401
     │   ├── BadRequest           400 (missing header, invalid JSON)
     │   ├── PayloadTooLarge      413
-    │   └── UnsupportedMediaType 415
+    │   ├── UnsupportedMediaType 415
+    │   └── InputInvalid         422 (read, but breaks its model: web/models.py)
     └── UnsupportedEvent         normalization has nothing to say about this payload
 
 Each web-facing error knows its HTTP status and a short machine code, so the
@@ -63,6 +64,11 @@ class PayloadTooLarge(WebhookRejected):
 class UnsupportedMediaType(WebhookRejected):
     status = 415
     code = "unsupported_media_type"
+
+
+class InputInvalid(WebhookRejected):
+    status = 422
+    code = "invalid"
 
 
 class UnsupportedEvent(PulsehookError):

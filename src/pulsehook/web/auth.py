@@ -19,6 +19,7 @@ from ..settings import Settings
 from .responses import error
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # writes that carry a body: JSON only
 PROTECTED = ("/api/",)
 # Heartbeats and reports carry their own token (PULSEHOOK_HEARTBEAT_TOKENS); the
 # API's description is public.
@@ -72,7 +73,7 @@ class ApiTokenMiddleware:
         ):
             request = Request(scope)
             write = scope["method"] not in READ_METHODS
-            if write and scope["method"] != "DELETE" and _media_type(request) != JSON_TYPE:
+            if scope["method"] in BODY_METHODS and _media_type(request) != JSON_TYPE:
                 response = error(415, "unsupported_media_type", f"API writes take {JSON_TYPE}")
                 await response(scope, receive, send)
                 return

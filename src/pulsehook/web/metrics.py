@@ -10,16 +10,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..errors import BadRequest
 from ..store import metrics
-from .api import int_param
+from .models import (
+    BareRepoPath,
+    BuildsQuery,
+    MetricsQuery,
+    NoQuery,
+    RepoPath,
+    VulnerabilitiesQuery,
+    read_path,
+    read_query,
+)
 from .responses import FastJSON, error
 from .services import services
 
 
 def _name(request: Request) -> str:
-    params = request.path_params
-    return f"{params['owner']}/{params['name']}" if "owner" in params else params["name"]
+    if "owner" in request.path_params:
+        path = read_path(request, RepoPath)
+        return f"{path.owner}/{path.name}"
+    return read_path(request, BareRepoPath).name
 
 
 def _resolve(db: Database, name: str) -> dict[str, Any] | None:
@@ -27,10 +37,13 @@ def _resolve(db: Database, name: str) -> dict[str, Any] | None:
     found = metrics.find_repo(db, name)
     if found or "/" in name:
         return found
+    # The name is a literal: its % and _ must not act as LIKE's wildcards.
+    literal = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     rows = list(
         db.query(
-            "SELECT id, full_name FROM repositories WHERE full_name LIKE ? AND deleted = 0",
-            (f"%/{name}",),
+            "SELECT id, full_name FROM repositories WHERE full_name LIKE ? ESCAPE '\\'"
+            " AND deleted = 0",
+            (f"%/{literal}",),
         )
     )
     return rows[0] if len(rows) == 1 else None
@@ -38,12 +51,14 @@ def _resolve(db: Database, name: str) -> dict[str, Any] | None:
 
 async def health(request: Request) -> FastJSON:
     svc = services(request)
+    read_query(request, NoQuery)
     now = svc.clock.now()
     return FastJSON(await svc.readers.run(lambda db: metrics.overview(db, now)))
 
 
 async def repos(request: Request) -> FastJSON:
     svc = services(request)
+    read_query(request, NoQuery)
     now = svc.clock.now()
     rows = await svc.readers.run(lambda db: metrics.all_repos(db, now))
     return FastJSON({"repos": rows, "count": len(rows)})
@@ -52,6 +67,7 @@ async def repos(request: Request) -> FastJSON:
 async def repo(request: Request) -> Response:
     svc = services(request)
     name = _name(request)
+    read_query(request, NoQuery)
     now = svc.clock.now()
 
     def query(db: Database) -> dict[str, Any] | None:
@@ -69,7 +85,7 @@ async def repo(request: Request) -> Response:
 async def repo_metrics(request: Request) -> Response:
     svc = services(request)
     name = _name(request)
-    days = int_param(request, "days", 90, high=3650) or 90
+    days = read_query(request, MetricsQuery).days
     now = svc.clock.now()
 
     def query(db: Database) -> dict[str, Any] | None:
@@ -86,23 +102,17 @@ async def repo_metrics(request: Request) -> Response:
     return FastJSON(body)
 
 
-def _choice(request: Request, name: str, allowed: tuple[str, ...] | None = None) -> str | None:
-    value = request.query_params.get(name) or None
-    if value is not None and allowed is not None and value not in allowed:
-        raise BadRequest(f"{name} must be one of {', '.join(allowed)}")
-    return value
-
-
 async def vulnerabilities(request: Request) -> FastJSON:
     svc = services(request)
-    severity = _choice(request, "severity", ("critical", "high", "medium", "low", "unknown"))
-    state = _choice(request, "state")
-    repo_name = _choice(request, "repo")
-    package = _choice(request, "package")
-    limit = int_param(request, "limit", 200, high=5000) or 200
+    given = read_query(request, VulnerabilitiesQuery)
     rows = await svc.readers.run(
         lambda db: metrics.vulnerabilities(
-            db, severity=severity, state=state, repo=repo_name, package=package, limit=limit
+            db,
+            severity=given.severity,
+            state=given.state,
+            repo=given.repo,
+            package=given.package,
+            limit=given.limit,
         )
     )
     return FastJSON({"vulnerabilities": rows, "count": len(rows)})
@@ -110,10 +120,11 @@ async def vulnerabilities(request: Request) -> FastJSON:
 
 async def builds(request: Request) -> FastJSON:
     svc = services(request)
-    repo_name, branch, status = (_choice(request, k) for k in ("repo", "branch", "status"))
-    limit = int_param(request, "limit", 100, high=5000) or 100
+    given = read_query(request, BuildsQuery)
     rows = await svc.readers.run(
-        lambda db: metrics.builds(db, repo=repo_name, branch=branch, status=status, limit=limit)
+        lambda db: metrics.builds(
+            db, repo=given.repo, branch=given.branch, status=given.status, limit=given.limit
+        )
     )
     return FastJSON({"builds": rows, "count": len(rows)})
 

@@ -28,7 +28,10 @@ def error(status: int, code: str, message: str) -> JSONResponse:
 
 async def http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return error(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail))
+    answer = error(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail))
+    # A 405 carries the methods the route takes (Allow, RFC 9110 §15.5.6).
+    answer.headers.update(exc.headers or {})
+    return answer
 
 
 async def rejected(request: Request, exc: Exception) -> Response:
