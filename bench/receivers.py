@@ -176,7 +176,11 @@ class Receiver:
         cmd += ["--app-dir", str(BENCH_DIR), "--host", "127.0.0.1", "--port", str(self.port)]
         cmd += ["--workers", "1", "--log-level", "warning", "--no-access-log"]
         cmd += ["--loop", "uvloop" if installed("uvloop") else "asyncio"]
-        cmd += ["--http", "httptools" if installed("httptools") else "h11"]
+        if self.name == "pulsehook":
+            # What `pulsehook serve` runs: httptools with its connection bounds.
+            cmd += ["--http", "pulsehook.web.server:BoundedHttpToolsProtocol"]
+        else:
+            cmd += ["--http", "httptools" if installed("httptools") else "h11"]
         return cmd
 
     def start(self, timeout: float = 30.0) -> None:

@@ -83,6 +83,7 @@ def _serve(ctx: click.Context, **flags: Any) -> None:
     import uvicorn
 
     from ..app import create_app
+    from ..web import server as http_server
 
     settings = _settings(ctx, **flags)
     redactor = _logging(settings)
@@ -117,6 +118,9 @@ def _serve(ctx: click.Context, **flags: Any) -> None:
             " address: anyone who reaches it can read the API and the dashboard.",
             err=True,
         )
+    open_files = http_server.raise_open_file_limit()
+    if (low := http_server.low_limit_warning(open_files)) is not None:
+        click.echo(low, err=True)
     uvicorn.run(
         app,
         host=settings.host,
@@ -125,6 +129,12 @@ def _serve(ctx: click.Context, **flags: Any) -> None:
         log_level=None,
         proxy_headers=True,
         access_log=settings.debug,
+        **http_server.uvicorn_options(
+            open_files=open_files,
+            max_header_bytes=http_server.MAX_HEADER_BYTES,
+            header_timeout=http_server.HEADER_TIMEOUT_SECONDS,
+            body_idle_timeout=http_server.BODY_IDLE_TIMEOUT_SECONDS,
+        ),
     )
 
 
