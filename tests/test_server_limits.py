@@ -493,3 +493,22 @@ def test_a_refused_client_still_sending_reads_its_answer(app_port: int) -> None:
         while chunk := sock.recv(65536):
             answer += chunk
         assert answer.startswith(b"HTTP/1.1 431 "), answer[:80]
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"POST /webhooks/github HTTP/1.1\r\nHost: x\r\nX-Bad: a\x00b\r\n\r\n",
+        b"POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n",
+    ],
+)
+def test_a_request_the_parser_refuses_gets_the_one_error_shape(app_port: int, head: bytes) -> None:
+    with connect(app_port) as sock:
+        send_all(sock, head)
+        answer = read_until_closed(sock)
+    status, _, rest = answer.partition(b"\r\n")
+    assert status.startswith(b"HTTP/1.1 400 "), answer[:80]
+    body = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert body["error"]["code"] == "bad_request" and "malformed" in body["error"]["message"]

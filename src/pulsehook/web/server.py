@@ -40,6 +40,7 @@ import asyncio
 import resource
 from typing import Any
 
+import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 LINGER_SECONDS = 2.0  # a refused client's time to read the answer before the close
@@ -91,7 +92,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if limit is not None and len(self.connections) > limit:
             # Refused now rather than at its headers: an idle socket past the limit
             # would otherwise hold a file descriptor until its header deadline.
-            self._refuse(503, b"Service Unavailable")
+            self._refuse(503, "busy", "too many connections; try again shortly")
             return
         self._watch_head()
 
@@ -126,7 +127,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.is_closing() or self.transport.get_protocol() is not self:
             return  # a parse error was answered, or the connection was upgraded
         if self._in_head:
-            self._refuse(431, b"Request Header Fields Too Large")
+            self._refuse(431, "headers_too_large", "request line and headers exceed 64 KiB")
             return
         # The rest is the body, or a next request: through the same count.
         self.data_received(data[room:])
@@ -212,23 +213,30 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._watch = _NOTHING
         if watch == _HEAD and self._in_head and self._began:
-            self._refuse(408, b"Request Timeout")
+            self._refuse(408, "request_timeout", "the request headers did not arrive in time")
         else:
             self.transport.close()  # an idle socket, or a stalled body (the app sees a disconnect)
 
-    def _refuse(self, status: int, reason: bytes) -> None:
-        """Answer ``status`` and close; only close while an answer is being written."""
+    def send_400_response(self, msg: str) -> None:
+        # A request the parser cannot read (a bad Content-Length, a NUL in a
+        # header): answered in the one error shape like every other error.
+        self._refuse(400, "bad_request", f"malformed HTTP request: {msg[:200]}")
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        """Answer ``status`` in the one error shape and close; only close while an
+        answer is being written."""
         self._watch = _NOTHING
         cycle = self.cycle
         if cycle is None or cycle.response_complete:
+            body = orjson.dumps({"error": {"code": code, "message": message}})
             head = [STATUS_LINE[status]]
             for name, value in self.server_state.default_headers:
                 head += [name, b": ", value, b"\r\n"]
             head += [
-                b"content-type: text/plain; charset=utf-8\r\n",
-                b"content-length: %d\r\n" % len(reason),
+                b"content-type: application/json\r\n",
+                b"content-length: %d\r\n" % len(body),
                 b"connection: close\r\n\r\n",
-                reason,
+                body,
             ]
             self.transport.write(b"".join(head))
         self._linger()
