@@ -206,3 +206,26 @@ def test_a_full_disk_answers_503_and_recovers_by_itself_once_space_frees(
     stored = statuses(settings)
     # Nothing acknowledged was lost, and every acknowledged delivery was processed.
     assert all(stored[g] == ("processed", None) for g in ["before", *acknowledged])
+
+
+def test_one_repository_is_read_by_key_whatever_the_number_of_repositories(
+    tmp_path: Path,
+) -> None:
+    from datetime import UTC, datetime
+
+    from pulsehook.store.db import open_database, wrap
+    from pulsehook.store.metrics import one_repo
+
+    db = wrap(open_database(tmp_path / "pulsehook.db"))
+    for n in (1, 2):
+        db.execute(
+            "INSERT INTO repositories (id, full_name, owner, default_branch, first_seen_at,"
+            " last_seen_at) VALUES (?, ?, 'o', 'main', ?, ?)",
+            (n, f"o/r{n}", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"),
+        )
+    plans = _plans(db.conn, lambda: one_repo(db, 2, datetime(2026, 1, 1, tzinfo=UTC)))
+    assert len(plans) >= 5
+    for plan in plans:
+        steps = plan.split(" / ")
+        # Every table is searched by the repository's key: nothing scans them all.
+        assert not any(s.startswith("SCAN") and "CONSTANT" not in s for s in steps), plan

@@ -54,10 +54,13 @@ def repos(
     builds: dict[int, list[dict[str, Any]]] = {}
     for b in latest_builds(db, repo_id):
         builds.setdefault(b["repo_id"], []).append(b)
+    # One repository: every aggregate below reads by its key, never the whole table.
+    one, only = ("repo_id = ? AND ", (repo_id,)) if repo_id is not None else ("", ())
     vulns: dict[int, dict[str, int]] = {}
     for v in db.query(
-        "SELECT repo_id, severity, count(*) AS n FROM vulnerabilities WHERE state = 'open'"
-        " GROUP BY repo_id, severity"
+        f"SELECT repo_id, severity, count(*) AS n FROM vulnerabilities WHERE {one}state = 'open'"
+        " GROUP BY repo_id, severity",
+        only,
     ):
         vulns.setdefault(v["repo_id"], {})[v["severity"]] = v["n"]
     # The latest value on each default branch, one index lookup per repository.
@@ -68,13 +71,16 @@ def repos(
             " JOIN coverage c ON c.id = (SELECT id FROM coverage WHERE repo_id = r.id"
             "   AND (branch IS r.default_branch OR r.default_branch IS NULL)"
             "   ORDER BY at DESC, id DESC LIMIT 1)"
+            + (" WHERE r.id = ?" if repo_id is not None else ""),
+            only,
         )
     }
     deps = {
         d["repo_id"]: d["n"]
         for d in db.query(
-            "SELECT repo_id, count(*) AS n FROM dependency_prs WHERE state = 'open'"
-            " GROUP BY repo_id"
+            f"SELECT repo_id, count(*) AS n FROM dependency_prs WHERE {one}state = 'open'"
+            " GROUP BY repo_id",
+            only,
         )
     }
     return [
