@@ -4,8 +4,11 @@
 
 Prints, in one run: p50/p99 of ``GET /api/v1/repos`` and of the dashboard's
 overview page against a bare baseline (``GET /healthz`` on the same server),
-and the time of a full score recomputation for every repository.
-Targets: /api/v1/repos p99 < 100 ms, overview p99 < 200 ms, recomputation < 1 s.
+the time of a full score recomputation for every repository, and the daily
+rescore as the service runs it (chunks of ``SWEEP_SECONDS``, each its own writer
+turn): its total time and its longest turn.
+Targets: /api/v1/repos p99 < 100 ms, one repository p99 < 10 ms, overview p99 <
+200 ms, recomputation < 10 s, no rescore turn > 50 ms.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from conftest import live
 from pulsehook.app import create_app
 from pulsehook.clock import iso
+from pulsehook.schedule.runner import SWEEP_SECONDS
 from pulsehook.settings import Settings
 from pulsehook.store.db import open_database, transaction, wrap
-from pulsehook.store.health import recompute_all
+from pulsehook.store.health import recompute_all, recompute_batch
 from pulsehook.store.migrations import WORKFLOW_STATE_SQL
 
 NOW = datetime.now(UTC)
@@ -162,11 +166,31 @@ def main() -> None:
             start = time.perf_counter()
             transaction(db, lambda d: recompute_all(d, NOW))
             times.append(time.perf_counter() - start)
+        # The daily rescore as the service runs it: chunks of SWEEP_SECONDS, each
+        # its own writer turn (intake and processing take theirs in between).
+        turns: list[float] = []
+        after, start = 0, time.perf_counter()
+        while True:
+            turn = time.perf_counter()
+            after, done, _ = transaction(
+                db,
+                lambda d, a=after: recompute_batch(d, after_id=a, now=NOW, budget=SWEEP_SECONDS),
+            )
+            turns.append(time.perf_counter() - turn)
+            if not done:
+                break
+        swept = time.perf_counter() - start
         db.conn.close()
+        longest = max(turns)
+        print(
+            f"daily rescore in {len(turns)} writer turns: {swept * 1000:.0f} ms in all,"
+            f" longest turn {longest * 1000:.1f} ms"
+            f"  {'PASS' if swept < 10 and longest < 0.05 else 'FAIL'} (< 10 s, turns < 50 ms)"
+        )
         recompute = statistics.median(times)
         print(
             f"full score recomputation: {recompute * 1000:.0f} ms (median of 3)"
-            f"  {'PASS' if recompute < 1 else 'FAIL'} (< 1 s)"
+            f"  {'PASS' if recompute < 10 else 'FAIL'} (< 10 s)"
         )
         with (
             live(create_app(settings)) as server,

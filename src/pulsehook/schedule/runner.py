@@ -16,6 +16,7 @@ from ..facts import Fact
 from ..rules.evaluate import Evaluator
 from ..rules.model import RuleSet
 from ..store import health as health_store
+from ..store import sweeps
 from ..store.db import NORMAL, Writer
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,10 @@ log = logging.getLogger(__name__)
 # The longest sleep. Changes made in this process wake the scheduler when they
 # create a deadline; this bounds how late one made elsewhere (the CLI) is seen.
 MAX_SLEEP = 30.0
+RESCORE = "rescore"  # the daily sweep over every repository's score
+# A rescore chunk's share of the writer per turn; intake and processing take
+# their turns between chunks (DESIGN §2: no turn long enough to be felt).
+SWEEP_SECONDS = 0.015
 
 
 def daily_due(db: Database, name: str, now: datetime) -> bool:
@@ -49,6 +54,7 @@ class Scheduler:
         timezone: str,
         on_notices: Callable[[], None],
         policy: engine.Policy | None = None,
+        sweep_seconds: float = SWEEP_SECONDS,
     ) -> None:
         self._evaluator = Evaluator()
         self._policy = policy or engine.Policy(timezone=timezone)
@@ -58,6 +64,8 @@ class Scheduler:
         self._tz = timezone
         self._on_notices = on_notices
         self._wake = asyncio.Event()
+        self._sweep_seconds = sweep_seconds
+        self._sweeping = False  # a rescore is under way: the next pass comes at once
 
     def wake(self) -> None:
         self._wake.set()
@@ -72,23 +80,50 @@ class Scheduler:
             queued += engine.release_repeats(db, self._rules, now=now)
             queued += digest.run_due(db, self._rules, now=now, tz=self._tz)
             if daily_due(db, "health", now):
-                # Scores age (activity) without any event: rescore everything daily.
-                facts: list[Fact] = list(health_store.recompute_all(db, now))
-                queued += engine.evaluate(
-                    db, self._rules, facts, now=now, evaluator=self._evaluator, policy=self._policy
-                ).queued
+                # Scores age (activity) without any event: rescore everything
+                # daily, a chunk per pass (see rescore_chunk).
+                sweeps.start(db, RESCORE, iso(now))
             return queued
 
         queued = await self._writer.run(job, NORMAL)
+        queued += await self.rescore_chunk()
         if queued:
             self._on_notices()
         return queued
+
+    async def rescore_chunk(self) -> int:
+        """One short writer turn of a running rescore: the next repositories'
+        scores, the rules on what changed, and the sweep's place, committed
+        together. At 10,000 repositories a rescore in one turn held the writer
+        for 50 s; in turns of ``SWEEP_SECONDS`` intake and processing go on."""
+        now = self._clock.now()
+
+        def chunk(db: Database) -> int:
+            cursor = sweeps.position(db, RESCORE)
+            if cursor is None:
+                self._sweeping = False
+                return 0
+            last, done, changed = health_store.recompute_batch(
+                db, after_id=cursor, now=now, budget=self._sweep_seconds
+            )
+            self._sweeping = bool(done)
+            sweeps.advance(db, RESCORE, last, finished_at=None if done else iso(now))
+            if not changed:
+                return 0
+            facts: list[Fact] = list(changed)
+            return engine.evaluate(
+                db, self._rules, facts, now=now, evaluator=self._evaluator, policy=self._policy
+            ).queued
+
+        return await self._writer.run(chunk, NORMAL)
 
     async def seconds_to_next(self) -> float:
         now = self._clock.now()
         due = await self._writer.run(
             lambda db: engine.next_due(db, self._rules, now=now, timezone=self._tz), NORMAL
         )
+        if self._sweeping:
+            return 0.0  # the next chunk of the rescore, after the others' turns
         candidates: list[datetime] = [due] if due else []
         nxt = digest.next_run(self._rules, now=now, tz=self._tz)
         if nxt:

@@ -7,6 +7,7 @@ show flat stretches too.
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta
 
 from sqlite_utils import Database
@@ -129,10 +130,37 @@ def recompute(db: Database, repo_id: int, now: datetime) -> Health | None:
     )
 
 
-def recompute_all(db: Database, now: datetime) -> list[Health]:
-    facts = []
-    for row in list(db.query("SELECT id FROM repositories WHERE deleted = 0")):
-        fact = recompute(db, row["id"], now)
-        if fact is not None:
+def recompute_batch(
+    db: Database, *, after_id: int, now: datetime, limit: int = 500, budget: float | None = None
+) -> tuple[int, int, list[Health]]:
+    """Score the repositories after ``after_id`` in id order: (last id done, how
+    many, the scores that changed). With a ``budget`` (seconds), stops after the
+    repository that used it up: one short writer turn of a sweep."""
+    ids = [
+        int(r["id"])
+        for r in db.query(
+            "SELECT id FROM repositories WHERE deleted = 0 AND id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        )
+    ]
+    stop = None if budget is None else time.perf_counter() + budget
+    facts: list[Health] = []
+    last, done = after_id, 0
+    for repo_id in ids:
+        if (fact := recompute(db, repo_id, now)) is not None:
             facts.append(fact)
-    return facts
+        last, done = repo_id, done + 1
+        if stop is not None and time.perf_counter() >= stop:
+            break
+    return last, done, facts
+
+
+def recompute_all(db: Database, now: datetime) -> list[Health]:
+    """Score every repository in one go (replay, the CLI, benchmarks)."""
+    facts: list[Health] = []
+    after = 0
+    while True:
+        after, done, changed = recompute_batch(db, after_id=after, now=now)
+        facts.extend(changed)
+        if not done:
+            return facts

@@ -352,6 +352,16 @@ MIGRATIONS: list[str] = [
     CREATE INDEX vulnerabilities_repo ON vulnerabilities(repo_id, state, severity);
     CREATE INDEX coverage_repo ON coverage(repo_id, at);
     """,
+    # 8: a periodic sweep over every repository (the daily rescore) keeps its
+    # place, so it runs in short writer turns and resumes after a restart.
+    """
+    CREATE TABLE sweeps (
+        name TEXT PRIMARY KEY,
+        cursor INTEGER NOT NULL,  -- the last repository id done
+        started_at TEXT NOT NULL,
+        finished_at TEXT  -- NULL while it runs
+    );
+    """,
 ]
 
 # Tables rebuilt from the stored deliveries by ``pulsehook replay``.
