@@ -201,14 +201,22 @@ def main() -> None:
             timed(client, "/api/v1/repos", 5)  # warm caches
             baseline = timed(client, "/healthz", args.requests)
             repos = timed(client, "/api/v1/repos", args.requests)
+            by_score = timed(client, "/api/v1/repos?sort=-score&limit=100", args.requests)
+            # A page deep in the list: continued by key, it costs what the first does.
+            deep = client.get("/api/v1/repos", params={"limit": 1000}).json()["next_cursor"]
+            later = timed(client, f"/api/v1/repos?limit=100&cursor={deep}", args.requests)
             overview = timed(client, "/", args.requests)
             one = timed(client, "/api/v1/repos/org/repo0500", args.requests)
         print(line("GET /healthz (bare)", baseline))
         print(line("GET /api/v1/repos", repos))
+        print(line("  ...?sort=-score", by_score))
+        print(line("  ...a page after 1,000", later))
         print(line("GET /api/v1/repos/{one}", one))
         print(line("GET / (overview page)", overview))
-        p99 = repos[int(len(repos) * 0.99) - 1]
-        print(f"/api/v1/repos p99 < 100 ms: {'PASS' if p99 < 0.1 else 'FAIL'}")
+        p99 = max(v[int(len(v) * 0.99) - 1] for v in (repos, by_score, later))
+        print(f"/api/v1/repos pages p99 < 100 ms: {'PASS' if p99 < 0.1 else 'FAIL'}")
+        p99 = one[int(len(one) * 0.99) - 1]
+        print(f"one repository p99 < 10 ms: {'PASS' if p99 < 0.01 else 'FAIL'}")
         p99 = overview[int(len(overview) * 0.99) - 1]
         print(f"overview page p99 < 200 ms: {'PASS' if p99 < 0.2 else 'FAIL'}")
 

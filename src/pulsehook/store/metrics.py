@@ -9,6 +9,8 @@ from typing import Any
 from sqlite_utils import Database
 
 from ..clock import iso, parse_iso
+from . import queries
+from .queries import RepoFilter
 from .queries import repos as repo_rows
 
 STALE_AFTER = timedelta(hours=24)
@@ -56,6 +58,22 @@ def seed_shape(
 def all_repos(db: Database, now: datetime) -> list[dict[str, Any]]:
     health = health_rows(db)
     return [seed_shape(r, health.get(r["id"]), now) for r in repo_rows(db)]
+
+
+def repo_page(
+    db: Database,
+    now: datetime,
+    *,
+    sort: str,
+    limit: int,
+    after: list[Any] | None,
+    where: RepoFilter,
+) -> tuple[list[dict[str, Any]], int, list[Any] | None]:
+    """A page of repositories in the seed's shape, how many match, the key after it."""
+    rows, health, total, last = queries.repo_page(
+        db, sort=sort, limit=limit, after=after, where=where
+    )
+    return [seed_shape(r, health.get(r["id"]), now) for r in rows], total, last
 
 
 def one_repo(db: Database, repo_id: int, now: datetime) -> dict[str, Any] | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlite_utils import Database
@@ -18,14 +20,25 @@ def latest_builds(db: Database, repo_id: int | None = None) -> list[dict[str, An
     Runs that say nothing about the code (cancelled, skipped, ...) are passed over.
     Read from ``workflow_state``, kept current as runs arrive.
     """
-    where, params = ("WHERE repo_id = ?", (repo_id,)) if repo_id is not None else ("", ())
+    return _latest_builds(db, None if repo_id is None else [repo_id])
+
+
+def _latest_builds(db: Database, ids: Sequence[int] | None) -> list[dict[str, Any]]:
+    where, params = _among("repo_id", ids)
     return list(
         db.query(
             "SELECT repo_id, workflow, status, url, completed_at, run_id, event"
-            f" FROM workflow_state {where} ORDER BY repo_id, workflow",
+            f" FROM workflow_state {'WHERE ' + where if where else ''} ORDER BY repo_id, workflow",
             params,
         )
     )
+
+
+def _among(column: str, ids: Sequence[int] | None) -> tuple[str, tuple[Any, ...]]:
+    """A condition keeping ``column`` to ``ids`` ("" for every row)."""
+    if ids is None:
+        return "", ()
+    return f"{column} IN ({', '.join('?' * len(ids))})", tuple(ids)
 
 
 def build_state(workflows: list[dict[str, Any]]) -> str | None:
@@ -41,21 +54,27 @@ def build_state(workflows: list[dict[str, Any]]) -> str | None:
 def repos(
     db: Database, *, include_deleted: bool = False, repo_id: int | None = None
 ) -> list[dict[str, Any]]:
+    """Every repository (or one), by name, in the summary shape."""
     clauses = [] if include_deleted else ["deleted = 0"]
     params: tuple[Any, ...] = ()
     if repo_id is not None:
         clauses.append("id = ?")
         params = (repo_id,)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = {
-        r["id"]: r
-        for r in db.query(f"SELECT * FROM repositories {where} ORDER BY full_name", params)
-    }
+    rows = list(db.query(f"SELECT * FROM repositories {where} ORDER BY full_name", params))
+    return summaries(db, rows, None if repo_id is None else [repo_id])
+
+
+def summaries(
+    db: Database, rows: list[dict[str, Any]], ids: Sequence[int] | None
+) -> list[dict[str, Any]]:
+    """``rows`` of repositories in the summary shape, in their order. With ``ids``
+    (theirs), every aggregate reads only those repositories, by key."""
     builds: dict[int, list[dict[str, Any]]] = {}
-    for b in latest_builds(db, repo_id):
+    for b in _latest_builds(db, ids):
         builds.setdefault(b["repo_id"], []).append(b)
-    # One repository: every aggregate below reads by its key, never the whole table.
-    one, only = ("repo_id = ? AND ", (repo_id,)) if repo_id is not None else ("", ())
+    among, only = _among("repo_id", ids)
+    one = f"{among} AND " if among else ""
     vulns: dict[int, dict[str, int]] = {}
     for v in db.query(
         f"SELECT repo_id, severity, count(*) AS n FROM vulnerabilities WHERE {one}state = 'open'"
@@ -64,14 +83,14 @@ def repos(
     ):
         vulns.setdefault(v["repo_id"], {})[v["severity"]] = v["n"]
     # The latest value on each default branch, one index lookup per repository.
+    within, _ = _among("r.id", ids)
     coverage = {
         c["repo_id"]: c
         for c in db.query(
             "SELECT c.repo_id, c.branch, c.value, c.delta, c.at, c.url FROM repositories r"
             " JOIN coverage c ON c.id = (SELECT id FROM coverage WHERE repo_id = r.id"
             "   AND (branch IS r.default_branch OR r.default_branch IS NULL)"
-            "   ORDER BY at DESC, id DESC LIMIT 1)"
-            + (" WHERE r.id = ?" if repo_id is not None else ""),
+            "   ORDER BY at DESC, id DESC LIMIT 1)" + (f" WHERE {within}" if within else ""),
             only,
         )
     }
@@ -85,10 +104,103 @@ def repos(
     }
     return [
         repo_summary(
-            row, builds.get(rid, []), vulns.get(rid, {}), coverage.get(rid), deps.get(rid, 0)
+            row,
+            builds.get(row["id"], []),
+            vulns.get(row["id"], {}),
+            coverage.get(row["id"]),
+            deps.get(row["id"], 0),
         )
-        for rid, row in rows.items()
+        for row in rows
     ]
+
+
+# What a page of repositories is sorted by: the key expressions, in order. The
+# last two (name, id) make every key unique, so a cursor names one place.
+SORTS: dict[str, tuple[str, ...]] = {
+    "name": ("r.full_name", "r.id"),
+    "score": ("(h.score IS NULL)", "coalesce(h.score, 0)", "r.full_name", "r.id"),
+    "-score": ("(h.score IS NULL)", "-coalesce(h.score, 0)", "r.full_name", "r.id"),
+}
+# A workflow's last run that fails the build (neither good nor saying nothing).
+_FAILING = "EXISTS (SELECT 1 FROM workflow_state w WHERE w.repo_id = r.id AND w.status NOT IN ({}))"
+
+
+@dataclass(frozen=True)
+class RepoFilter:
+    """Which repositories a page lists (every field optional)."""
+
+    owner: str | None = None
+    search: str | None = None  # a part of the full name, any case
+    state: str | None = None  # the build state: "success" or "failure"
+    min_score: float | None = None
+    max_score: float | None = None
+
+
+def repo_page(
+    db: Database,
+    *,
+    sort: str,
+    limit: int,
+    after: Sequence[Any] | None,
+    where: RepoFilter,
+) -> tuple[list[dict[str, Any]], dict[int, Any], int, list[Any] | None]:
+    """One page of repositories: (summaries, their health rows by id, how many
+    match in all, the key to continue after, or None on the last page).
+
+    Sorted and filtered in SQL, continued by key (``after``: the last key of the
+    page before), so a page costs the same wherever it is."""
+    keys = SORTS[sort]
+    clauses: list[str] = ["r.deleted = 0"]
+    params: list[Any] = []
+    if where.owner:
+        clauses.append("r.owner = ? COLLATE NOCASE")
+        params.append(where.owner)
+    if where.search:
+        clauses.append("instr(lower(r.full_name), lower(?)) > 0")
+        params.append(where.search)
+    if where.min_score is not None:
+        clauses.append("h.score >= ?")
+        params.append(where.min_score)
+    if where.max_score is not None:
+        clauses.append("h.score <= ?")
+        params.append(where.max_score)
+    if where.state is not None:
+        counted = (*GOOD, *NEUTRAL_CONCLUSIONS)
+        failing = _FAILING.format(", ".join("?" * len(counted)))
+        if where.state == "failure":
+            clauses.append(failing)
+            params.extend(counted)
+        else:
+            clauses.append(
+                f"NOT {failing} AND EXISTS (SELECT 1 FROM workflow_state w"
+                " WHERE w.repo_id = r.id AND w.status = 'success')"
+            )
+            params.extend(counted)
+    base = (
+        f"FROM repositories r LEFT JOIN health h ON h.repo_id = r.id WHERE {' AND '.join(clauses)}"
+    )
+    total = int(next(db.query(f"SELECT count(*) AS n {base}", params))["n"])
+    page_clause, page_params = "", list[Any]()
+    if after is not None:
+        page_clause = f" AND ({', '.join(keys)}) > ({', '.join('?' * len(keys))})"
+        page_params = list(after)
+    key_columns = ", ".join(f"{k} AS _k{i}" for i, k in enumerate(keys))
+    found = list(
+        db.query(
+            f"SELECT r.*, {key_columns} {base}{page_clause} ORDER BY {', '.join(keys)} LIMIT ?",
+            [*params, *page_params, limit + 1],
+        )
+    )
+    more, found = len(found) > limit, found[:limit]
+    ids = [int(r["id"]) for r in found]
+    among, only = _among("repo_id", ids)
+    health = (
+        {h["repo_id"]: h for h in db.query(f"SELECT * FROM health WHERE {among}", only)}
+        if ids
+        else {}
+    )
+    last = [found[-1][f"_k{i}"] for i in range(len(keys))] if more and found else None
+    return summaries(db, found, ids), health, total, last
 
 
 def repo_summary(

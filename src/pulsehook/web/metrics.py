@@ -11,13 +11,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..store import metrics
+from ..store.queries import SORTS, RepoFilter
 from .models import (
     BareRepoPath,
     BuildsQuery,
     MetricsQuery,
     NoQuery,
     RepoPath,
+    ReposQuery,
     VulnerabilitiesQuery,
+    decode_cursor,
+    encode_cursor,
     read_path,
     read_query,
 )
@@ -57,11 +61,37 @@ async def health(request: Request) -> FastJSON:
 
 
 async def repos(request: Request) -> FastJSON:
+    """One page of repositories, each in the seed's shape; ``next_cursor`` while
+    there are more. Sorted, filtered and continued in SQL: a page of a thousand
+    costs the same at 10,000 repositories as at 100."""
     svc = services(request)
-    read_query(request, NoQuery)
+    query = read_query(request, ReposQuery)
+    after = (
+        None
+        if query.cursor is None
+        else decode_cursor(query.cursor, query.sort, len(SORTS[query.sort]))
+    )
+    where = RepoFilter(
+        owner=query.owner,
+        search=query.q,
+        state=query.state,
+        min_score=query.min_score,
+        max_score=query.max_score,
+    )
     now = svc.clock.now()
-    rows = await svc.readers.run(lambda db: metrics.all_repos(db, now))
-    return FastJSON({"repos": rows, "count": len(rows)})
+    rows, total, last = await svc.readers.run(
+        lambda db: metrics.repo_page(
+            db, now, sort=query.sort, limit=query.limit, after=after, where=where
+        )
+    )
+    return FastJSON(
+        {
+            "repos": rows,
+            "count": len(rows),
+            "total": total,
+            "next_cursor": None if last is None else encode_cursor(query.sort, last),
+        }
+    )
 
 
 async def repo(request: Request) -> Response:

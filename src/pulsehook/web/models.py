@@ -14,6 +14,8 @@ why, from pydantic's errors, and never repeats the input itself.
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -230,6 +232,43 @@ class BuildsQuery(Model):
     branch: str | None = Field(None, max_length=300, description="branch")
     status: str | None = Field(None, max_length=50, description="success, failure, cancelled…")
     limit: Annotated[Limit, Field(le=5000)] = 100
+
+
+class ReposQuery(Model):
+    """``GET /api/v1/repos``: one page, sorted and filtered by the server."""
+
+    limit: Annotated[Limit, Field(le=1000, description="repositories per page")] = 100
+    cursor: str | None = Field(
+        None, max_length=1000, description="next_cursor of the page before (same sort)"
+    )
+    sort: Literal["name", "score", "-score"] = "name"
+    owner: str | None = Field(None, max_length=100, description="the owner's login, any case")
+    q: str | None = Field(None, max_length=100, description="a part of the full name, any case")
+    state: Literal["success", "failure"] | None = Field(None, description="the build state")
+    min_score: float | None = Field(None, ge=0, le=100)
+    max_score: float | None = Field(None, ge=0, le=100)
+
+
+def encode_cursor(sort: str, key: list[Any]) -> str:
+    """An opaque cursor: the sort it belongs to and the last key of its page."""
+    raw = json.dumps({"s": sort, "k": key}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str, length: int) -> list[Any]:
+    """The key a cursor continues after; 422 naming ``cursor`` if it is not one."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        key = data["k"] if isinstance(data, dict) and data.get("s") == sort else None
+    except (ValueError, TypeError, KeyError):
+        key = None
+    if not (
+        isinstance(key, list)
+        and len(key) == length
+        and all(isinstance(k, str | int | float) and not isinstance(k, bool) for k in key)
+    ):
+        raise invalid(f"query parameter 'cursor': not a cursor of a page sorted by {sort!r}")
+    return key
 
 
 class NoQuery(Model):

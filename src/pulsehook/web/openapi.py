@@ -31,6 +31,7 @@ from .models import (
     NoQuery,
     OutboxQuery,
     RepoPath,
+    ReposQuery,
     SilenceCreated,
     SilenceDeleted,
     SilenceIn,
@@ -260,9 +261,10 @@ def operations() -> dict[str, dict[str, Op]]:
         },
         "/api/v1/repos": {
             "get": Op(
-                "Every repository: health_score and metrics "
-                "(build_status, coverage, dependencies, last_commit)",
-                query=NoQuery,
+                "A page of repositories (sorted and filtered by the server; next_cursor"
+                " while there are more): health_score and metrics (build_status, coverage,"
+                " dependencies, last_commit)",
+                query=ReposQuery,
             )
         },
         "/api/v1/repos/{owner}/{name}": {

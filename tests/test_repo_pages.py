@@ -1,0 +1,113 @@
+"""``GET /api/v1/repos`` pages: sorted, filtered and continued by the server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from pulsehook.app import create_app
+from pulsehook.settings import Settings
+from pulsehook.store.db import open_database
+
+from .conftest import AUTH, live, wait_for
+
+AT = "2026-01-01T00:00:00Z"
+# (id, full name, score or None, last run of its one workflow or None)
+REPOS = [
+    (
+        n,
+        f"{'acme' if n % 3 else 'Octo'}/repo-{n:02d}",
+        None if n % 7 == 0 else float(n * 3 % 100),
+        None if n % 5 == 0 else ("failure" if n % 4 == 0 else "success"),
+    )
+    for n in range(1, 31)
+]
+
+
+@pytest.fixture
+def client(settings: Settings) -> Any:
+    conn = open_database(settings.db_path)
+    for rid, name, _, run in REPOS:
+        conn.execute(
+            "INSERT INTO repositories (id, full_name, owner, default_branch, first_seen_at,"
+            " last_seen_at) VALUES (?, ?, ?, 'main', ?, ?)",
+            (rid, name, name.split("/")[0], AT, AT),
+        )
+        if run is not None:
+            conn.execute(
+                "INSERT INTO workflow_state (repo_id, workflow, status, completed_at, run_id,"
+                " attempt) VALUES (?, 'CI', ?, ?, ?, 1)",
+                (rid, run, AT, rid),
+            )
+    conn.commit()
+    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as c:
+        # The first start's rescore scores them all; then the scores are set as wanted.
+        done = "SELECT count(*) FROM sweeps WHERE finished_at IS NOT NULL"
+        wait_for(lambda: conn.execute(done).fetchone()[0] == 1)
+        conn.executemany(
+            "UPDATE health SET score = ? WHERE repo_id = ?",
+            [(score, rid) for rid, _, score, _ in REPOS],
+        )
+        conn.commit()
+        yield c
+    conn.close()
+
+
+def _all(client: httpx.Client, **params: Any) -> tuple[list[str], int]:
+    names, cursor, pages = [], None, 0
+    while True:
+        answer = client.get(
+            "/api/v1/repos", params={**params, **({"cursor": cursor} if cursor else {})}
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["count"] == len(body["repos"])
+        names += [r["name"] for r in body["repos"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return names, pages
+
+
+def test_pages_by_name_list_every_repository_once_in_order(client: httpx.Client) -> None:
+    names, pages = _all(client, limit=7)
+    assert names == sorted(name for _, name, _, _ in REPOS)
+    assert pages == 5  # 7 + 7 + 7 + 7 + 2
+    first = client.get("/api/v1/repos", params={"limit": 7}).json()
+    assert first["total"] == 30 and first["count"] == 7
+    # Each item keeps the seed's shape.
+    assert set(first["repos"][0]) >= {"name", "health_score", "metrics"}
+
+
+def test_pages_by_score_put_unscored_repositories_last(client: httpx.Client) -> None:
+    names, _ = _all(client, sort="-score", limit=4)
+    by_score = {name: score for _, name, score, _ in REPOS}
+    scored = [by_score[n] for n in names if by_score[n] is not None]
+    assert scored == sorted(scored, reverse=True)
+    assert all(by_score[n] is None for n in names[len(scored) :])
+    assert len(names) == 30
+    up, _ = _all(client, sort="score", limit=9)
+    assert [by_score[n] for n in up[: len(scored)]] == sorted(scored)
+
+
+def test_filters_run_in_the_server(client: httpx.Client) -> None:
+    def names(**params: Any) -> set[str]:
+        return set(_all(client, limit=1000, **params)[0])
+
+    assert names(owner="octo") == {n for _, n, _, _ in REPOS if n.startswith("Octo/")}
+    assert names(q="REPO-1") == {n for _, n, _, _ in REPOS if "repo-1" in n}
+    assert names(state="failure") == {n for _, n, _, r in REPOS if r == "failure"}
+    assert names(state="success") == {n for _, n, _, r in REPOS if r == "success"}
+    assert names(min_score=50, max_score=80) == {
+        n for _, n, s, _ in REPOS if s is not None and 50 <= s <= 80
+    }
+
+
+def test_a_cursor_belongs_to_its_sort(client: httpx.Client) -> None:
+    cursor = client.get("/api/v1/repos", params={"limit": 3}).json()["next_cursor"]
+    wrong = client.get("/api/v1/repos", params={"cursor": cursor, "sort": "score"})
+    assert wrong.status_code == 422 and "'cursor'" in wrong.json()["error"]["message"]
+    forged = client.get("/api/v1/repos", params={"cursor": "eyJzIjoibmFtZSIsImsiOlt7fV19"})
+    assert forged.status_code == 422
