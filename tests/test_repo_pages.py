@@ -111,3 +111,29 @@ def test_a_cursor_belongs_to_its_sort(client: httpx.Client) -> None:
     assert wrong.status_code == 422 and "'cursor'" in wrong.json()["error"]["message"]
     forged = client.get("/api/v1/repos", params={"cursor": "eyJzIjoibmFtZSIsImsiOlt7fV19"})
     assert forged.status_code == 422
+
+
+def test_the_overview_agrees_with_the_repositories_it_sums_up(client: httpx.Client) -> None:
+    """The overview is computed from aggregates in SQL; the figures must be the
+    ones the repositories themselves show."""
+    repos = client.get("/api/v1/repos", params={"limit": 1000}).json()["repos"]
+    overview = client.get("/api/v1/health").json()
+    scores = [r["health_score"] for r in repos if r["health_score"] is not None]
+    assert overview["repositories"] == len(repos) == 30
+    assert overview["scored"] == len(scores)
+    assert overview["health_score"] == round(sum(scores) / len(scores), 1)
+    states: dict[str, int] = {}
+    for r in repos:
+        state = r["metrics"]["build_status"] or "unknown"
+        states[state] = states.get(state, 0) + 1
+    assert overview["builds"] == states
+    lowest = sorted(
+        (
+            {"name": r["name"], "health_score": r["health_score"]}
+            for r in repos
+            if r["health_score"] is not None
+        ),
+        key=lambda r: r["health_score"],
+    )[:5]
+    assert overview["lowest"] == lowest
+    assert overview["stale"] == sum(1 for r in repos if r["stale"])

@@ -117,12 +117,7 @@ def repo_metrics(db: Database, repo_id: int, *, days: int = 90, now: datetime) -
 
 
 def overview(db: Database, now: datetime) -> dict[str, Any]:
-    repos = all_repos(db, now)
-    scores = [r["health_score"] for r in repos if r["health_score"] is not None]
-    builds: dict[str, int] = {}
-    for r in repos:
-        state = r["metrics"]["build_status"] or "unknown"
-        builds[state] = builds.get(state, 0) + 1
+    figures = queries.ecosystem(db, iso(now - STALE_AFTER))
     severities = {
         s["severity"]: s["n"]
         for s in db.query(
@@ -135,23 +130,17 @@ def overview(db: Database, now: datetime) -> dict[str, Any]:
         for s in db.query("SELECT status, count(*) AS n FROM summary_items GROUP BY status")
     }
     firing = next(db.query("SELECT count(*) AS n FROM alerts WHERE state = 'firing'"))["n"]
+    average = figures["average"]
     return {
-        "repositories": len(repos),
-        "health_score": round(sum(scores) / len(scores), 1) if scores else None,
-        "scored": len(scores),
-        "lowest": sorted(
-            (
-                {"name": r["name"], "health_score": r["health_score"]}
-                for r in repos
-                if r["health_score"] is not None
-            ),
-            key=lambda r: r["health_score"],
-        )[:5],
-        "builds": builds,
+        "repositories": figures["repositories"],
+        "health_score": round(average, 1) if average is not None else None,
+        "scored": figures["scored"],
+        "lowest": figures["lowest"],
+        "builds": figures["builds"],
         "vulnerabilities": {s: severities.get(s, 0) for s in ("critical", "high", "medium", "low")},
         "summary": {s: statuses.get(s, 0) for s in ("ERROR", "MISSING", "OK")},
         "alerts_firing": firing,
-        "stale": sum(1 for r in repos if r["stale"]),
+        "stale": figures["stale"],
         "generated_at": iso(now),
     }
 

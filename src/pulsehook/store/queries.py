@@ -240,3 +240,46 @@ def repo_summary(
         "first_seen_at": row["first_seen_at"],
         "last_seen_at": row["last_seen_at"],
     }
+
+
+def ecosystem(db: Database, stale_before: str) -> dict[str, Any]:
+    """The overview's figures, each an aggregate in SQL: nothing loads every
+    repository. ``stale_before``: repositories not seen since are stale."""
+    live = "FROM repositories r LEFT JOIN health h ON h.repo_id = r.id WHERE r.deleted = 0"
+    totals = next(
+        db.query(
+            f"SELECT count(*) AS repos, count(h.score) AS scored, avg(h.score) AS average,"
+            f" sum(r.last_seen_at IS NULL OR r.last_seen_at < ?) AS stale {live}",
+            (stale_before,),
+        )
+    )
+    lowest = list(
+        db.query(
+            f"SELECT r.full_name AS name, h.score AS health_score {live} AND h.score IS NOT NULL"
+            " ORDER BY h.score, r.full_name LIMIT 5"
+        )
+    )
+    counted = (*GOOD, *NEUTRAL_CONCLUSIONS)
+    marks = ", ".join("?" * len(counted))
+    # A repository's build state as build_state() gives it, per repository in SQL.
+    states = {
+        row["state"]: row["n"]
+        for row in db.query(
+            "SELECT state, count(*) AS n FROM (SELECT CASE"
+            f" WHEN {_FAILING.format(marks)} THEN 'failure'"
+            " WHEN EXISTS (SELECT 1 FROM workflow_state w WHERE w.repo_id = r.id"
+            "   AND w.status = 'success') THEN 'success'"
+            " ELSE coalesce((SELECT status FROM workflow_state w WHERE w.repo_id = r.id"
+            "   ORDER BY workflow LIMIT 1), 'unknown') END AS state"
+            " FROM repositories r WHERE r.deleted = 0) GROUP BY state",
+            counted,
+        )
+    }
+    return {
+        "repositories": int(totals["repos"]),
+        "scored": int(totals["scored"]),
+        "average": totals["average"],
+        "stale": int(totals["stale"] or 0),
+        "lowest": lowest,
+        "builds": states,
+    }
