@@ -31,7 +31,7 @@ from pulsehook.app import create_app
 from pulsehook.clock import iso
 from pulsehook.rules.load import load_rules
 from pulsehook.settings import Settings
-from pulsehook.web import charts, dashboard, dashboard_pages
+from pulsehook.web import charts, dashboard
 
 from .builders import codecov_status as codecov
 from .builders import critical_alert
@@ -720,15 +720,3 @@ def test_any_data_gives_an_accessible_well_formed_chart(points: list[charts.Poin
             x, y = map(float, pair.split(","))
             assert 0 <= x <= 640 and 0 <= y <= 220  # nothing drawn outside the picture
     svg(charts.sparkline(points, title="Any"))
-
-
-def test_sort_rows_keeps_unknown_values_last() -> None:
-    rows: list[dict[str, Any]] = [
-        {"name": "b", "health_score": None},
-        {"name": "a", "health_score": 10.0},
-        {"name": "c", "health_score": 10.0},
-        {"name": "d", "health_score": 5.0},
-    ]
-    asc = [r["name"] for r in dashboard_pages.sort_rows(rows, "score", "asc")]
-    desc = [r["name"] for r in dashboard_pages.sort_rows(rows, "score", "desc")]
-    assert asc == ["d", "a", "c", "b"] and desc == ["a", "c", "d", "b"]

@@ -137,3 +137,27 @@ def test_the_overview_agrees_with_the_repositories_it_sums_up(client: httpx.Clie
     )[:5]
     assert overview["lowest"] == lowest
     assert overview["stale"] == sum(1 for r in repos if r["stale"])
+
+
+def test_the_dashboard_table_pages_and_searches(settings: Settings) -> None:
+    conn = open_database(settings.db_path)
+    conn.executemany(
+        "INSERT INTO repositories (id, full_name, owner, first_seen_at, last_seen_at)"
+        " VALUES (?, ?, 'org', ?, ?)",
+        [(n, f"org/svc-{n:03d}", AT, AT) for n in range(1, 231)],
+    )
+    conn.commit()
+    conn.close()
+    with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as c:
+        first = c.get("/repos", params={"sort": "name", "order": "asc"}).text
+        assert "230 repositories" in first and "page 1 of 3" in first
+        assert "org/svc-001" in first and "org/svc-100" in first and "org/svc-101" not in first
+        assert 'href="?sort=name&amp;order=asc&amp;page=2" rel="next"' in first
+        third = c.get("/repos", params={"sort": "name", "order": "asc", "page": 3}).text
+        assert "org/svc-230" in third and "org/svc-200" not in third and 'rel="next"' not in third
+        found = c.get("/repos", params={"q": "SVC-12"}).text
+        assert "10 repositories matching" in found  # svc-120 … svc-129
+        assert "org/svc-125" in found and "org/svc-012" not in found
+        assert "No repository matches" in c.get("/repos", params={"q": "nothing"}).text
+        # Nonsense pages fall back instead of failing.
+        assert c.get("/repos", params={"page": "²"}).status_code == 200

@@ -76,6 +76,23 @@ def repo_page(
     return [seed_shape(r, health.get(r["id"]), now) for r in rows], total, last
 
 
+def table_page(
+    db: Database,
+    now: datetime,
+    *,
+    column: str,
+    descending: bool,
+    search: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of the dashboard's table in the seed's shape, and how many match."""
+    rows, health, total = queries.table_page(
+        db, column=column, descending=descending, search=search, limit=limit, offset=offset
+    )
+    return [seed_shape(r, health.get(r["id"]), now) for r in rows], total
+
+
 def one_repo(db: Database, repo_id: int, now: datetime) -> dict[str, Any] | None:
     rows = repo_rows(db, repo_id=repo_id, include_deleted=True)
     if not rows:

@@ -283,3 +283,64 @@ def ecosystem(db: Database, stale_before: str) -> dict[str, Any]:
         "lowest": lowest,
         "builds": states,
     }
+
+
+def _build_rank(marks: str) -> str:
+    """A repository's build state as a rank (failure 0, other 1, success 2; no
+    run: NULL), in SQL."""
+    return (
+        f"(CASE WHEN {_FAILING.format(marks)} THEN 0"
+        " WHEN EXISTS (SELECT 1 FROM workflow_state w WHERE w.repo_id = r.id"
+        "   AND w.status = 'success') THEN 2"
+        " WHEN EXISTS (SELECT 1 FROM workflow_state w WHERE w.repo_id = r.id) THEN 1 END)"
+    )
+
+
+# The dashboard table's columns as SQL: each value read by key per repository.
+TABLE_SORTS: dict[str, str] = {
+    "name": "lower(r.full_name)",
+    "score": "h.score",
+    "build": "",  # _build_rank(), which takes parameters
+    "coverage": (
+        "(SELECT value FROM coverage WHERE repo_id = r.id AND (branch IS r.default_branch"
+        " OR r.default_branch IS NULL) ORDER BY at DESC, id DESC LIMIT 1)"
+    ),
+    "vulns": "(SELECT count(*) FROM vulnerabilities WHERE repo_id = r.id AND state = 'open')",
+    "last_commit": "coalesce(nullif(r.last_activity_at, ''), nullif(r.last_push_at, ''))",
+}
+
+
+def table_page(
+    db: Database, *, column: str, descending: bool, search: str | None, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], dict[int, Any], int]:
+    """A page of the dashboard's repositories table: (summaries, health rows by
+    id, how many match). Sorted in SQL by ``column``, rows without a value last
+    in either order, ties by name; ``search`` is a part of the full name."""
+    params: list[Any] = []
+    expr = TABLE_SORTS[column]
+    if column == "build":
+        counted = (*GOOD, *NEUTRAL_CONCLUSIONS)
+        expr = _build_rank(", ".join("?" * len(counted)))
+        params.extend(counted)
+    where, where_params = "r.deleted = 0", []
+    if search:
+        where += " AND instr(lower(r.full_name), lower(?)) > 0"
+        where_params.append(search)
+    base = f"FROM repositories r LEFT JOIN health h ON h.repo_id = r.id WHERE {where}"
+    total = int(next(db.query(f"SELECT count(*) AS n {base}", where_params))["n"])
+    direction = "DESC" if descending else "ASC"
+    rows = list(
+        db.query(
+            f"SELECT r.*, {expr} AS _v {base}"
+            f" ORDER BY (_v IS NULL), _v {direction}, lower(r.full_name), r.id LIMIT ? OFFSET ?",
+            [*params, *where_params, limit, offset],
+        )
+    )
+    ids = [int(r["id"]) for r in rows]
+    among, only = _among("repo_id", ids)
+    health = (
+        {h["repo_id"]: h for h in db.query(f"SELECT * FROM health WHERE {among}", only)}
+        if ids
+        else {}
+    )
+    return summaries(db, rows, ids), health, total

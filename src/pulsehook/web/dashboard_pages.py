@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,19 +20,16 @@ from . import charts
 
 SEVERITIES = ("critical", "high", "medium", "low")
 TREND_DAYS = 90
-BUILD_RANK = {"failure": 0, "success": 2}  # anything else (cancelled...) in between
-# Sortable columns of /repos: label, value, and the order of a first click (worst first).
-SORTS: dict[str, tuple[str, Callable[[dict[str, Any]], Any], str]] = {
-    "name": ("Repository", lambda r: r["name"].lower(), "asc"),
-    "score": ("Score", lambda r: r["health_score"], "asc"),
-    "build": (
-        "Build",
-        lambda r: (s := r["metrics"]["build_status"]) and BUILD_RANK.get(s, 1),
-        "asc",
-    ),
-    "coverage": ("Coverage", lambda r: r["metrics"]["coverage"], "asc"),
-    "vulns": ("Vulnerabilities", lambda r: r["metrics"]["dependencies"]["vulnerable"], "desc"),
-    "last_commit": ("Last commit", lambda r: r["metrics"]["last_commit"], "desc"),
+PAGE_SIZE = 100  # rows of the repositories table per page
+# Sortable columns of /repos (sorted in SQL: store/queries.TABLE_SORTS): label, and
+# the order of a first click (worst first).
+SORTS: dict[str, tuple[str, str]] = {
+    "name": ("Repository", "asc"),
+    "score": ("Score", "asc"),
+    "build": ("Build", "asc"),
+    "coverage": ("Coverage", "asc"),
+    "vulns": ("Vulnerabilities", "desc"),
+    "last_commit": ("Last commit", "desc"),
 }
 
 
@@ -96,24 +93,36 @@ def overview(db: Database, view: View) -> dict[str, Any]:
     return {"data": metrics.overview(db, view.now), "firing": firing}
 
 
-def sort_rows(rows: list[dict[str, Any]], key: str, order: str) -> list[dict[str, Any]]:
-    """Sorted by one column; rows without a value always last, ties by name."""
-    value = SORTS[key][1]
-    by_name = sorted(rows, key=lambda r: r["name"].lower())
-    known = [r for r in by_name if value(r) is not None]
-    missing = [r for r in by_name if value(r) is None]
-    # sorted() is stable with reverse=True too, so ties keep the name order.
-    return sorted(known, key=value, reverse=order == "desc") + missing
-
-
 def repos(db: Database, view: View) -> dict[str, Any]:
     key = view.query.get("sort", "score")
     key = key if key in SORTS else "score"  # an unknown column falls back, never an error
-    order = view.query.get("order", SORTS[key][2])
-    order = order if order in ("asc", "desc") else SORTS[key][2]
-    columns = [(k, label, first) for k, (label, _, first) in SORTS.items()]
-    rows = sort_rows(metrics.all_repos(db, view.now), key, order)
-    return {"rows": rows, "columns": columns, "sort": key, "order": order}
+    order = view.query.get("order", SORTS[key][1])
+    order = order if order in ("asc", "desc") else SORTS[key][1]
+    search = (view.query.get("q") or "").strip()[:100] or None
+    raw_page = view.query.get("page", "1")
+    page = int(raw_page) if raw_page.isascii() and raw_page.isdigit() else 1
+    page = max(1, min(page, 100_000))
+    columns = [(k, label, first) for k, (label, first) in SORTS.items()]
+    rows, total = metrics.table_page(
+        db,
+        view.now,
+        column=key,
+        descending=order == "desc",
+        search=search,
+        limit=PAGE_SIZE,
+        offset=(page - 1) * PAGE_SIZE,
+    )
+    pages = max(1, -(-total // PAGE_SIZE))
+    return {
+        "rows": rows,
+        "columns": columns,
+        "sort": key,
+        "order": order,
+        "q": search or "",
+        "total": total,
+        "page": page,
+        "pages": pages,
+    }
 
 
 def repo(db: Database, view: View) -> dict[str, Any] | None:
