@@ -34,6 +34,14 @@ def _latest_builds(db: Database, ids: Sequence[int] | None) -> list[dict[str, An
     )
 
 
+def _health_of(db: Database, ids: Sequence[int]) -> dict[int, Any]:
+    """The health rows of ``ids``, by repository id."""
+    if not ids:
+        return {}
+    among, only = _among("repo_id", ids)
+    return {h["repo_id"]: h for h in db.query(f"SELECT * FROM health WHERE {among}", only)}
+
+
 def _among(column: str, ids: Sequence[int] | None) -> tuple[str, tuple[Any, ...]]:
     """A condition keeping ``column`` to ``ids`` ("" for every row)."""
     if ids is None:
@@ -193,12 +201,7 @@ def repo_page(
     )
     more, found = len(found) > limit, found[:limit]
     ids = [int(r["id"]) for r in found]
-    among, only = _among("repo_id", ids)
-    health = (
-        {h["repo_id"]: h for h in db.query(f"SELECT * FROM health WHERE {among}", only)}
-        if ids
-        else {}
-    )
+    health = _health_of(db, ids)
     last = [found[-1][f"_k{i}"] for i in range(len(keys))] if more and found else None
     return summaries(db, found, ids), health, total, last
 
@@ -337,10 +340,5 @@ def table_page(
         )
     )
     ids = [int(r["id"]) for r in rows]
-    among, only = _among("repo_id", ids)
-    health = (
-        {h["repo_id"]: h for h in db.query(f"SELECT * FROM health WHERE {among}", only)}
-        if ids
-        else {}
-    )
+    health = _health_of(db, ids)
     return summaries(db, rows, ids), health, total
