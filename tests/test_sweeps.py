@@ -106,3 +106,37 @@ def test_a_rescore_cut_short_by_a_restart_resumes_where_it_was(tmp_path: Path) -
         assert computed == {first, rest}  # repository 1 was not scored again
     finally:
         writer.close()
+
+
+def test_a_summary_regeneration_takes_a_writer_turn_only_to_record_changes(
+    tmp_path: Path,
+) -> None:
+    """Reading every item and rendering the files happen beside the writer: a
+    regeneration that finds nothing new never takes a writer turn."""
+    from pulsehook.alerts.engine import Policy
+    from pulsehook.store.db import Readers
+    from pulsehook.summary.service import Summarizer, Target
+
+    writer = Writer(tmp_path / "w.db")
+    readers = Readers(tmp_path / "w.db")
+    clock = FrozenClock()
+    try:
+        _repositories(writer, 3)
+        summarizer = Summarizer(
+            writer,
+            RuleSet(),
+            clock,
+            data_dir=tmp_path,
+            target=Target(owner="o", repo="summary", tz="UTC"),
+            policy=Policy(timezone="UTC"),
+            on_notices=lambda: None,
+            readers=readers,
+        )
+        asyncio.run(summarizer.regenerate())
+        turns = list(writer.turns)
+        generated = asyncio.run(summarizer.regenerate())
+        assert writer.turns == turns  # nothing changed: no writer job at all
+        assert (tmp_path / "summary.md").read_text() == generated.md
+    finally:
+        readers.close()
+        writer.close()

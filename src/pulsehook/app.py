@@ -129,6 +129,7 @@ def create_app(
             policy=alerting.policy,
             on_notices=notices,
             debounce=settings.summary_debounce_seconds,
+            readers=readers,
             on_summary=(lambda files: publisher.offer(published(files)))
             if publisher
             else (lambda files: None),
