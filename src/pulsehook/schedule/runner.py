@@ -27,7 +27,7 @@ MAX_SLEEP = 30.0
 RESCORE = "rescore"  # the daily sweep over every repository's score
 # A rescore chunk's share of the writer per turn; intake and processing take
 # their turns between chunks (DESIGN §2: no turn long enough to be felt).
-SWEEP_SECONDS = 0.015
+SWEEP_SECONDS = 0.005
 
 
 def daily_due(db: Database, name: str, now: datetime) -> bool:
