@@ -22,10 +22,6 @@ def _stale(at: str | None, now: datetime) -> bool:
     return parse_iso(at) < now - STALE_AFTER
 
 
-def health_rows(db: Database) -> dict[int, dict[str, Any]]:
-    return {r["repo_id"]: r for r in db.query("SELECT * FROM health")}
-
-
 def seed_shape(
     summary: dict[str, Any], health: dict[str, Any] | None, now: datetime
 ) -> dict[str, Any]:
@@ -53,11 +49,6 @@ def seed_shape(
         "stale": _stale(seen, now),
         "details": summary,
     }
-
-
-def all_repos(db: Database, now: datetime) -> list[dict[str, Any]]:
-    health = health_rows(db)
-    return [seed_shape(r, health.get(r["id"]), now) for r in repo_rows(db)]
 
 
 def repo_page(

@@ -130,12 +130,13 @@ def repo(db: Database, view: View) -> dict[str, Any] | None:
     if found is None:
         return None
     name = found["full_name"]
+    row = metrics.one_repo(db, found["id"], view.now)  # by key: not every repository
     data = metrics.repo_metrics(db, found["id"], days=TREND_DAYS, now=view.now)
     history = [(parse_iso(h["at"]), h["score"]) for h in data["history"]]
     title = f"Health of {name}, last {TREND_DAYS} days"
     return {
         "name": name,
-        "row": next((r for r in metrics.all_repos(db, view.now) if r["name"] == name), None),
+        "row": None if row is None or row["details"]["deleted"] else row,
         "metrics": data,
         "chart": _svg(charts.line_chart(history, title=title)),
         "builds": metrics.builds(db, repo=name, branch=None, status=None, limit=15),
