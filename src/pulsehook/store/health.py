@@ -153,14 +153,3 @@ def recompute_batch(
         if stop is not None and time.perf_counter() >= stop:
             break
     return last, done, facts
-
-
-def recompute_all(db: Database, now: datetime) -> list[Health]:
-    """Score every repository in one go (replay, the CLI, benchmarks)."""
-    facts: list[Health] = []
-    after = 0
-    while True:
-        after, done, changed = recompute_batch(db, after_id=after, now=now)
-        facts.extend(changed)
-        if not done:
-            return facts

@@ -129,8 +129,21 @@ SORTS: dict[str, tuple[str, ...]] = {
     "score": ("(h.score IS NULL)", "coalesce(h.score, 0)", "r.full_name", "r.id"),
     "-score": ("(h.score IS NULL)", "-coalesce(h.score, 0)", "r.full_name", "r.id"),
 }
-# A workflow's last run that fails the build (neither good nor saying nothing).
-_FAILING = "EXISTS (SELECT 1 FROM workflow_state w WHERE w.repo_id = r.id AND w.status NOT IN ({}))"
+
+
+def _sql_list(values: Sequence[str]) -> str:
+    # Conclusions are this project's own constants, never input: safe as literals.
+    assert all(v.isidentifier() for v in values)
+    return ", ".join(f"'{v}'" for v in values)
+
+
+# A repository's build state in SQL, as build_state() has it: failing when a
+# workflow's last run is neither good nor saying nothing, else succeeding when one
+# is good. Per repository ``r``, each an index lookup on workflow_state.
+_RUNS = "SELECT 1 FROM workflow_state w WHERE w.repo_id = r.id"
+_COUNTED = _sql_list(sorted({*GOOD, *NEUTRAL_CONCLUSIONS}))
+_FAILING = f"EXISTS ({_RUNS} AND w.status NOT IN ({_COUNTED}))"
+_SUCCEEDING = f"EXISTS ({_RUNS} AND w.status IN ({_sql_list(GOOD)}))"
 
 
 @dataclass(frozen=True)
@@ -172,18 +185,10 @@ def repo_page(
     if where.max_score is not None:
         clauses.append("h.score <= ?")
         params.append(where.max_score)
-    if where.state is not None:
-        counted = (*GOOD, *NEUTRAL_CONCLUSIONS)
-        failing = _FAILING.format(", ".join("?" * len(counted)))
-        if where.state == "failure":
-            clauses.append(failing)
-            params.extend(counted)
-        else:
-            clauses.append(
-                f"NOT {failing} AND EXISTS (SELECT 1 FROM workflow_state w"
-                " WHERE w.repo_id = r.id AND w.status = 'success')"
-            )
-            params.extend(counted)
+    if where.state == "failure":
+        clauses.append(_FAILING)
+    elif where.state is not None:
+        clauses.append(f"NOT {_FAILING} AND {_SUCCEEDING}")
     base = (
         f"FROM repositories r LEFT JOIN health h ON h.repo_id = r.id WHERE {' AND '.join(clauses)}"
     )
@@ -262,20 +267,14 @@ def ecosystem(db: Database, stale_before: str) -> dict[str, Any]:
             " ORDER BY h.score, r.full_name LIMIT 5"
         )
     )
-    counted = (*GOOD, *NEUTRAL_CONCLUSIONS)
-    marks = ", ".join("?" * len(counted))
-    # A repository's build state as build_state() gives it, per repository in SQL.
     states = {
         row["state"]: row["n"]
         for row in db.query(
-            "SELECT state, count(*) AS n FROM (SELECT CASE"
-            f" WHEN {_FAILING.format(marks)} THEN 'failure'"
-            " WHEN EXISTS (SELECT 1 FROM workflow_state w WHERE w.repo_id = r.id"
-            "   AND w.status = 'success') THEN 'success'"
+            f"SELECT state, count(*) AS n FROM (SELECT CASE WHEN {_FAILING} THEN 'failure'"
+            f" WHEN {_SUCCEEDING} THEN 'success'"
             " ELSE coalesce((SELECT status FROM workflow_state w WHERE w.repo_id = r.id"
             "   ORDER BY workflow LIMIT 1), 'unknown') END AS state"
-            " FROM repositories r WHERE r.deleted = 0) GROUP BY state",
-            counted,
+            " FROM repositories r WHERE r.deleted = 0) GROUP BY state"
         )
     }
     return {
@@ -288,22 +287,13 @@ def ecosystem(db: Database, stale_before: str) -> dict[str, Any]:
     }
 
 
-def _build_rank(marks: str) -> str:
-    """A repository's build state as a rank (failure 0, other 1, success 2; no
-    run: NULL), in SQL."""
-    return (
-        f"(CASE WHEN {_FAILING.format(marks)} THEN 0"
-        " WHEN EXISTS (SELECT 1 FROM workflow_state w WHERE w.repo_id = r.id"
-        "   AND w.status = 'success') THEN 2"
-        " WHEN EXISTS (SELECT 1 FROM workflow_state w WHERE w.repo_id = r.id) THEN 1 END)"
-    )
-
-
 # The dashboard table's columns as SQL: each value read by key per repository.
 TABLE_SORTS: dict[str, str] = {
     "name": "lower(r.full_name)",
     "score": "h.score",
-    "build": "",  # _build_rank(), which takes parameters
+    # The build state as a rank: failure 0, other 1, success 2, no run NULL.
+    "build": f"(CASE WHEN {_FAILING} THEN 0 WHEN {_SUCCEEDING} THEN 2"
+    f" WHEN EXISTS ({_RUNS}) THEN 1 END)",
     "coverage": (
         "(SELECT value FROM coverage WHERE repo_id = r.id AND (branch IS r.default_branch"
         " OR r.default_branch IS NULL) ORDER BY at DESC, id DESC LIMIT 1)"
@@ -319,12 +309,7 @@ def table_page(
     """A page of the dashboard's repositories table: (summaries, health rows by
     id, how many match). Sorted in SQL by ``column``, rows without a value last
     in either order, ties by name; ``search`` is a part of the full name."""
-    params: list[Any] = []
     expr = TABLE_SORTS[column]
-    if column == "build":
-        counted = (*GOOD, *NEUTRAL_CONCLUSIONS)
-        expr = _build_rank(", ".join("?" * len(counted)))
-        params.extend(counted)
     where, where_params = "r.deleted = 0", []
     if search:
         where += " AND instr(lower(r.full_name), lower(?)) > 0"
@@ -336,7 +321,7 @@ def table_page(
         db.query(
             f"SELECT r.*, {expr} AS _v {base}"
             f" ORDER BY (_v IS NULL), _v {direction}, lower(r.full_name), r.id LIMIT ? OFFSET ?",
-            [*params, *where_params, limit, offset],
+            [*where_params, limit, offset],
         )
     )
     ids = [int(r["id"]) for r in rows]

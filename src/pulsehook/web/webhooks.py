@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-from collections import deque
 from typing import IO, Any, cast
 from urllib.parse import unquote_to_bytes
 
@@ -64,48 +63,25 @@ Body = bytes | bytearray
 
 
 class LargeBodies:
-    """Slots for reading large bodies: at most ``n`` at once, the next wait briefly.
-
-    Invariant: a waiter is queued only while no slot is free, and a released
-    slot goes to the first waiter before it is counted free.
-    """
+    """Slots for reading large bodies: at most ``n`` at once, the next wait briefly."""
 
     def __init__(self, n: int) -> None:
-        self.free = n
-        self._waiters: deque[asyncio.Future[bool]] = deque()
+        self._slots = asyncio.Semaphore(n)
+        self.free = n  # slots not held, for tests and diagnostics
 
     async def take(self, wait: float) -> bool:
         """True once a slot is held (give it back); False if none came within ``wait``."""
-        if self.free:
-            self.free -= 1
-            return True
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[bool] = loop.create_future()
-        self._waiters.append(waiter)
-        timer = loop.call_later(wait, _give_up, waiter)
         try:
-            return await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled() and waiter.result():
-                self.give()  # handed a slot just as the request was cancelled
-            raise
-        finally:
-            timer.cancel()
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
+            async with asyncio.timeout(wait):
+                await self._slots.acquire()
+        except TimeoutError:
+            return False
+        self.free -= 1
+        return True
 
     def give(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(True)
-                return
         self.free += 1
-
-
-def _give_up(waiter: asyncio.Future[bool]) -> None:
-    if not waiter.done():
-        waiter.set_result(False)
+        self._slots.release()
 
 
 def declared_length(value: str | None, limit: int) -> int:
