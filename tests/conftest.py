@@ -20,8 +20,10 @@ from hypothesis import settings as hypothesis_settings
 from pydantic import SecretStr
 from starlette.types import ASGIApp
 
+from pulsehook.github.backfill import StoreLedger
 from pulsehook.github.verify import sign
 from pulsehook.settings import Settings
+from pulsehook.store.db import Readers, Writer
 
 # CI runs the same examples every time (a red build is then never luck); developers'
 # runs keep exploring new ones.
@@ -144,3 +146,16 @@ def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
 def drained(client: httpx.Client) -> bool:
     counts = client.get("/api/v1/status", headers=AUTH).json()["deliveries"]
     return bool(counts["pending"] == 0)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[StoreLedger]:
+    """The scan's memory in a real store: a fresh database per test."""
+    path = tmp_path / "ledger.db"
+    writer = Writer(path)  # creates and migrates the database
+    readers = Readers(path)
+    try:
+        yield StoreLedger(writer, readers)
+    finally:
+        writer.close()
+        readers.close()

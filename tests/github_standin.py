@@ -367,6 +367,16 @@ class FakeGitHub:
     broken: set[str] = field(default_factory=set)  # paths that answer 500
     now: str = "2026-03-02T12:00:00Z"  # delivered_at of the attempts redelivery adds
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # GitHub's primary rate limit, enforced when ``rate_limit`` is set: every answer
+    # but a 304 counts; past the limit, 403 until the window (from its first request)
+    # is over. ``epoch`` is the stand-in's clock; ``tick`` runs on every request.
+    rate_limit: int | None = None
+    rate_window: int = 3600
+    rate_used: int = 0
+    rate_reset: int | None = None
+    epoch: Callable[[], float] | None = None
+    tick: Callable[[], None] | None = None
+    charged: list[int] = field(default_factory=list)  # per window: answers that counted
 
     def limit(
         self,
@@ -408,10 +418,40 @@ class FakeGitHub:
     async def handle(self, request: Request) -> Response:
         body = await request.body()
         with self.lock:
-            rsp = self.answer(request, body)
+            if self.tick is not None:
+                self.tick()
+            rsp = self.metered(request, body)
             query = f"?{request.url.query}" if request.url.query else ""
             self.calls.append((request.method, request.url.path + query, rsp.status_code))
             return rsp
+
+    def metered(self, request: Request, body: bytes) -> Response:
+        if self.rate_limit is None:
+            return self.answer(request, body)
+        now = int(self.epoch() if self.epoch is not None else 0)
+        if self.rate_reset is None or now >= self.rate_reset:
+            self.rate_reset, self.rate_used = now + self.rate_window, 0
+            self.charged.append(0)
+        refused = self.rate_used >= self.rate_limit
+        if refused:
+            rsp: Response = JSONResponse(
+                {"message": "API rate limit exceeded for user ID 1."}, status_code=403
+            )
+        else:
+            rsp = self.answer(request, body)
+        if rsp.status_code != 304 and not refused:
+            self.rate_used += 1
+            self.charged[-1] += 1
+        rsp.headers.update(
+            {
+                "x-ratelimit-limit": str(self.rate_limit),
+                "x-ratelimit-remaining": str(max(0, self.rate_limit - self.rate_used)),
+                "x-ratelimit-reset": str(self.rate_reset),
+                "x-ratelimit-used": str(self.rate_used),
+                "x-ratelimit-resource": "core",
+            }
+        )
+        return rsp
 
     def answer(self, request: Request, body: bytes) -> Response:
         self.headers = dict(request.headers)
@@ -436,7 +476,9 @@ class FakeGitHub:
             headers |= {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(self.spent_until)}
             self.spent_until = None
         if request.headers.get("if-none-match") == etag:
-            return Response(status_code=304, headers={"etag": etag})  # no Link, no body
+            # No Link, no body; the rate limit as it stands (a 304 does not count).
+            kept = {k: v for k, v in headers.items() if k.startswith("x-ratelimit-")}
+            return Response(status_code=304, headers={"etag": etag, **kept})
         return JSONResponse(data, headers=headers)
 
     def route(self, request: Request) -> Response | tuple[Any, dict[str, str]]:
@@ -448,6 +490,8 @@ class FakeGitHub:
             if (m.group(1) == "orgs") != (owner == ORG):
                 return JSONResponse(NOT_FOUND, status_code=404)
             repos = [s.repo for name, s in self.sites.items() if name.startswith(f"{owner}/")]
+            if q.get("sort") == "pushed":
+                repos.sort(key=lambda r: str(r["pushed_at"]), reverse=q.get("direction") != "asc")
             return self.numbered(request, repos)
         if path in self.deliveries:
             return self.cursor(request, self.deliveries[path])
@@ -468,7 +512,7 @@ class FakeGitHub:
             "/community/profile": lambda: site.profile,
             "/commits": lambda: site.commits if q.get("sha") in (None, default) else [],
             "/pulls": lambda: sorted(
-                (p for p in site.pulls if q.get("state") in (None, p["state"])),
+                (p for p in site.pulls if q.get("state") in (None, "all", p["state"])),
                 key=lambda p: str(p["updated_at" if q.get("sort") == "updated" else "created_at"]),
                 reverse=q.get("direction") == "desc",
             ),

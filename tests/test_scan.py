@@ -18,6 +18,7 @@ import pytest
 from pulsehook.clock import FrozenClock, iso
 from pulsehook.facts import Build, Coverage, Dependency, Fact, Profile, Push, Repo, Vulnerability
 from pulsehook.github.api import GitHubClient, GitHubError, RateLimited
+from pulsehook.github.backfill import StoreLedger
 from pulsehook.github.normalize import normalize, snapshot
 from pulsehook.github.redeliver import HookRef, RecoveryReport, recover
 from pulsehook.github.scan import ScanReport, scan
@@ -28,6 +29,8 @@ from pulsehook.store.deliveries import Delivery, insert_batch
 from .github_standin import TOKEN, FakeGitHub, closed, sha, standin
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+DAY_LATER = NOW + timedelta(days=1, seconds=1)  # every repository's last scan is due again
+LISTED = "/orgs/acme/repos?per_page=100&type=all&sort=pushed&direction=desc"
 EXACT = "GitHub API rate limit exceeded — set GITHUB_TOKEN"
 
 
@@ -61,32 +64,23 @@ class Collector:
         return [d for batch in self.batches for d in batch]
 
 
-class DictStore:
-    def __init__(self) -> None:
-        self.data: dict[str, tuple[str, Any]] = {}
-
-    def get(self, url: str) -> tuple[str, Any] | None:
-        return self.data.get(url)
-
-    def put(self, url: str, etag: str, body: Any) -> None:
-        self.data[url] = (etag, body)
-
-
 def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(asyncio.wait_for(scenario(), timeout=30))
 
 
-def client(gh: FakeGitHub, token: str | None = TOKEN, **kw: Any) -> tuple[GitHubClient, FakeSleep]:
-    clock = FrozenClock(NOW)
+def client(
+    gh: FakeGitHub, token: str | None = TOKEN, now: datetime = NOW, **kw: Any
+) -> tuple[GitHubClient, FakeSleep]:
+    clock = FrozenClock(now)
     sleep = FakeSleep(clock)
     return GitHubClient(base_url=gh.url, token=token, clock=clock, sleep=sleep, **kw), sleep
 
 
 async def scan_org(
-    gh: FakeGitHub, api: GitHubClient, org: str = "acme"
+    gh: FakeGitHub, api: GitHubClient, ledger: StoreLedger, org: str = "acme"
 ) -> tuple[ScanReport, Collector]:
     sink = Collector()
-    report = await scan(api, org=org, repos=None, now=NOW, sink=sink, progress=sink.step)
+    report = await scan(api, org=org, repos=None, ledger=ledger, sink=sink, progress=sink.step)
     return report, sink
 
 
@@ -106,11 +100,11 @@ def of(kind: type[Any], found: list[Fact], repo: str | None = None) -> list[Any]
 # -- the scan ---------------------------------------------------------------------------
 
 
-def test_scan_produces_deliveries_that_normalize_to_the_right_facts() -> None:
+def test_scan_produces_deliveries_that_normalize_to_the_right_facts(ledger: StoreLedger) -> None:
     async def scenario() -> None:
         with standin() as gh:
             async with client(gh)[0] as api:
-                report, sink = await scan_org(gh, api)
+                report, sink = await scan_org(gh, api, ledger)
             assert report.errors == []
             assert report.repos == ["acme/api", "acme/web", "acme/legacy"]
             assert report.counts == {
@@ -129,11 +123,14 @@ def test_scan_produces_deliveries_that_normalize_to_the_right_facts() -> None:
                 {"acme/web"},
                 {"acme/legacy"},
             ]
-            assert "/orgs/acme/repos?per_page=100&type=all&page=2" in gh.paths()
+            assert f"{LISTED}&page=2" in gh.paths()
             assert "/repos/acme/api/actions/runs?branch=main&per_page=20" in gh.paths()
             assert "/repos/acme/web/commits?sha=develop&per_page=30" in gh.paths()
-            closed = "/repos/acme/api/pulls?state=closed&sort=updated&direction=desc&per_page=50"
-            assert closed in gh.paths()
+            recent = "/repos/acme/api/pulls?state=all&sort=updated&direction=desc&per_page=100"
+            assert recent in gh.paths()
+            # The community profile found api's README: the README endpoint is not asked.
+            assert "/repos/acme/api/readme" not in gh.paths()
+            assert "/repos/acme/web/readme" in gh.paths()
             assert gh.headers["accept"] == "application/vnd.github+json"
             assert gh.headers["x-github-api-version"] == "2022-11-28"
             assert gh.headers["user-agent"] == "pulsehook"
@@ -208,6 +205,7 @@ def check_facts(found: list[Fact]) -> None:
 
 def test_a_dependabot_pr_closed_while_its_webhook_was_missed_is_closed_by_a_rescan(
     tmp_path: Path,
+    ledger: StoreLedger,
 ) -> None:
     db = wrap(open_database(tmp_path / "pulsehook.db"))
 
@@ -221,7 +219,7 @@ def test_a_dependabot_pr_closed_while_its_webhook_was_missed_is_closed_by_a_resc
     async def scenario() -> None:
         with standin() as gh:
             async with client(gh)[0] as api:
-                await scan(api, org=None, repos=["acme/api"], now=NOW, sink=store)
+                await scan(api, org=None, repos=["acme/api"], ledger=ledger, sink=store)
                 assert prs() == {12: ("open", 0), 10: ("closed", 1)}
                 # Merged on GitHub; the pull_request webhook never arrived.
                 site = gh.sites["acme/api"]
@@ -229,28 +227,30 @@ def test_a_dependabot_pr_closed_while_its_webhook_was_missed_is_closed_by_a_resc
                     closed(p | {"updated_at": "2026-03-02T08:00:00Z"}) if p["number"] == 12 else p
                     for p in site.pulls
                 ]
-                await scan(api, org=None, repos=["acme/api"], now=NOW, sink=store)
+                site.repo["pushed_at"] = "2026-03-02T08:00:00Z"  # the merge pushed
+                await scan(api, org=None, repos=["acme/api"], ledger=ledger, sink=store)
         assert prs() == {12: ("closed", 1), 10: ("closed", 1)}
 
     run(scenario)
     db.conn.close()
 
 
-def test_dependabot_403_is_recorded_as_disabled_not_as_an_error() -> None:
+def test_dependabot_403_is_recorded_as_disabled_not_as_an_error(ledger: StoreLedger) -> None:
     async def scenario() -> None:
         with standin() as gh:
             async with client(gh)[0] as api:
-                report = await scan(api, org=None, repos=["acme/web"], now=NOW, sink=Collector())
+                report = await scan(
+                    api, org=None, repos=["acme/web"], ledger=ledger, sink=Collector()
+                )
             assert report.errors == [] and report.repos == ["acme/web"]
-            assert ("GET", "/repos/acme/web/dependabot/alerts?state=open&per_page=100", 403) in (
-                gh.calls
-            )
+            alerts = "/repos/acme/web/dependabot/alerts?sort=updated&direction=desc&per_page=100"
+            assert ("GET", alerts, 403) in gh.calls
             assert "dependabot_alert" not in report.counts
 
     run(scenario)
 
 
-def test_rescan_uses_etags_and_stores_nothing_new(tmp_path: Path) -> None:
+def test_rescan_uses_etags_and_stores_nothing_new(tmp_path: Path, ledger: StoreLedger) -> None:
     db = wrap(open_database(tmp_path / "pulsehook.db"))
     fresh: list[list[bool]] = []
     guids: list[list[str]] = []
@@ -261,56 +261,74 @@ def test_rescan_uses_etags_and_stores_nothing_new(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         with standin() as gh:
-            async with client(gh)[0] as api:
-                first = await scan(api, org="acme", repos=None, now=NOW, sink=store)
+            api, sleep = client(gh)
+            async with api:
+                first = await scan(api, org="acme", repos=None, ledger=ledger, sink=store)
                 ok_first = gh.count(200)
                 gh.calls.clear()
-                second = await scan(api, org="acme", repos=None, now=NOW, sink=store)
-                assert api.not_modified == gh.count(304) == ok_first
-            # The second pass cost no rate limit, still followed the page link, and
-            # answered the same: 304 for all that was 200, the same 403/404s.
-            assert gh.count(200) == 0 and set(gh.statuses()) <= {304, 403, 404}
-            assert "/orgs/acme/repos?per_page=100&type=all&page=2" in gh.paths()
-            assert first.counts == second.counts and second.errors == []
+                # Scanned a moment ago and not pushed to since: nothing is due.
+                idle = await scan(api, org="acme", repos=None, ledger=ledger, sink=store)
+                assert idle.repos == [] and idle.backlog == 0 and idle.listed == 3
+                assert gh.paths() == [LISTED, f"{LISTED}&page=2"]
+                gh.calls.clear()
+                sleep.clock.advance(DAY_LATER - NOW)
+                second = await scan(api, org="acme", repos=None, ledger=ledger, sink=store)
+                assert api.not_modified == gh.count(304) == ok_first - 2
+            # The second pass cost no rate limit but the listing's two pages (not
+            # conditional: their bodies are needed), and answered the same: 304 for
+            # all that was 200, the same 403/404s.
+            assert gh.count(200) == 2 and set(gh.statuses()) <= {200, 304, 403, 404}
+            # A 304 is nothing new: only the repository (known) and its profile come back.
+            assert second.counts == {"repository": 3, "pulsehook.profile": 3}
+            assert second.errors == [] and first.counts["workflow_run"] == 4
+            assert second.requests == len(gh.calls) and second.not_modified == gh.count(304)
 
     run(scenario)
-    assert len(fresh) == 6 and guids[:3] == guids[3:]
+    assert len(fresh) == 6 and [g[0] for g in guids[3:]] == [g[0] for g in guids[:3]]
     assert all(all(batch) for batch in fresh[:3])  # the first scan: all new
-    assert not any(any(batch) for batch in fresh[3:])  # the same guids: nothing new
+    # The repository again (known) and a profile that says when it was checked.
+    assert [sum(batch) for batch in fresh[3:]] == [1, 1, 1]
     db.conn.close()
 
 
-def test_a_persistent_etag_store_serves_a_new_client() -> None:
+def test_the_ledger_outlives_the_client(ledger: StoreLedger) -> None:
     async def scenario() -> None:
-        store = DictStore()
         with standin() as gh:
-            async with client(gh, etags=store)[0] as api:
-                _, first = await scan_org(gh, api)
-            # Pages that link to a next one stay in memory only (their links are not stored).
-            assert not any(
-                url.endswith("/orgs/acme/repos?per_page=100&type=all") for url in store.data
-            )
-            assert any("/orgs/acme/repos?per_page=100&type=all&page=2" in u for u in store.data)
+            async with client(gh)[0] as api:
+                _, first = await scan_org(gh, api, ledger)
             gh.calls.clear()
-            async with client(gh, etags=store)[0] as api:
-                _, second = await scan_org(gh, api)
+            # A restart: a new client, the same store.
+            async with client(gh, now=DAY_LATER)[0] as api:
+                second = Collector()
+                report = await scan(api, org="acme", repos=None, ledger=ledger, sink=second)
                 assert api.not_modified == gh.count(304) > 10
-            assert gh.count(200) == 1  # the repositories' first page
-            assert [d.guid for d in first.deliveries] == [d.guid for d in second.deliveries]
+            assert gh.count(200) == 2  # the repositories' two pages
+            # Nothing new: the repositories themselves (already stored) and their profiles.
+            assert {d.event for d in second.deliveries} == {"repository", "pulsehook.profile"}
+            assert {d.guid for d in second.deliveries if d.event == "repository"} <= {
+                d.guid for d in first.deliveries
+            }
+            # What the 304s stand for was remembered: the same profiles.
+            assert {(p.repo, p.readme, p.api_docs, p.dependabot) for p in of(
+                Profile, facts(first.deliveries))} == {
+                (p.repo, p.readme, p.api_docs, p.dependabot)
+                for p in of(Profile, facts(second.deliveries))
+            }  # fmt: skip
+            assert report.errors == []
 
     run(scenario)
 
 
-def test_a_user_account_and_named_repositories() -> None:
+def test_a_user_account_and_named_repositories(ledger: StoreLedger) -> None:
     async def scenario() -> None:
         with standin() as gh:
             async with client(gh)[0] as api:
                 sink = Collector()
                 report = await scan(
-                    api, org="solo", repos=["acme/web", "acme/ghost"], now=NOW, sink=sink
+                    api, org="solo", repos=["acme/web", "acme/ghost"], ledger=ledger, sink=sink
                 )
-            assert ("GET", "/orgs/solo/repos?per_page=100&type=all", 404) in gh.calls
-            assert report.repos == ["solo/notes", "acme/web"]
+            assert ("GET", "/orgs/solo/repos" + LISTED.partition("/repos")[2], 404) in gh.calls
+            assert report.repos == ["acme/web", "solo/notes"]  # the newest push first
             assert len(report.errors) == 1 and report.errors[0].startswith("acme/ghost: HTTP 404")
             notes = [d for d in sink.deliveries if d.repo == "solo/notes"]
             assert sorted(d.event for d in notes) == ["pulsehook.profile", "repository"]
@@ -320,13 +338,13 @@ def test_a_user_account_and_named_repositories() -> None:
     run(scenario)
 
 
-def test_errors_on_one_repository_do_not_stop_the_scan() -> None:
+def test_errors_on_one_repository_do_not_stop_the_scan(ledger: StoreLedger) -> None:
     async def scenario() -> None:
         with standin() as gh:
             gh.broken |= {"/repos/acme/api/commits/main/statuses", "/repos/acme/web/readme"}
             gh.sites.pop("acme/legacy")
             async with client(gh)[0] as api:
-                report, sink = await scan_org(gh, api)
+                report, sink = await scan_org(gh, api, ledger)
             assert report.repos == ["acme/api", "acme/web"]
             statuses, readme = report.errors
             assert statuses.startswith("acme/api: statuses: HTTP 500 on /repos/acme/api/commits/")
@@ -384,7 +402,7 @@ def test_rate_limit_waits_are_bounded() -> None:
     run(scenario)
 
 
-def test_without_a_token_a_rate_limit_fails_at_once() -> None:
+def test_without_a_token_a_rate_limit_fails_at_once(ledger: StoreLedger) -> None:
     async def scenario() -> None:
         with standin() as gh:
             api, sleep = client(gh, token=None)
@@ -395,14 +413,16 @@ def test_without_a_token_a_rate_limit_fails_at_once() -> None:
                 assert str(caught.value) == EXACT
                 gh.limit(secondary=True, retry_after=5)
                 with pytest.raises(GitHubError) as caught:
-                    await scan(api, org="acme", repos=None, now=NOW, sink=Collector())
+                    await scan(api, org="acme", repos=None, ledger=ledger, sink=Collector())
                 assert str(caught.value) == EXACT
             assert sleep.calls == [] and gh.auth == []
 
     run(scenario)
 
 
-def test_the_token_never_appears_in_errors_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+def test_the_token_never_appears_in_errors_or_logs(
+    caplog: pytest.LogCaptureFixture, ledger: StoreLedger
+) -> None:
     caplog.set_level(logging.DEBUG)
     wrong = "ghp_WrongT0kenEchoedBackByTheServer"
 
@@ -411,13 +431,16 @@ def test_the_token_never_appears_in_errors_or_logs(caplog: pytest.LogCaptureFixt
             api, _ = client(gh)
             async with api:
                 gh.limit(retry_after=2)
+                assert (await api.get("/repos/acme/api")).ok  # waited, retried: logged
                 report = await scan(
-                    api, org=None, repos=["acme/api", "acme/ghost"], now=NOW, sink=Collector()
+                    api, org=None, repos=["acme/api", "acme/ghost"], ledger=ledger, sink=Collector()
                 )
                 assert report.errors and TOKEN not in repr(api)
             assert f"Bearer {TOKEN}" in gh.auth  # it was sent, to GitHub only
             async with client(gh, token=wrong)[0] as bad:
-                refused = await scan(bad, org=None, repos=["acme/api"], now=NOW, sink=Collector())
+                refused = await scan(
+                    bad, org=None, repos=["acme/api"], ledger=ledger, sink=Collector()
+                )
                 with pytest.raises(GitHubError) as caught:
                     async for _ in bad.paginate("/orgs/acme/repos"):
                         pass

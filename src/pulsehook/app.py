@@ -33,6 +33,7 @@ from .summary.publish import Publisher
 from .summary.service import FILES as SUMMARY_FILES
 from .summary.service import Summarizer
 from .summary.service import Target as SummaryTarget
+from .telemetry import Telemetry
 from .web import (
     alerts_api,
     api,
@@ -158,6 +159,7 @@ def create_app(
             dispatcher=dispatcher,
             scheduler=scheduler,
             summarizer=summarizer,
+            telemetry=Telemetry(),
             publisher=publisher,
         )
         app.state.services = svc
@@ -176,6 +178,7 @@ def create_app(
 
             backfill = Backfill(
                 writer,
+                readers,
                 clock,
                 submit=submit,
                 api_url=settings.github_api_url,
@@ -183,6 +186,7 @@ def create_app(
                 org=settings.scan_org,
                 repos=settings.scan_repo_list(),
                 interval=settings.scan_interval,
+                pace=settings.scan_pace(),
             )
         svc.backfill = backfill
         if settings.worker:
@@ -220,6 +224,7 @@ def create_app(
             Route("/healthz", api.healthz, methods=["GET"]),
             Route("/readyz", api.readyz, methods=["GET"]),
             Route("/api/v1/status", api.status, methods=["GET"]),
+            Route("/metrics", api.metrics, methods=["GET"]),
             Route("/api/v1/deliveries", api.list_deliveries, methods=["GET"]),
             *metrics.ROUTES,
             Route("/api/v1/openapi.json", openapi.openapi, methods=["GET"]),

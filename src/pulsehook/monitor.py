@@ -177,9 +177,16 @@ class EcosystemMonitor:
     ) -> Any:
         """Backfill the store from the GitHub API (see ``pulsehook scan``)."""
         from .github.backfill import run_scan
+        from .github.scan import Pace
 
         return run_scan(
-            self.path, org=self.org, repos=repos, token=token, api_url=api_url, now=self.clock.now()
+            self.path,
+            org=self.org,
+            repos=repos,
+            token=token,
+            api_url=api_url,
+            pace=Pace(),
+            clock=self.clock,
         )
 
 

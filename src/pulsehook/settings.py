@@ -18,12 +18,14 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
+from .github.scan import DEFAULT_SHARE, Pace
 from .schedule.maths import parse_duration
 from .summary.publish import Target as PublishTarget
 
 SECRET_FILE = "webhook_secret"  # noqa: S105 - a file name, not a secret
 API_TOKEN_FILE = "api_token"  # noqa: S105 - a file name, not a secret
 MIB = 1024 * 1024
+ROUND_SHARE_OF_INTERVAL = 0.9  # of PULSE_SCAN_INTERVAL a scan round may take
 
 
 class Settings(BaseSettings):
@@ -100,8 +102,14 @@ class Settings(BaseSettings):
     )
     scan_interval: int = Field(
         default=3600,
+        gt=0,
         validation_alias=AliasChoices("PULSE_SCAN_INTERVAL", "PULSEHOOK_SCAN_INTERVAL"),
     )
+    # At most this share of each hour's rate limit goes to the scan; the rest is left
+    # to everything else that uses the token (publishing, recovery, people's scripts).
+    scan_share: float = Field(default=DEFAULT_SHARE, gt=0, le=1)
+    # Every repository is rescanned at least this often (free when nothing changed).
+    scan_cycle_hours: float = Field(default=24, gt=0)
 
     @property
     def db_path(self) -> Path:
@@ -141,6 +149,14 @@ class Settings(BaseSettings):
 
     def scan_repo_list(self) -> list[str]:
         return [r.strip() for r in self.scan_repos.split(",") if r.strip()]
+
+    def scan_pace(self) -> Pace:
+        """A round ends in time for the next one to start on schedule."""
+        return Pace(
+            share=self.scan_share,
+            cycle=timedelta(hours=self.scan_cycle_hours),
+            seconds=ROUND_SHARE_OF_INTERVAL * self.scan_interval,
+        )
 
     def heartbeat_token_list(self) -> list[bytes]:
         """The accepted heartbeat and report tokens, without their scopes."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -81,7 +82,8 @@ def scan(
             repos=targets or None,
             token=token,
             api_url=api_url or settings.github_api_url,
-            now=SystemClock().now(),
+            # Run by hand: as long as the share lasts, not a service round's time.
+            pace=dataclasses.replace(settings.scan_pace(), seconds=None),
             progress=progress,
             process=process,
         )
@@ -94,6 +96,12 @@ def scan(
         f"scanned {len(report.repos)} repositories: "
         + (", ".join(f"{n} {kind}" for kind, n in sorted(report.counts.items())) or "nothing new")
     )
+    if report.backlog:
+        click.echo(
+            f"{report.backlog} of {report.listed} repositories left for the next scan"
+            f" ({report.stopped}: {report.spent} of the scan's {report.allowed} requests"
+            " this hour)"
+        )
     for error in report.errors:
         click.echo(f"warning: {error}", err=True)
 

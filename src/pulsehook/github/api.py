@@ -2,7 +2,10 @@
 
 One request at a time (GitHub asks integrations not to make concurrent requests).
 GETs are conditional: the last ETag seen for a URL is sent as ``If-None-Match`` and
-a 304 (which costs no rate limit) hands back the body remembered with it. Rate limits
+a 304 (which costs no rate limit) hands back the body remembered with it; a caller
+that keeps its own ETags (the scan's ledger) passes ``etag=`` and ``cache=False`` and
+gets the 304 itself. A metered client (``metered``) stops before a request that would
+spend more than the meter's share of the rate limit. Rate limits
 are waited out with the injected clock and sleep, never past ``max_wait``; without a
 token a limit is final (60 requests an hour), so it fails at once with a clear error.
 The token is only ever put in the Authorization header: never in a log line or error.
@@ -11,15 +14,17 @@ The token is only ever put in the Authorization header: never in a log line or e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
 
 from ..clock import Clock, SystemClock
 from ..errors import PulsehookError
-from .response import SHORT, EtagStore, Response, decode
+from .budget import Share
+from .response import SHORT, Response, decode
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +59,6 @@ class GitHubClient:
         http: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
         sleep: Sleep | None = None,
-        etags: EtagStore | None = None,
         max_wait: float = 900.0,
         max_retries: int = 3,
         timeout: float = 30.0,
@@ -65,7 +69,7 @@ class GitHubClient:
         self._http = http or httpx.AsyncClient(timeout=timeout)
         self._clock: Clock = clock or SystemClock()
         self._sleep: Sleep = sleep or asyncio.sleep
-        self._store = etags
+        self._meter: Share | None = None
         self._memory: dict[str, tuple[str, Any, str | None]] = {}  # url -> etag, body, link
         self._lock = asyncio.Lock()
         self._blocked_until: float | None = None  # epoch: the budget is spent until then
@@ -73,6 +77,11 @@ class GitHubClient:
         self.max_retries = max_retries
         self.requests = 0  # answers received, 304s included
         self.not_modified = 0  # of which 304
+
+    @property
+    def clock(self) -> Clock:
+        """The clock rate-limit waits (and a scan round's times) are measured with."""
+        return self._clock
 
     def __repr__(self) -> str:  # never the token
         return f"GitHubClient({self.base_url!r}, token={'set' if self._token else 'none'})"
@@ -108,32 +117,45 @@ class GitHubClient:
             headers["Authorization"] = f"Bearer {self._token}"
         return headers
 
-    def _cached(self, url: str) -> tuple[str, Any, str | None] | None:
-        if url in self._memory:
-            return self._memory[url]
-        stored = self._store.get(url) if self._store is not None else None
-        return (stored[0], stored[1], None) if stored is not None else None
-
     def _remember(self, url: str, rsp: httpx.Response, body: Any) -> None:
         etag = rsp.headers.get("etag")
-        if rsp.status_code != 200 or not etag:
-            return
-        link = rsp.headers.get("link")
-        self._memory[url] = (etag, body, link)
-        # The store keeps bodies only: a page that links to a next one is kept in memory
-        # alone, so a 304 never stands for a page whose links are not known.
-        if self._store is not None and 'rel="next"' not in (link or ""):
-            self._store.put(url, etag, body)
+        if rsp.status_code == 200 and etag:
+            self._memory[url] = (etag, body, rsp.headers.get("link"))
 
-    async def get(self, path: str, params: dict[str, Any] | None = None) -> Response:
-        """GET ``path`` (or a full URL from a Link header); any status comes back as is."""
-        return await self._request("GET", path, params=params)
+    @contextlib.contextmanager
+    def metered(self, share: Share) -> Iterator[Share]:
+        """Within the block, every request counts against ``share`` (ShareSpent past it)."""
+        previous, self._meter = self._meter, share
+        try:
+            yield share
+        finally:
+            self._meter = previous
+
+    async def get(
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        etag: str | None = None,
+        cache: bool = True,
+    ) -> Response:
+        """GET ``path`` (or a full URL from a Link header); any status comes back as is.
+
+        ``cache=False``: nothing is looked up or remembered here; with ``etag`` the
+        request is conditional and a 304 comes back as such, without a body.
+        """
+        return await self._request("GET", path, params=params, etag=etag, cache=cache)
 
     async def post(self, path: str, json: Any = None) -> Response:
         return await self._request("POST", path, json=json)
 
     async def paginate(
-        self, path: str, params: dict[str, Any] | None = None, *, key: str | None = None
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        cache: bool = True,
     ) -> AsyncIterator[Any]:
         """Every item of every page, following ``Link: <...>; rel="next"`` as given.
 
@@ -143,7 +165,7 @@ class GitHubClient:
         url: str | None = path
         query = params
         while url is not None:
-            rsp = await self.get(url, query)
+            rsp = await self.get(url, query, cache=cache)
             if not rsp.ok:
                 raise self.error(rsp)
             items = rsp.body.get(key) if key and isinstance(rsp.body, dict) else rsp.body
@@ -161,27 +183,43 @@ class GitHubClient:
         )
 
     async def _request(
-        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        etag: str | None = None,
+        cache: bool = True,
     ) -> Response:
         async with self._lock:
             request = self._http.build_request(
                 method, self._url(path), params=params, json=json, headers=self._headers()
             )
             url = str(request.url)
-            cached = self._cached(url) if method == "GET" else None
+            cached = self._memory.get(url) if method == "GET" and cache else None
             if cached is not None:
                 request.headers["If-None-Match"] = cached[0]
+            elif etag is not None:
+                request.headers["If-None-Match"] = etag
             retries = 0
             while True:
                 await self._wait_for_budget()
+                if self._meter is not None:
+                    self._meter.before(self._clock.now().timestamp())
                 try:
                     rsp = await self._http.send(request)
                 except httpx.HTTPError as exc:
                     reason = self._scrub(f"{type(exc).__name__}: {exc}")
                     raise GitHubError(f"{method} {request.url.path}: {reason}") from exc
                 self.requests += 1
+                if self._meter is not None:
+                    self._meter.after(rsp.status_code, rsp.headers, self._clock.now().timestamp())
                 self._note_budget(rsp)
                 log.debug("%s %s -> %s", method, request.url.path, rsp.status_code)
+                if rsp.status_code == 304 and cached is None:
+                    self.not_modified += 1
+                    return Response(304, None, rsp.headers, url)
                 if rsp.status_code == 304 and cached is not None:
                     self.not_modified += 1
                     link = rsp.headers.get("link") or cached[2]
@@ -192,7 +230,7 @@ class GitHubClient:
                 body = decode(rsp)
                 wait = self._retry_wait(rsp, body, retries)
                 if wait is None:
-                    if method == "GET":
+                    if method == "GET" and cache:
                         self._remember(url, rsp, body)
                     return Response(rsp.status_code, body, rsp.headers, url)
                 retries += 1

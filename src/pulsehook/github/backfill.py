@@ -2,9 +2,11 @@
 
 - ``run_scan``: one scan from the command line or Python; what it finds is
   stored and processed (rules included) in the same database.
-- ``Backfill``: inside the service, a scan every ``PULSE_SCAN_INTERVAL``
+- ``Backfill``: inside the service, a scan round every ``PULSE_SCAN_INTERVAL``
   seconds (when an organisation or repositories are configured) and, at start
-  and after each scan, asking GitHub to redeliver what never reached us.
+  and after each round, asking GitHub to redeliver what never reached us.
+- ``StoreLedger``: the scan's memory in the store, read beside the writer and
+  written in one short writer turn per repository.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -21,15 +23,52 @@ from typing import Any
 from sqlite_utils import Database
 
 from ..clock import Clock, SystemClock, iso, parse_iso
-from ..store import deliveries
-from ..store.db import NORMAL, Writer
+from ..store import deliveries, scans
+from ..store.db import NORMAL, Readers, Writer
 from ..store.deliveries import Delivery
+from ..store.scans import Memory, Scanned
 from .api import GitHubClient, GitHubError
+from .budget import Share
 from .redeliver import HookRef, RecoveryReport, recover
-from .scan import Progress, ScanReport, scan
+from .scan import Pace, Progress, ScanReport, scan
 
 log = logging.getLogger(__name__)
 FIRST_LOOK = timedelta(days=3)  # how far back recovery looks the first time
+MIN_PAUSE = 1.0  # seconds between rounds, whatever the last one took
+
+
+class StoreLedger:
+    """The scan's ledger in the store (``store/scans.py``)."""
+
+    def __init__(self, writer: Writer, readers: Readers) -> None:
+        self._writer = writer
+        self._readers = readers
+
+    async def scanned(self) -> Mapping[int, Scanned]:
+        return await self._readers.run(scans.ledger)
+
+    async def memory(self, repo_id: int) -> Memory:
+        return await self._readers.run(lambda db: scans.memory(db, repo_id))
+
+    async def record(self, done: Scanned, memory: Memory, share: Share) -> None:
+        saved = share.dump()
+
+        def write(db: Database) -> None:
+            scans.record(db, done, memory)
+            scans.save_state(db, scans.SHARE, saved)
+
+        await self._writer.run(write, NORMAL)
+
+    async def share(self) -> Any:
+        return await self._readers.run(lambda db: scans.state(db, scans.SHARE))
+
+    async def keep(self, share: Share) -> None:
+        saved = share.dump()
+        await self._writer.run(lambda db: scans.save_state(db, scans.SHARE, saved), NORMAL)
+
+    async def report(self, report: ScanReport, at: datetime) -> None:
+        figures = {"at": iso(at), **report.summary()}
+        await self._writer.run(lambda db: scans.save_state(db, scans.LAST_ROUND, figures), NORMAL)
 
 
 def hook_refs(db: Database) -> list[HookRef]:
@@ -96,30 +135,35 @@ def run_scan(
     repos: list[str] | None,
     token: str | None,
     api_url: str,
-    now: datetime,
+    pace: Pace,
+    clock: Clock | None = None,
     progress: Progress | None = None,
     process: Callable[[Writer], Awaitable[Any]] | None = None,
 ) -> ScanReport:
-    """Scan into the database at ``path``; ``process`` then handles what was stored."""
+    """One round into the database at ``path``; ``process`` then handles what was stored."""
 
     async def go() -> ScanReport:
         writer = Writer(path)
+        readers = Readers(path)
+        ledger = StoreLedger(writer, readers)
         try:
 
             async def sink(batch: list[Delivery]) -> None:
                 await writer.run(partial(deliveries.insert_batch, batch=batch), NORMAL)
 
-            async with GitHubClient(base_url=api_url, token=token) as client:
+            async with GitHubClient(base_url=api_url, token=token, clock=clock) as client:
                 report = await scan(
                     client,
                     org=org,
                     repos=repos,
-                    now=now,
+                    ledger=ledger,
                     sink=sink,
+                    pace=pace,
                     **({"progress": progress} if progress else {}),
                 )
+                await ledger.report(report, client.clock.now())
                 with contextlib.suppress(GitHubError):
-                    recovered = await recover_missed(client, writer, now)
+                    recovered = await recover_missed(client, writer, client.clock.now())
                     if recovered is not None and recovered.redelivered:
                         log.info(
                             "asked GitHub to redeliver %d missed deliveries", recovered.redelivered
@@ -129,6 +173,7 @@ def run_scan(
             return report
         finally:
             writer.close()
+            readers.close()
 
     return asyncio.run(go())
 
@@ -139,6 +184,7 @@ class Backfill:
     def __init__(
         self,
         writer: Writer,
+        readers: Readers,
         clock: Clock | None,
         *,
         token: str | None,
@@ -146,16 +192,21 @@ class Backfill:
         org: str | None,
         repos: list[str],
         interval: float,
+        pace: Pace,
         submit: Callable[[list[Delivery]], Awaitable[None]],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._writer = writer
+        self.ledger = StoreLedger(writer, readers)
         self._clock = clock or SystemClock()
         self._token = token
         self._api_url = api_url
         self._org = org
         self._repos = repos
         self._interval = interval
+        self._pace = pace
         self._submit = submit
+        self._sleep = sleep
         self.last_scan: ScanReport | None = None
         self.last_recovery: RecoveryReport | None = None
         self.last_error: str | None = None
@@ -165,24 +216,40 @@ class Backfill:
         return bool(self._org or self._repos)
 
     async def once(self, client: GitHubClient) -> None:
-        now = self._clock.now()
         if self.scanning:
-            self.last_scan = await scan(
-                client, org=self._org, repos=self._repos or None, now=now, sink=self._submit
+            report = await scan(
+                client,
+                org=self._org,
+                repos=self._repos or None,
+                ledger=self.ledger,
+                sink=self._submit,
+                pace=self._pace,
             )
+            self.last_scan = report
+            await self.ledger.report(report, self._clock.now())
             log.info(
-                "scan: %d repositories, %d findings, %d errors",
-                len(self.last_scan.repos),
-                self.last_scan.deliveries,
-                len(self.last_scan.errors),
+                "scan round: %d of %d repositories scanned, %d findings, %d errors;"
+                " %d left for later rounds (%s); rate limit: %d of the scan's %s spent%s",
+                len(report.repos),
+                report.listed,
+                report.deliveries,
+                len(report.errors),
+                report.backlog,
+                ", ".join(f"{n} {why}" for why, n in sorted(report.behind.items())) or "none",
+                report.spent,
+                report.allowed if report.allowed is not None else "unknown",
+                f"; stopped: {report.stopped}" if report.stopped else "",
             )
-        self.last_recovery = await recover_missed(client, self._writer, now)
+            for error in report.errors[:20]:
+                log.warning("scan: %s", error)
+        self.last_recovery = await recover_missed(client, self._writer, self._clock.now())
 
     async def run(self) -> None:
         async with GitHubClient(
-            base_url=self._api_url, token=self._token, clock=self._clock
+            base_url=self._api_url, token=self._token, clock=self._clock, sleep=self._sleep
         ) as client:
             while True:
+                started = self._clock.now()
                 try:
                     await self.once(client)
                     self.last_error = None
@@ -192,4 +259,6 @@ class Backfill:
                 except Exception as exc:  # never take the service down; try again later
                     self.last_error = f"{type(exc).__name__}: {exc}"
                     log.exception("GitHub scan/recovery failed unexpectedly")
-                await asyncio.sleep(self._interval)
+                # Rounds start on schedule: a round takes at most 90% of the interval.
+                took = (self._clock.now() - started).total_seconds()
+                await self._sleep(max(MIN_PAUSE, self._interval - took))

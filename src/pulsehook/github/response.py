@@ -1,24 +1,16 @@
-"""GitHub's answers as the client hands them on, and where ETags are kept."""
+"""GitHub's answers as the client hands them on."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
 SHORT = 200  # characters of GitHub's message kept in an error
 
 _LINK = re.compile(r'<([^>]*)>\s*;\s*rel="([^"]*)"')
-
-
-class EtagStore(Protocol):
-    """Somewhere ETags (and the bodies they stand for) outlive the process."""
-
-    def get(self, url: str) -> tuple[str, Any] | None: ...
-
-    def put(self, url: str, etag: str, body: Any) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -3,20 +3,29 @@
 Each finding becomes a synthetic delivery shaped like the webhook payload the
 normalizers already read, with a guid derived from what it describes, so a re-scan
 of an unchanged repository stores nothing new (the store ignores a known guid).
+
+A round spends at most a share of GitHub's hourly rate limit. It lists the
+repositories (most recently pushed first), then scans, in this order, those pushed
+to since their last scan, those never scanned, and those whose last scan is older
+than the cycle (a day by default), until the share or the round's time is spent;
+the rest wait for the next round. Every request carries the ETag its last answer
+had, so an unchanged repository is rescanned on 304s, which cost no rate limit.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from ..clock import iso
 from ..store.deliveries import Delivery
+from ..store.scans import Memory, Scanned
 from .api import GitHubClient, GitHubError, RateLimited
+from .budget import Share, ShareSpent
 from .response import Response
 from .scan_payloads import CODECOV_PROJECT, Json, push_delivery, run_delivery, status_delivery
 
@@ -24,12 +33,51 @@ Sink = Callable[[list[Delivery]], Awaitable[None]]
 Progress = Callable[[int, int, str], None]
 
 DEPENDABOT = "dependabot[bot]"
-OPEN_PULLS = {"state": "open", "per_page": 100}
-RECENTLY_CLOSED = {"state": "closed", "sort": "updated", "direction": "desc", "per_page": 50}
+PAGE = 100
+RECENT_PULLS = {"state": "all", "sort": "updated", "direction": "desc", "per_page": PAGE}
+OPEN_PULLS = {"state": "open", "per_page": PAGE}
+RECENT_ALERTS = {"sort": "updated", "direction": "desc", "per_page": PAGE}
+OPEN_ALERTS = {"state": "open", "per_page": PAGE}
+LISTING = {"per_page": PAGE, "type": "all", "sort": "pushed", "direction": "desc"}
+# What pulsehook reads of a repository object: a listing keeps these and drops the
+# rest (about 5 KB each), so holding an organisation of 10,000 stays small.
+KEPT = (
+    "id", "node_id", "name", "full_name", "owner", "private", "html_url", "description",
+    "fork", "url", "created_at", "updated_at", "pushed_at", "size", "language",
+    "archived", "disabled", "visibility", "default_branch",
+)  # fmt: skip
+OWNER_KEPT = ("login", "id", "type", "html_url")
+DEFAULT_SHARE = 0.75  # of the rate limit: a quarter is left to the token's other users
+PUSHED, NEW, DUE = "pushed", "new", "due"  # why a repository is scanned, in that order
+SHARE_SPENT = "rate-limit share spent"
+TIME_UP = "round time up"
 
 
 def _quiet(done: int, total: int, repo: str) -> None:
     """The default progress: says nothing."""
+
+
+class Ledger(Protocol):
+    """Where the scan remembers each repository's last scan (the store, in the service)."""
+
+    async def scanned(self) -> Mapping[int, Scanned]: ...
+
+    async def memory(self, repo_id: int) -> Memory: ...
+
+    async def record(self, done: Scanned, memory: Memory, share: Share) -> None: ...
+
+    async def share(self) -> Any: ...
+
+    async def keep(self, share: Share) -> None: ...
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How far one round goes."""
+
+    share: float = DEFAULT_SHARE  # of each rate-limit window
+    cycle: timedelta = timedelta(days=1)  # every repository rescanned at least this often
+    seconds: float | None = None  # start no repository after this long
 
 
 @dataclass
@@ -37,22 +85,102 @@ class ScanReport:
     counts: dict[str, int] = field(default_factory=dict)  # deliveries per event
     repos: list[str] = field(default_factory=list)  # full names scanned
     errors: list[str] = field(default_factory=list)
+    listed: int = 0  # repositories found
+    behind: dict[str, int] = field(default_factory=dict)  # left for later rounds, per reason
+    stopped: str | None = None  # why the round ended before its list did
+    requests: int = 0  # answers received this round
+    not_modified: int = 0  # of which 304 (free)
+    spent: int = 0  # counted against the rate limit this window, by the scan
+    allowed: int | None = None  # the scan's share of this window
+    oldest_scan: str | None = None  # the least recent last scan of a listed repository
 
     @property
     def deliveries(self) -> int:
         return sum(self.counts.values())
 
+    @property
+    def backlog(self) -> int:
+        return sum(self.behind.values())
+
+    def summary(self) -> dict[str, Any]:
+        """Figures only (no names, no error text): safe to show anyone."""
+        return {
+            "listed": self.listed,
+            "scanned": len(self.repos),
+            "backlog": self.backlog,
+            "behind": dict(self.behind),
+            "stopped": self.stopped,
+            "errors": len(self.errors),
+            "requests": self.requests,
+            "not_modified": self.not_modified,
+            "rate_limit_spent": self.spent,
+            "rate_limit_share": self.allowed,
+            "oldest_scan": self.oldest_scan,
+        }
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A repository as the listing gave it."""
+
+    repo: Json
+
+    @property
+    def repo_id(self) -> int:
+        return int(self.repo["id"])
+
+    @property
+    def pushed_at(self) -> str | None:
+        value = self.repo.get("pushed_at")
+        return value if isinstance(value, str) else None
+
+
+def slim(repo: Json) -> Json:
+    kept = {k: repo[k] for k in KEPT if k in repo}
+    if isinstance(repo.get("owner"), dict):
+        kept["owner"] = {k: repo["owner"][k] for k in OWNER_KEPT if k in repo["owner"]}
+    return kept
+
+
+def plan(
+    listed: Iterable[Listed], ledger: Mapping[int, Scanned], *, due_before: str
+) -> list[tuple[str, Listed]]:
+    """Which repositories this round scans, in order, and why (pure).
+
+    Pushed to since the last scan (most recent push first): what users wait for.
+    Never scanned (most recent push first). Then those last scanned before
+    ``due_before``, longest unscanned first. The rest are up to date.
+    """
+    pushed: list[Listed] = []
+    new: list[Listed] = []
+    due: list[tuple[str, Listed]] = []
+    for item in listed:
+        last = ledger.get(item.repo_id)
+        if last is None:
+            new.append(item)
+        elif item.pushed_at is not None and item.pushed_at != last.pushed_at:
+            pushed.append(item)
+        elif last.scanned_at < due_before:
+            due.append((last.scanned_at, item))
+    newest_push = lambda item: item.pushed_at or ""  # noqa: E731 - a sort key
+    pushed.sort(key=newest_push, reverse=True)
+    new.sort(key=newest_push, reverse=True)
+    due.sort(key=lambda pair: pair[0])
+    return [(PUSHED, i) for i in pushed] + [(NEW, i) for i in new] + [(DUE, i) for _, i in due]
+
 
 class _Repo:
     """Deliveries for one repository, and the errors met while reading it."""
 
-    def __init__(self, repo: Json, now: datetime) -> None:
+    def __init__(self, repo: Json, now: datetime, memory: Memory) -> None:
         self.repo = repo
         self.full_name: str = repo["full_name"]
         self.id = repo["id"]
         self.received_at = iso(now)
         self.deliveries: list[Delivery] = []
         self.errors: list[str] = []
+        self.known = memory  # what the last scan left
+        self.learned = Memory(dict(memory.etags), dict(memory.facts))
 
     def add(self, guid: str, event: str, payload: Json) -> None:
         action = payload.get("action")
@@ -68,41 +196,57 @@ class _Repo:
             )
         )
 
+    async def get(
+        self, client: GitHubClient, key: str, path: str, params: dict[str, Any] | None = None
+    ) -> Response:
+        """A conditional GET: the ETag of the last 200 for ``key``; a 304 comes back as is."""
+        rsp = await client.get(path, params, etag=self.known.etags.get(key), cache=False)
+        etag = rsp.headers.get("etag")
+        if rsp.status == 200 and etag:
+            self.learned.etags[key] = etag
+        elif rsp.status != 304:
+            self.learned.etags.pop(key, None)
+        return rsp
+
+
+def _listing(client: GitHubClient, path: str) -> AsyncIterator[Any]:
+    # Not conditional: the pages' bodies are needed, and a push reorders them anyway.
+    return client.paginate(path, LISTING, cache=False)
+
 
 async def _repositories(
     client: GitHubClient, org: str | None, names: list[str], report: ScanReport
-) -> list[Json]:
+) -> list[Listed]:
     found: dict[str, Json] = {}
     if org:
-        params = {"per_page": 100, "type": "all"}
         try:
             try:
-                async for repo in client.paginate(f"/orgs/{quote(org)}/repos", params):
-                    found[repo["full_name"]] = repo
+                async for repo in _listing(client, f"/orgs/{quote(org)}/repos"):
+                    found[repo["full_name"]] = slim(repo)
             except GitHubError as exc:
                 if exc.status != 404:
                     raise
                 # Not an organisation: a user account lists its repositories elsewhere.
-                async for repo in client.paginate(f"/users/{quote(org)}/repos", params):
-                    found[repo["full_name"]] = repo
-        except RateLimited:
+                async for repo in _listing(client, f"/users/{quote(org)}/repos"):
+                    found[repo["full_name"]] = slim(repo)
+        except (RateLimited, ShareSpent):
             raise
         except (GitHubError, KeyError, TypeError) as exc:
             report.errors.append(f"{org}: listing repositories: {exc}")
     for name in names:
         owner, _, repo_name = name.partition("/")
         try:
-            rsp = await client.get(f"/repos/{quote(owner)}/{quote(repo_name)}")
-        except RateLimited:
+            rsp = await client.get(f"/repos/{quote(owner)}/{quote(repo_name)}", cache=False)
+        except (RateLimited, ShareSpent):
             raise
         except GitHubError as exc:
             report.errors.append(f"{name}: {exc}")
             continue
         if rsp.ok and isinstance(rsp.body, dict) and "full_name" in rsp.body:
-            found.setdefault(rsp.body["full_name"], rsp.body)
+            found.setdefault(rsp.body["full_name"], slim(rsp.body))
         else:
             report.errors.append(f"{name}: {client.error(rsp)}")
-    return list(found.values())
+    return [Listed(repo) for repo in found.values() if isinstance(repo.get("id"), int)]
 
 
 async def scan(
@@ -110,33 +254,73 @@ async def scan(
     *,
     org: str | None,
     repos: list[str] | None,
-    now: datetime,
+    ledger: Ledger,
     sink: Sink,
+    pace: Pace | None = None,
     progress: Progress = _quiet,
 ) -> ScanReport:
-    """Scan an organisation's (or user's) repositories and/or named ``owner/name`` ones.
+    """One round over an organisation's (or user's) and/or named ``owner/name`` repositories.
 
-    An error on one repository is recorded and the scan goes on; a rate limit that
-    cannot be waited out (RateLimited) ends it, as every further request would fail.
+    Times come from the client's clock. An error on one repository is recorded and
+    the round goes on; a rate limit that cannot be waited out (RateLimited) ends
+    it, as every further request would fail. A repository is recorded in the
+    ledger only once its findings are in the sink.
     """
     if not org and not repos:
         raise ValueError("scan needs an organisation or a list of repositories")
+    pace = pace or Pace()
+    clock = client.clock
+    started = clock.now()
+    share = Share.load(pace.share, await ledger.share())
     report = ScanReport()
-    found = await _repositories(client, org, list(repos or []), report)
-    for done, repo in enumerate(found, start=1):
-        scanned = _Repo(repo, now)
-        await _scan_repo(client, scanned, now)
-        if scanned.deliveries:
-            await sink(scanned.deliveries)
-        for d in scanned.deliveries:
-            report.counts[d.event] = report.counts.get(d.event, 0) + 1
-        report.errors.extend(scanned.errors)
-        report.repos.append(scanned.full_name)
-        progress(done, len(found), scanned.full_name)
+    asked, unchanged = client.requests, client.not_modified
+    todo: list[tuple[str, Listed]] = []
+    found: list[Listed] = []
+    known: dict[int, Scanned] = {}
+    with client.metered(share):
+        try:
+            found = await _repositories(client, org, list(repos or []), report)
+            report.listed = len(found)
+            known = dict(await ledger.scanned())
+            todo = plan(found, known, due_before=iso(started - pace.cycle))
+            for done, (_, item) in enumerate(todo, start=1):
+                now = clock.now()
+                if pace.seconds is not None and (now - started).total_seconds() >= pace.seconds:
+                    report.stopped = TIME_UP
+                    break
+                scanned = _Repo(item.repo, now, await ledger.memory(item.repo_id))
+                try:
+                    await _scan_repo(client, scanned)
+                finally:
+                    # What was read is kept, even when the share ran out half-way.
+                    if scanned.deliveries:
+                        await sink(scanned.deliveries)
+                    for d in scanned.deliveries:
+                        report.counts[d.event] = report.counts.get(d.event, 0) + 1
+                report.errors.extend(scanned.errors)
+                report.repos.append(scanned.full_name)
+                known[item.repo_id] = last = Scanned(
+                    item.repo_id, scanned.full_name, item.pushed_at, iso(now)
+                )
+                await ledger.record(last, scanned.learned, share)
+                progress(done, len(todo), scanned.full_name)
+        except ShareSpent:
+            # A repository cut short is not recorded: the next round scans it again.
+            report.stopped = SHARE_SPENT
+        finally:
+            await ledger.keep(share)
+    for reason, _ in todo[len(report.repos) :]:
+        report.behind[reason] = report.behind.get(reason, 0) + 1
+    listed_scans = [known[i.repo_id].scanned_at for i in found if i.repo_id in known]
+    report.oldest_scan = min(listed_scans, default=None)
+    report.requests = client.requests - asked
+    report.not_modified = client.not_modified - unchanged
+    report.spent = share.spent
+    report.allowed = None if share.limit is None else int(share.fraction * share.limit)
     return report
 
 
-async def _scan_repo(client: GitHubClient, r: _Repo, now: datetime) -> None:
+async def _scan_repo(client: GitHubClient, r: _Repo) -> None:
     repo = r.repo
     r.add(
         f"scan:repo:{r.id}:{repo.get('updated_at')}:{repo.get('pushed_at')}",
@@ -145,51 +329,65 @@ async def _scan_repo(client: GitHubClient, r: _Repo, now: datetime) -> None:
     )
     base = f"/repos/{r.full_name}"
     default = str(repo.get("default_branch") or "")
-    readme: bool | None = None
-    profile: Json | None = None
-    dependabot: bool | None = None
+    facts = r.learned.facts  # what a 304 stands for, kept for the next scan
     head: str | None = None  # the default branch's newest commit
 
     async def runs() -> None:
-        rsp = _ok(client, await client.get(f"{base}/actions/runs", _branch(default, 20)))
-        for run in (rsp.body or {}).get("workflow_runs") or []:
+        rsp = await r.get(client, "runs", f"{base}/actions/runs", _branch(default, 20))
+        for run in (_fresh(client, rsp) or {}).get("workflow_runs") or []:
             r.add(*run_delivery(r.repo, run))
 
     async def alerts() -> None:
-        nonlocal dependabot
-        dependabot = await _alerts(client, r, base)
+        facts["dependabot"] = await _alerts(client, r, base)
 
     async def documentation() -> None:
-        nonlocal readme, profile
-        rsp = await client.get(f"{base}/readme")
-        readme = True if rsp.ok else False if rsp.status == 404 else None
-        if readme is None:
+        rsp = await r.get(client, "profile", f"{base}/community/profile")
+        if rsp.status == 200 and isinstance(rsp.body, dict):
+            facts["api_docs"] = bool(rsp.body.get("documentation"))
+            facts["profile_readme"] = (rsp.body.get("files") or {}).get("readme") is not None
+        elif rsp.status != 304:
+            # 404 (and 422 for some forks): no community profile, so unknown.
+            facts["api_docs"] = facts["profile_readme"] = None
+            if rsp.status not in (404, 422):
+                r.errors.append(f"{r.full_name}: community profile: {client.error(rsp)}")
+        if facts.get("profile_readme"):
+            facts["readme"] = True
+            return
+        # The README endpoint looks where the profile may not: asked only when needed.
+        rsp = await r.get(client, "readme", f"{base}/readme")
+        if rsp.status != 304:
+            facts["readme"] = True if rsp.ok else False if rsp.status == 404 else None
+        if facts.get("readme") is None:
             r.errors.append(f"{r.full_name}: readme: {client.error(rsp)}")
-        rsp = await client.get(f"{base}/community/profile")
-        # 404 (and 422 for some forks): no community profile, so unknown.
-        profile = rsp.body if rsp.ok and isinstance(rsp.body, dict) else None
-        if not rsp.ok and rsp.status not in (404, 422):
-            r.errors.append(f"{r.full_name}: community profile: {client.error(rsp)}")
+            facts["readme"] = facts.get("profile_readme")  # the profile's word, if any
 
     async def commits() -> None:
         nonlocal head
         params = {"sha": default, "per_page": 30} if default else {"per_page": 30}
-        rsp = await client.get(f"{base}/commits", params)
+        rsp = await r.get(client, "commits", f"{base}/commits", params)
         if rsp.status == 409:  # an empty repository
+            facts["head"] = None
+            return
+        if rsp.status == 304:
+            head = facts.get("head")
             return
         listed = [c for c in _ok(client, rsp).body or [] if isinstance(c, dict)]
         if listed:
             r.add(*push_delivery(r.repo, default, listed))
             head = listed[0]["sha"]
+        facts["head"] = head
 
     async def statuses() -> None:
         if head is not None:
             await _status(client, r, base, default, head)
 
     async def pulls() -> None:
-        # Open ones, and the most recently closed: a close whose webhook was missed.
-        found = [pr async for pr in client.paginate(f"{base}/pulls", OPEN_PULLS)]
-        found += _ok(client, await client.get(f"{base}/pulls", RECENTLY_CLOSED)).body or []
+        # Recently updated ones of any state catch a close whose webhook was missed; past
+        # a full page, the open ones are listed as well.
+        rsp = await r.get(client, "pulls", f"{base}/pulls", RECENT_PULLS)
+        found = list(_fresh(client, rsp) or [])
+        if rsp.link("next") is not None:
+            found += [pr async for pr in client.paginate(f"{base}/pulls", OPEN_PULLS, cache=False)]
         for pr in found:
             if not isinstance(pr, dict) or (pr.get("user") or {}).get("login") != DEPENDABOT:
                 continue
@@ -208,23 +406,19 @@ async def _scan_repo(client: GitHubClient, r: _Repo, now: datetime) -> None:
     for name, read in sections:
         try:
             await read()
-        except RateLimited:
+        except (RateLimited, ShareSpent):
             raise
         except (GitHubError, KeyError, TypeError, AttributeError) as exc:
             r.errors.append(f"{r.full_name}: {name}: {exc}")
-    if profile is not None:
-        # The README endpoint and the community profile may look in different places.
-        found = (profile.get("files") or {}).get("readme") is not None
-        readme = found if readme is None else (readme or found)
-    checked = iso(now)
+    checked = r.received_at
     r.add(
         f"scan:profile:{r.id}:{checked}",
         "pulsehook.profile",
         {
             "repository": repo,
-            "readme": readme,
-            "api_docs": bool(profile.get("documentation")) if profile is not None else None,
-            "dependabot": dependabot,
+            "readme": facts.get("readme"),
+            "api_docs": facts.get("api_docs"),
+            "dependabot": facts.get("dependabot"),
             "checked_at": checked,
         },
     )
@@ -236,27 +430,32 @@ def _ok(client: GitHubClient, rsp: Response) -> Response:
     return rsp
 
 
+def _fresh(client: GitHubClient, rsp: Response) -> Any:
+    """The body of a 200; None for a 304 (nothing new since the last scan)."""
+    return None if rsp.status == 304 else _ok(client, rsp).body
+
+
 def _branch(default: str, per_page: int) -> dict[str, Any]:
     return {"branch": default, "per_page": per_page} if default else {"per_page": per_page}
 
 
 async def _alerts(client: GitHubClient, r: _Repo, base: str) -> bool:
-    """Open alerts, and the most recently updated of any state; False if disabled."""
+    """The most recently updated alerts of any state (and, past a page, every open
+    one); False if alerts are disabled."""
     path = f"{base}/dependabot/alerts"
-    rsp = await client.get(path, {"state": "open", "per_page": 100})
+    rsp = await r.get(client, "alerts", path, RECENT_ALERTS)
     if rsp.status in (403, 404):
         return False  # disabled, or the token may not see them: not an error
+    if rsp.status == 304:
+        return True  # nothing changed since the last answer, which listed them
     alerts: dict[int, Json] = {}
-    pages: list[Response] = [_ok(client, rsp)]
-    while (next_url := pages[-1].link("next")) is not None:
-        pages.append(_ok(client, await client.get(next_url)))
-    recent = {"sort": "updated", "direction": "desc", "per_page": 50}
-    pages.append(_ok(client, await client.get(path, recent)))
-    for page in pages:
-        for alert in page.body or []:
-            known = alerts.get(alert["number"])
-            if known is None or str(alert.get("updated_at")) > str(known.get("updated_at")):
-                alerts[alert["number"]] = alert
+    found = list(_ok(client, rsp).body or [])
+    if rsp.link("next") is not None:
+        found += [a async for a in client.paginate(path, OPEN_ALERTS, cache=False)]
+    for alert in found:
+        known = alerts.get(alert["number"])
+        if known is None or str(alert.get("updated_at")) > str(known.get("updated_at")):
+            alerts[alert["number"]] = alert
     for number, alert in sorted(alerts.items()):
         r.add(
             f"scan:alert:{r.id}:{number}:{alert.get('updated_at')}",
@@ -269,9 +468,11 @@ async def _alerts(client: GitHubClient, r: _Repo, base: str) -> bool:
 async def _status(client: GitHubClient, r: _Repo, base: str, default: str, sha: str) -> None:
     """The newest codecov/project status of the default branch's head."""
     ref = quote(default or sha, safe="")
-    rsp = _ok(client, await client.get(f"{base}/commits/{ref}/statuses", {"per_page": 100}))
+    rsp = await r.get(client, "statuses", f"{base}/commits/{ref}/statuses", {"per_page": 100})
     statuses = [
-        s for s in rsp.body or [] if isinstance(s, dict) and s.get("context") == CODECOV_PROJECT
+        s
+        for s in _fresh(client, rsp) or []
+        if isinstance(s, dict) and s.get("context") == CODECOV_PROJECT
     ]
     if not statuses:
         return

@@ -362,6 +362,25 @@ MIGRATIONS: list[str] = [
         finished_at TEXT  -- NULL while it runs
     );
     """,
+    # 9: the scan's ledger. Each repository's last scan (what its listing said then,
+    # the ETags of its answers and what a 304 stands for) orders the next rounds and
+    # makes rescanning an unchanged repository cost no rate limit; the scan's spending
+    # in GitHub's current rate-limit window survives a restart.
+    """
+    CREATE TABLE scan_repos (
+        repo_id INTEGER PRIMARY KEY,  -- GitHub's id
+        full_name TEXT NOT NULL,
+        pushed_at TEXT,  -- as the listing said when it was last scanned
+        scanned_at TEXT NOT NULL,
+        etags TEXT NOT NULL DEFAULT '{}',  -- request -> ETag
+        facts TEXT NOT NULL DEFAULT '{}'  -- what an unchanged answer stands for
+    );
+    CREATE INDEX scan_repos_scanned ON scan_repos(scanned_at);
+    CREATE TABLE scan_state (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 ]
 
 # Tables rebuilt from the stored deliveries by ``pulsehook replay``.

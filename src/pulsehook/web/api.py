@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from .. import __version__
 from ..errors import StorageUnavailable
-from ..store import deliveries
+from ..store import deliveries, scans
+from ..telemetry import CONTENT_TYPE
 from .models import DeliveriesQuery, read_query
 from .responses import error
 from .services import services
@@ -25,15 +26,19 @@ async def readyz(request: Request) -> JSONResponse:
     reasons: list[str] = []
     if (failing := svc.writer.failing) is not None:
         reasons.append(f"database writes are failing: {failing}")
+    scan = None
     try:
         await svc.readers.run(deliveries.reachable)
+        scan = await svc.readers.run(scans.last_round)
     except StorageUnavailable as exc:
         reasons.append(f"database unreadable: {exc}")
     if svc.settings.worker and not svc.worker_running():
         reasons.append("processing is stopped")
+    # How far behind the scan is: news, never a reason to be unready (figures only).
+    extra = {"scan": scan} if scan is not None else {}
     if reasons:
-        return JSONResponse({"status": "not_ready", "reasons": reasons}, status_code=503)
-    return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not_ready", "reasons": reasons, **extra}, status_code=503)
+    return JSONResponse({"status": "ready", **extra})
 
 
 async def status(request: Request) -> JSONResponse:
@@ -41,8 +46,12 @@ async def status(request: Request) -> JSONResponse:
     svc = services(request)
     try:
         counts = await svc.readers.run(deliveries.counts)
+        scan = await svc.readers.run(scans.last_round)
     except StorageUnavailable as exc:
         return error(503, "storage_unavailable", str(exc))
+    backfill = svc.backfill
+    if scan is not None and backfill is not None:
+        scan = {**scan, "last_error": backfill.last_error}
     return JSONResponse(
         {
             "status": "ok",
@@ -50,8 +59,19 @@ async def status(request: Request) -> JSONResponse:
             "database": "ok" if svc.writer.failing is None else "failing",
             "worker": "running" if svc.worker_running() else "stopped",
             "deliveries": counts,
+            "scan": scan,
         }
     )
+
+
+async def metrics(request: Request) -> Response:
+    """``GET /metrics`` (API token unless reads are open): Prometheus exposition."""
+    svc = services(request)
+    try:
+        svc.telemetry.scan.figures = await svc.readers.run(scans.last_round)
+    except StorageUnavailable:
+        svc.telemetry.scan.figures = None  # the rest still renders; /readyz says why
+    return Response(svc.telemetry.render(), media_type=CONTENT_TYPE)
 
 
 async def list_deliveries(request: Request) -> JSONResponse:

@@ -20,7 +20,7 @@ from .responses import error
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # writes that carry a body: JSON only
-PROTECTED = ("/api/",)
+PROTECTED = ("/api/", "/metrics")
 # Heartbeats and reports carry their own token (PULSEHOOK_HEARTBEAT_TOKENS); the
 # API's description is public.
 EXEMPT = ("/api/v1/heartbeats/", "/api/v1/report", "/api/v1/openapi.json")

@@ -246,12 +246,21 @@ def operations() -> dict[str, dict[str, Op]]:
         },
         "/readyz": {
             "get": Op(
-                "Readiness: deliveries can be stored and processing runs",
+                "Readiness: deliveries can be stored and processing runs; with the scan's"
+                " last round as figures (how far behind it is), which never make it unready",
                 answers={"200": "ready", "503": "not ready, with the reasons"},
                 protected=False,
             )
         },
-        "/api/v1/status": {"get": Op("Version, worker state and deliveries by status")},
+        "/api/v1/status": {
+            "get": Op("Version, worker state, deliveries by status and the scan's last round")
+        },
+        "/metrics": {
+            "get": Op(
+                "Prometheus metrics (text exposition format)",
+                answers={"200": "the metrics"},
+            )
+        },
         "/api/v1/health": {
             "get": Op(
                 "Ecosystem overview: average score, builds, "

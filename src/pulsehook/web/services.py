@@ -18,6 +18,7 @@ from ..settings import Settings
 from ..store.db import Readers, Writer
 from ..summary.publish import Publisher
 from ..summary.service import Summarizer
+from ..telemetry import Telemetry
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Services:
     dispatcher: Dispatcher
     scheduler: Scheduler
     summarizer: Summarizer
+    telemetry: Telemetry
     publisher: Publisher | None = None
     backfill: Backfill | None = None
     worker_task: asyncio.Task[None] | None = None
