@@ -1,10 +1,143 @@
-"""Numbered schema migrations; ``PRAGMA user_version`` records the last applied."""
+"""Numbered schema migrations; ``PRAGMA user_version`` records the last applied.
+
+A migration is SQL text, or a function given the connection where SQL alone
+cannot say it (a column added only if it is missing). A released migration is
+never edited, since ``user_version`` cannot tell its texts apart: a database
+made from the earlier text would never get what the edit adds.
+``tests/test_migrations.py`` holds a fingerprint of each; a change to the schema
+is a new migration appended to ``MIGRATIONS``.
+"""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+from collections.abc import Callable, Iterator, Sequence
 
-MIGRATIONS: list[str] = [
+import zstandard
+
+log = logging.getLogger(__name__)
+
+Migration = str | Callable[[sqlite3.Connection], None]
+
+# A process that finds another applying migrations waits for its lock this
+# long (one that copies tables of a large database takes a while), not for the
+# connection's busy timeout.
+MIGRATION_WAIT_MS = 10 * 60 * 1000
+
+
+def _mend_edited_migrations(conn: sqlite3.Connection) -> None:
+    """Migration 10: what migrations 1, 3 and 4 were given after their release.
+
+    They were edited after a release, so a database made from an earlier text
+    lacks what an edit added, or keeps what it took out. Each step looks
+    before it acts: on a database made from the final texts, this changes
+    nothing.
+    """
+
+    def columns(table: str) -> dict[str, str]:
+        return {row[1]: str(row[2]).upper() for row in conn.execute(f"PRAGMA table_info({table})")}
+
+    def has(kind: str, name: str) -> bool:
+        found = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?", (kind, name)
+        )
+        return found.fetchone() is not None
+
+    def move_payloads(select: str) -> None:
+        """Copy ``(id, payload)`` rows into delivery_payloads, compressing text.
+
+        BLOBs were written by versions that compressed them already.
+        """
+        encode = zstandard.ZstdCompressor(level=1).compress
+        after = 0
+        while rows := conn.execute(select, (after,)).fetchall():
+            conn.executemany(
+                "INSERT OR IGNORE INTO delivery_payloads (delivery_id, payload) VALUES (?, ?)",
+                [
+                    (key, encode(body.encode()) if isinstance(body, str) else body)
+                    for key, body in rows
+                ],
+            )
+            after = rows[-1][0]
+
+    payloads_table = """
+        CREATE TABLE IF NOT EXISTS delivery_payloads (
+            delivery_id INTEGER PRIMARY KEY REFERENCES deliveries(id) ON DELETE CASCADE,
+            payload BLOB NOT NULL
+        )"""
+    # Migration 1 first kept the body, as text, in deliveries.payload.
+    if "payload" in columns("deliveries"):
+        conn.execute(payloads_table)
+        move_payloads("SELECT id, payload FROM deliveries WHERE id > ? ORDER BY id LIMIT 500")
+        conn.execute("ALTER TABLE deliveries DROP COLUMN payload")
+    # Then in delivery_payloads, declared TEXT: text from that version, compressed
+    # BLOBs from the versions after it, which wrote into the same table.
+    elif columns("delivery_payloads").get("payload") == "TEXT":
+        conn.execute("ALTER TABLE delivery_payloads RENAME TO delivery_payloads_text")
+        conn.execute(payloads_table)
+        move_payloads(
+            "SELECT delivery_id, payload FROM delivery_payloads_text WHERE delivery_id > ?"
+            " ORDER BY delivery_id LIMIT 500"
+        )
+        conn.execute("DROP TABLE delivery_payloads_text")
+
+    # Migration 3 first kept each rendered summary; nothing has read them since
+    # the summary is kept in memory and on disk.
+    conn.execute("DROP TABLE IF EXISTS summaries")
+
+    # Migration 4 gained, in turn: the hook target and one row per push; the
+    # time of a repository's last news; each workflow's current state.
+    if "hook_target" not in columns("deliveries"):
+        conn.execute("ALTER TABLE deliveries ADD COLUMN hook_target TEXT")
+    if not has("index", "activity_push"):
+        conn.execute(
+            "DELETE FROM activity WHERE id NOT IN ("
+            " SELECT min(id) FROM activity GROUP BY repo_id, branch, head_sha)"
+        )
+        conn.execute("CREATE UNIQUE INDEX activity_push ON activity(repo_id, branch, head_sha)")
+    if "last_seen_at" not in columns("repositories"):
+        # Migration 5 appended last_issue_activity_at, which a fresh table has
+        # after last_seen_at. Both are plain TEXT: the last column is renamed
+        # and appended again, so the order is a fresh table's without
+        # rebuilding a table that seven others reference.
+        conn.execute(
+            "ALTER TABLE repositories RENAME COLUMN last_issue_activity_at TO last_seen_at"
+        )
+        conn.execute("ALTER TABLE repositories ADD COLUMN last_issue_activity_at TEXT")
+        conn.execute(
+            "UPDATE repositories SET last_issue_activity_at = last_seen_at, last_seen_at = NULL"
+        )
+    if not has("table", "workflow_state"):
+        conn.execute(
+            """
+            CREATE TABLE workflow_state (
+                repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+                workflow TEXT NOT NULL,
+                status TEXT NOT NULL,
+                url TEXT,
+                completed_at TEXT NOT NULL,
+                run_id INTEGER NOT NULL,
+                event TEXT,
+                attempt INTEGER NOT NULL,
+                PRIMARY KEY (repo_id, workflow)
+            )"""
+        )
+        conn.execute(
+            """
+            INSERT OR REPLACE INTO workflow_state (repo_id, workflow, status, url,
+                completed_at, run_id, event, attempt)
+            SELECT repo_id, workflow, status, url, completed_at, run_id, event, attempt FROM (
+                SELECT *, row_number() OVER (PARTITION BY repo_id, workflow
+                    ORDER BY completed_at DESC, attempt DESC) AS rn
+                FROM builds WHERE default_branch = 1 AND completed_at IS NOT NULL
+                AND source != 'workflow_job' AND status NOT IN
+                ('cancelled', 'skipped', 'neutral', 'stale', 'action_required'))
+            WHERE rn = 1"""
+        )
+
+
+MIGRATIONS: list[Migration] = [
     # 1: deliveries, hooks and the state derived from them.
     """
     CREATE TABLE deliveries (
@@ -381,6 +514,16 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 10: databases made from the first texts of migrations 1, 3 and 4 (edited
+    # after release) brought to what the released texts make.
+    _mend_edited_migrations,
+    # 11: a notice remembers when the delivery that caused it was answered (the
+    # alert-latency histogram), and the outbox's backlog per channel is read from
+    # an index instead of every parked row.
+    """
+    ALTER TABLE outbox ADD COLUMN received_at TEXT;
+    CREATE INDEX outbox_backlog ON outbox(status, channel);
+    """,
 ]
 
 # Tables rebuilt from the stored deliveries by ``pulsehook replay``.
@@ -397,23 +540,65 @@ DERIVED_TABLES = (
 )
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply the migrations not yet applied; return the schema version."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    for number, script in enumerate(MIGRATIONS, start=1):
-        if number <= version:
-            continue
-        # executescript commits first; each migration then runs as one unit.
-        try:
-            conn.executescript(
-                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
-            )
-        except sqlite3.Error:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        version = number
-    return version
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Apply the migrations not yet applied; return the schema version.
+
+    Each runs in its own ``BEGIN IMMEDIATE`` transaction that reads the version
+    again first: of processes starting together on one file, one applies a
+    migration while the others wait for the lock, then find it applied.
+    ``migrations`` is the list to apply (tests build earlier versions with it).
+    """
+    version = _version(conn)
+    if version >= len(migrations):
+        return version  # the usual start: no write lock taken
+    waits = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+    conn.execute(f"PRAGMA busy_timeout = {max(waits, MIGRATION_WAIT_MS)}")
+    try:
+        while True:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = _version(conn)
+                if version < len(migrations):
+                    _apply(conn, migrations[version])
+                    conn.execute(f"PRAGMA user_version = {version + 1}")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            if version >= len(migrations):
+                return version
+            log.info("schema migration %d applied", version + 1)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {waits}")
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _apply(conn: sqlite3.Connection, migration: Migration) -> None:
+    """Run one migration inside the caller's transaction."""
+    if isinstance(migration, str):
+        # Statement by statement: executescript would commit the transaction first.
+        for statement in _statements(migration):
+            conn.execute(statement)
+    else:
+        migration(conn)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of an SQL script, each whole (``;`` in strings and comments kept)."""
+    pieces = script.split(";")
+    statement = ""
+    for piece in pieces[:-1]:
+        statement += piece + ";"
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
+    statement += pieces[-1]
+    if statement.strip():
+        yield statement
 
 
 # Rebuilds workflow_state from builds (after a bulk load).

@@ -1,0 +1,31 @@
+
+    ALTER TABLE repositories ADD COLUMN readme INTEGER;
+    ALTER TABLE repositories ADD COLUMN api_docs INTEGER;
+    ALTER TABLE repositories ADD COLUMN dependabot INTEGER;
+    ALTER TABLE repositories ADD COLUMN profile_checked_at TEXT;
+    ALTER TABLE repositories ADD COLUMN last_seen_at TEXT;  -- last processed news of it
+    ALTER TABLE hooks ADD COLUMN org TEXT;
+    ALTER TABLE deliveries ADD COLUMN hook_target TEXT;  -- repository | organization | integration
+    -- The same push or status seen by webhook and by scan is stored once.
+    DELETE FROM activity WHERE id NOT IN (
+        SELECT min(id) FROM activity GROUP BY repo_id, branch, head_sha);
+    CREATE UNIQUE INDEX activity_push ON activity(repo_id, branch, head_sha);
+
+    CREATE TABLE health (
+        repo_id INTEGER PRIMARY KEY REFERENCES repositories(id) ON DELETE CASCADE,
+        score REAL,  -- NULL when every component is inconclusive
+        components TEXT NOT NULL,
+        warnings TEXT NOT NULL,
+        formula_version INTEGER NOT NULL,
+        computed_at TEXT NOT NULL
+    );
+    CREATE TABLE health_history (
+        id INTEGER PRIMARY KEY,
+        repo_id INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        score REAL,
+        formula_version INTEGER NOT NULL
+    );
+    CREATE INDEX health_history_repo ON health_history(repo_id, at);
+    CREATE INDEX builds_default ON builds(repo_id, default_branch, completed_at);
+    
