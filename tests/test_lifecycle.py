@@ -162,9 +162,14 @@ def test_other_branches_and_passing_jobs_do_not_touch_the_alert(h: Harness) -> N
 
 
 def test_one_failure_and_one_recovery_are_told_at_once(h: Harness) -> None:
-    assert h.feed(build("failure")) == engine.Outcome(queued=1)
+    fired = h.feed(build("failure"))
+    assert (fired.queued, fired.held, [c.kind for c in fired.changes]) == (1, 0, ["firing"])
     h.clock.advance(timedelta(seconds=30))  # well inside the flap interval
-    assert h.feed(build("success", run_id=2)) == engine.Outcome(queued=1)
+    resolved = h.feed(build("success", run_id=2))
+    assert (resolved.queued, resolved.held) == (1, 0)
+    assert [(c.rule, c.kind, c.repo) for c in resolved.changes] == [
+        ("build_failure", "resolved", "octo/repo")
+    ]
     assert h.kinds() == ["firing", "resolved"]
     assert h.next_due() is None  # nothing held back
 
@@ -180,7 +185,7 @@ def test_flapping_is_damped_and_counted(h: Harness) -> None:
         outcome = h.feed(build("failure" if run % 2 else "success", run_id=run))
         assert outcome.queued == 0
     h.clock.advance(timedelta(seconds=30))
-    assert h.feed(build("failure", run_id=7)) == engine.Outcome(held=1)
+    assert h.feed(build("failure", run_id=7)) == engine.Outcome(held=1, changes=())
     assert h.kinds() == ["firing", "resolved"]
     assert h.next_due() == told + timedelta(minutes=5)  # the scheduler is told when
     h.clock.advance(timedelta(minutes=1))
@@ -232,7 +237,7 @@ def test_the_end_of_a_silence_tells_what_it_held_at_its_end(h: Harness) -> None:
             now=START,
         ),
     )
-    assert h.feed(build("failure")) == engine.Outcome(held=1)
+    assert h.feed(build("failure")) == engine.Outcome(held=1, changes=())
     assert h.kinds() == []
     assert h.next_due() == until
     h.clock.set(until - timedelta(seconds=1))

@@ -86,11 +86,13 @@ def create_app(
         )
         readers = Readers(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
         instance = Instance(settings.data_dir)
+        telemetry = Telemetry()
         dispatcher = Dispatcher(
             writer,
             rule_set,
             clock,
             instance=instance,
+            telemetry=telemetry,
             policy=RetryPolicy(
                 base=timedelta(seconds=settings.retry_base_seconds),
                 cap=timedelta(seconds=settings.retry_cap_seconds),
@@ -147,6 +149,7 @@ def create_app(
             on_notices=notices,
             on_held=scheduler.wake,
             on_summary=summarizer.changed,
+            telemetry=telemetry,
         )
         svc = Services(
             settings=settings,
@@ -159,15 +162,16 @@ def create_app(
             dispatcher=dispatcher,
             scheduler=scheduler,
             summarizer=summarizer,
-            telemetry=Telemetry(),
+            telemetry=telemetry,
             publisher=publisher,
         )
         app.state.services = svc
         tasks: list[asyncio.Task[None]] = []
 
         def start(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-            task = asyncio.create_task(coro, name=name)
+            task = asyncio.create_task(coro, name=f"pulsehook-{name}")
             tasks.append(task)
+            svc.tasks[name] = task
             return task
 
         backfill: Backfill | None = None
@@ -187,17 +191,18 @@ def create_app(
                 repos=settings.scan_repo_list(),
                 interval=settings.scan_interval,
                 pace=settings.scan_pace(),
+                telemetry=telemetry,
             )
         svc.backfill = backfill
         if settings.worker:
-            svc.worker_task = start(worker.run(), "pulsehook-worker")
-            start(dispatcher.run(), "pulsehook-dispatcher")
-            start(scheduler.run(), "pulsehook-scheduler")
-            start(summarizer.run(), "pulsehook-summary")
+            start(worker.run(), "worker")
+            start(dispatcher.run(), "dispatcher")
+            start(scheduler.run(), "scheduler")
+            start(summarizer.run(), "summary")
             if publisher is not None:
-                start(publisher.run(), "pulsehook-publisher")
+                start(publisher.run(), "publisher")
             if backfill is not None:
-                start(backfill.run(), "pulsehook-backfill")
+                start(backfill.run(), "backfill")
         # Everything built so far lives as long as the app: out of the collector's way,
         # so its full collections stay short under load.
         gc.freeze()

@@ -27,6 +27,7 @@ from .clock import Clock, iso, parse_iso
 from .errors import StorageUnavailable, UnsupportedEvent
 from .facts import Build, Fact
 from .github.normalize import normalize, snapshot
+from .logs import note
 from .rules.evaluate import Evaluator
 from .rules.model import RuleSet
 from .store import deliveries, state
@@ -34,6 +35,7 @@ from .store import health as health_store
 from .store.db import NORMAL, Writer
 from .store.migrations import DERIVED_TABLES
 from .summary import items as summary_items
+from .telemetry import Telemetry, event_label
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,8 @@ class Alerting:
     summary_changes: int = 0  # summary items reported since last looked at
     # The silences as read at the start of the current chunk's transaction.
     silences: list[dict[str, Any]] | None = None
+    # The events of deliveries whose processing failed since last looked at.
+    failed: list[str] = field(default_factory=list)
 
 
 def _record_hook(db: Database, row: dict[str, Any], payload: Any) -> None:
@@ -121,6 +125,7 @@ def process_one(
                 evaluator=alerting.evaluator,
                 policy=alerting.policy,
                 active_silences=alerting.silences,
+                received_at=row["received_at"],
             )
         status, error = "processed", None
     except UnsupportedEvent as exc:
@@ -128,9 +133,20 @@ def process_one(
         status, error = "ignored", str(exc)
     except Exception as exc:  # a bug must not stop the worker; the reason is kept
         db.execute("ROLLBACK TO SAVEPOINT delivery")
-        log.exception("processing delivery %s (%s) failed", row["guid"], row["event"])
         status, error = "error", f"{type(exc).__name__}: {exc}"
+        note(
+            log,
+            logging.ERROR,
+            "delivery processing failed",
+            trace=True,
+            id=row["id"],
+            delivery=row["guid"],
+            event=row["event"],
+            error=error,
+        )
         facts = []
+        if alerting is not None:
+            alerting.failed.append(row["event"])
     if status == "processed" and processed is not None:
         processed.append(row["id"])
     else:
@@ -240,8 +256,10 @@ class Worker:
         on_held: Callable[[], None] = lambda: None,
         on_summary: Callable[[], None] = lambda: None,
         chunk_seconds: float = CHUNK_SECONDS,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._writer = writer
+        self._telemetry = telemetry or Telemetry()
         self._clock = clock
         self._alerting = alerting
         self._on_notices = on_notices
@@ -281,7 +299,11 @@ class Worker:
                 )
                 return last, count, deliveries.next_received_at(db, last)
 
-            after_id, count, waiting_since = await self._writer.run(job, NORMAL)
+            try:
+                after_id, count, waiting_since = await self._writer.run(job, NORMAL)
+            except BaseException:
+                self._forget()  # rolled back: nothing of it happened
+                raise
             # Fetch about what the budget allows: rows read and left over are waste.
             fetch = max(8, min(PROCESS_CHUNK, 2 * count))
             self.lag = processing_lag(waiting_since, moment)
@@ -290,11 +312,34 @@ class Worker:
                 return seen
             seen += count
 
+    def _forget(self) -> None:
+        if self._alerting is not None:
+            self._alerting.outcome = engine.Outcome()
+            self._alerting.failed = []
+            self._alerting.summary_changes = 0
+
     def _announce(self) -> None:
-        """Wake whoever must act on what the last chunk committed."""
+        """Tell what the last chunk committed, and wake whoever must act on it."""
         if self._alerting is None:
             return
         outcome, self._alerting.outcome = self._alerting.outcome, engine.Outcome()
+        failed, self._alerting.failed = self._alerting.failed, []
+        telemetry = self._telemetry
+        for event in failed:  # each logged, with its traceback, as it failed
+            telemetry.processing_errors.labels(event_label(event)).inc()
+        for change in outcome.changes:
+            telemetry.alert_changes.labels(change.rule, change.kind).inc()
+            note(
+                log,
+                logging.INFO,
+                f"alert {change.kind}",
+                rule=change.rule,
+                repo=change.repo,
+                alert=change.key,
+            )
+        for rule, error in outcome.errors:
+            telemetry.rule_errors.labels(rule).inc()
+            note(log, logging.WARNING, "rule evaluation failed", rule=rule, error=error)
         if outcome.queued:
             self._on_notices()
         if outcome.held:

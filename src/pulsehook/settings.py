@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     rules_dir: Path = Path("rules")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line
     debug: bool = False
 
     # Comma-separated; every one of them is accepted, so a secret can be rotated
@@ -110,6 +111,8 @@ class Settings(BaseSettings):
     scan_share: float = Field(default=DEFAULT_SHARE, gt=0, le=1)
     # Every repository is rescanned at least this often (free when nothing changed).
     scan_cycle_hours: float = Field(default=24, gt=0)
+    # Deliveries and history older than this are pruned (0 keeps everything).
+    retention_days: int = Field(default=90, ge=0)
 
     @property
     def db_path(self) -> Path:

@@ -24,10 +24,12 @@ from sqlite_utils import Database
 
 from ..clock import Clock, iso, parse_iso
 from ..instance import Instance
+from ..logs import note
 from ..notify.base import ChannelConfig, Message, SendResult, Transport
 from ..notify.registry import transport_for
 from ..rules.model import RuleSet
 from ..store.db import NORMAL, Writer
+from ..telemetry import Telemetry
 from . import outbox
 
 log = logging.getLogger(__name__)
@@ -139,8 +141,10 @@ class Dispatcher:
         concurrency: int = 4,
         rng: random.Random | None = None,
         instance: Instance | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._writer = writer
+        self._telemetry = telemetry or Telemetry()
         self._rules = rules
         self._clock = clock
         self._policy = policy or RetryPolicy()
@@ -167,17 +171,8 @@ class Dispatcher:
                     result = await in_daemon_thread(transport_for(channel.kind), channel, message)
             except TimeoutError:
                 result = SendResult(ok=False, error="timed out")
-        outcome = decide(row, result, now=self._clock.now(), policy=self._policy, rng=self._rng)
-        if outcome["status"] == "parked":
-            log.warning("notice %s to %s parked: %s", row["id"], row["channel"], outcome["error"])
-        elif outcome["status"] == "pending":
-            log.info(
-                "notice %s to %s failed (%s); retry at %s",
-                row["id"],
-                row["channel"],
-                outcome["error"],
-                outcome["next_attempt_at"],
-            )
+        moment = self._clock.now()
+        outcome = decide(row, result, now=moment, policy=self._policy, rng=self._rng)
 
         def save(db: Database) -> None:
             outbox.record(
@@ -193,6 +188,39 @@ class Dispatcher:
             )
 
         await self._writer.run(save, NORMAL)
+        self._told(row, outcome, moment)
+
+    def _told(self, row: dict[str, Any], outcome: dict[str, Any], moment: datetime) -> None:
+        """The log line and the counts for a send whose outcome is now stored."""
+        status = outcome["status"]
+        name = {"sent": "sent", "pending": "retry", "parked": "parked"}.get(status, status)
+        self._telemetry.notices.labels(row["channel"], name).inc()
+        fields: dict[str, Any] = {
+            "notice": row["id"],
+            "channel": row["channel"],
+            "kind": row["kind"],
+            "alert": row.get("alert_key"),
+            "attempt": outcome["attempts"],
+        }
+        if status == "sent":
+            received = row.get("received_at")
+            if received:
+                # From the answer to the delivery that caused it to the channel's yes.
+                waited = (moment - parse_iso(received)).total_seconds()
+                self._telemetry.alert_latency.observe(max(0.0, waited))
+                fields["latency_seconds"] = round(waited, 3)
+            note(log, logging.INFO, "notice sent", **fields)
+        elif status == "parked":
+            note(log, logging.WARNING, "notice parked", **fields, error=outcome["error"])
+        else:
+            note(
+                log,
+                logging.WARNING,
+                "notice failed, will retry",
+                **fields,
+                error=outcome["error"],
+                retry_at=outcome["next_attempt_at"],
+            )
 
     async def _claim(self, limit: int) -> tuple[list[dict[str, Any]], str | None]:
         """Take up to ``limit`` due notices; with fewer, also when the next falls due

@@ -30,15 +30,33 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class Change:
+    """A notice an alert's change committed: told (log, metrics) once it is."""
+
+    rule: str
+    kind: str  # firing, repeat, resolved
+    repo: str
+    key: str
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What an evaluation did: notices queued now, and notices held for later —
-    after either, someone must look again (the dispatcher, the scheduler)."""
+    after either, someone must look again (the dispatcher, the scheduler) — and
+    the changes and rule errors to tell once the transaction commits."""
 
     queued: int = 0
     held: int = 0
+    changes: tuple[Change, ...] = ()
+    errors: tuple[tuple[str, str], ...] = ()  # (rule, error)
 
     def __add__(self, other: Outcome) -> Outcome:
-        return Outcome(self.queued + other.queued, self.held + other.held)
+        return Outcome(
+            self.queued + other.queued,
+            self.held + other.held,
+            self.changes + other.changes,
+            self.errors + other.errors,
+        )
 
 
 HOLDING_EVENTS = frozenset({"held", "silenced"})
@@ -97,7 +115,13 @@ def _fired(db: Database, rule: str, now: str) -> None:
 
 
 def queue_notice(
-    db: Database, rules: RuleSet, rule: Rule, step: Step, fact: dict[str, Any], now: str
+    db: Database,
+    rules: RuleSet,
+    rule: Rule,
+    step: Step,
+    fact: dict[str, Any],
+    now: str,
+    received_at: str | None = None,
 ) -> int:
     """Render the step's notice and queue it per channel (outbox or digest); return count."""
     assert step.notice is not None
@@ -139,18 +163,25 @@ def queue_notice(
                 parked_reason=f"channel {channel!r} is not configured: {reason}"
                 if reason
                 else None,
+                received_at=received_at,
             )
             queued += 1
     return queued
 
 
 def _commit_step(
-    db: Database, rules: RuleSet, rule: Rule, step: Step, fact: dict[str, Any], now: str
+    db: Database,
+    rules: RuleSet,
+    rule: Rule,
+    step: Step,
+    fact: dict[str, Any],
+    now: str,
+    received_at: str | None = None,
 ) -> Outcome:
     queued = 0
     alert = step.alert
     if step.notice:
-        queued = queue_notice(db, rules, rule, step, fact, now)
+        queued = queue_notice(db, rules, rule, step, fact, now, received_at)
         alert = dataclasses.replace(alert, flips=0)
         if step.notice == "firing":
             _fired(db, rule.name, now)
@@ -159,7 +190,8 @@ def _commit_step(
         "INSERT INTO alert_events (alert_key, event, at, detail) VALUES (?, ?, ?, ?)",
         (alert.key, step.event, now, step.notice),
     )
-    return Outcome(queued, 1 if step.event in HOLDING_EVENTS else 0)
+    told = (Change(rule.name, step.notice, alert.repo, alert.key),) if step.notice else ()
+    return Outcome(queued, 1 if step.event in HOLDING_EVENTS else 0, told)
 
 
 def evaluate(
@@ -171,11 +203,13 @@ def evaluate(
     evaluator: Evaluator,
     policy: Policy,
     active_silences: list[dict[str, Any]] | None = None,
+    received_at: str | None = None,
 ) -> Outcome:
     """Evaluate every applicable rule on every fact: what was queued, what was held.
 
     ``active_silences``: the silences as loaded in this transaction, when the
     caller evaluates many deliveries in one (else they are read here).
+    ``received_at``: when the delivery the facts came from was answered.
     """
     outcome = Outcome()
     if not rules.rules or not facts:
@@ -194,7 +228,9 @@ def evaluate(
             try:
                 matched = evaluator.matches(rule, data)
             except Exception as exc:  # one rule failing on one fact must not stop the rest
-                _rule_error(db, rule.name, f"{type(exc).__name__}: {exc}", at)
+                error = f"{type(exc).__name__}: {exc}"
+                _rule_error(db, rule.name, error, at)
+                outcome += Outcome(errors=((rule.name, error),))
                 continue
             subj = lifecycle.subject(rule.fact, data)
             key = lifecycle.alert_key(rule.name, repo, subj)
@@ -225,7 +261,7 @@ def evaluate(
                 )
             else:
                 continue
-            outcome += _commit_step(db, rules, rule, step, data, at)
+            outcome += _commit_step(db, rules, rule, step, data, at, received_at)
     return outcome
 
 

@@ -30,11 +30,15 @@ def enqueue(
     alert_key: str | None,
     now: str,
     parked_reason: str | None = None,
+    received_at: str | None = None,
 ) -> int:
-    """Queue ``message`` for ``channel``; park it at once when the channel cannot send."""
+    """Queue ``message`` for ``channel``; park it at once when the channel cannot send.
+
+    ``received_at``: when the delivery that caused it was answered, if one did.
+    """
     cursor = db.execute(
         "INSERT INTO outbox (alert_key, channel, kind, message, status, next_attempt_at,"
-        " last_error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " last_error, created_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             alert_key,
             channel,
@@ -44,6 +48,7 @@ def enqueue(
             now,
             parked_reason,
             now,
+            received_at,
         ),
     )
     return int(cursor.lastrowid or 0)

@@ -23,10 +23,12 @@ from typing import Any
 from sqlite_utils import Database
 
 from ..clock import Clock, SystemClock, iso, parse_iso
+from ..logs import note
 from ..store import deliveries, scans
 from ..store.db import NORMAL, Readers, Writer
 from ..store.deliveries import Delivery
 from ..store.scans import Memory, Scanned
+from ..telemetry import Telemetry
 from .api import GitHubClient, GitHubError
 from .budget import Share
 from .redeliver import HookRef, RecoveryReport, recover
@@ -195,8 +197,10 @@ class Backfill:
         pace: Pace,
         submit: Callable[[list[Delivery]], Awaitable[None]],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._writer = writer
+        self._telemetry = telemetry or Telemetry()
         self.ledger = StoreLedger(writer, readers)
         self._clock = clock or SystemClock()
         self._token = token
@@ -227,22 +231,46 @@ class Backfill:
             )
             self.last_scan = report
             await self.ledger.report(report, self._clock.now())
-            log.info(
-                "scan round: %d of %d repositories scanned, %d findings, %d errors;"
-                " %d left for later rounds (%s); rate limit: %d of the scan's %s spent%s",
-                len(report.repos),
-                report.listed,
-                report.deliveries,
-                len(report.errors),
-                report.backlog,
-                ", ".join(f"{n} {why}" for why, n in sorted(report.behind.items())) or "none",
-                report.spent,
-                report.allowed if report.allowed is not None else "unknown",
-                f"; stopped: {report.stopped}" if report.stopped else "",
+            behind: dict[str, Any] = {f"behind_{why}": n for why, n in report.behind.items()}
+            note(
+                log,
+                logging.INFO if not report.errors else logging.WARNING,
+                "scan round",
+                scanned=len(report.repos),
+                listed=report.listed,
+                findings=report.deliveries,
+                errors=len(report.errors),
+                backlog=report.backlog,
+                **behind,
+                rate_limit_spent=report.spent,
+                rate_limit_share=report.allowed,
+                stopped=report.stopped,
             )
             for error in report.errors[:20]:
                 log.warning("scan: %s", error)
-        self.last_recovery = await recover_missed(client, self._writer, self._clock.now())
+        recovery = await recover_missed(client, self._writer, self._clock.now())
+        self.last_recovery = recovery
+        if recovery is not None:
+            for outcome, count in (
+                ("requested", recovery.redelivered),
+                ("refused", recovery.failed),
+                ("expired", recovery.expired),
+            ):
+                if count:
+                    self._telemetry.redeliveries.labels(outcome).inc(count)
+            note(
+                log,
+                logging.INFO if not recovery.errors else logging.WARNING,
+                "redelivery round",
+                listed=recovery.listed,
+                missed=recovery.missed,
+                requested=recovery.redelivered,
+                refused=recovery.failed,
+                expired=recovery.expired,
+                errors=len(recovery.errors),
+            )
+            for error in recovery.errors[:20]:
+                log.warning("redelivery: %s", error)
 
     async def run(self) -> None:
         async with GitHubClient(

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import shutil
+from datetime import datetime
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .. import __version__
+from ..clock import parse_iso
 from ..errors import StorageUnavailable
-from ..store import deliveries, scans
+from ..store import deliveries, scans, vitals
 from ..telemetry import CONTENT_TYPE
 from .models import DeliveriesQuery, read_query
 from .responses import error
 from .services import services
+
+# Below this, writes are about to fail: taken out of rotation before they do.
+DISK_FLOOR = 64 * 1024 * 1024
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -21,24 +29,40 @@ async def healthz(request: Request) -> JSONResponse:
 
 async def readyz(request: Request) -> JSONResponse:
     """Readiness, open to anyone: 503 with the reasons while deliveries cannot be
-    taken (writes failing, the database unreadable) or processing is stopped."""
+    taken (writes failing, the database unreadable, the disk all but full) or a
+    background loop (processing, sending) has stopped. Figures beside: how far
+    processing is behind, the free disk, the scan's last round."""
     svc = services(request)
     reasons: list[str] = []
     if (failing := svc.writer.failing) is not None:
         reasons.append(f"database writes are failing: {failing}")
-    scan = None
+    figures: dict[str, Any] = {}
     try:
-        await svc.readers.run(deliveries.reachable)
+        found = await svc.readers.run(lambda db: vitals.read(db, outbox=False))
         scan = await svc.readers.run(scans.last_round)
     except StorageUnavailable as exc:
         reasons.append(f"database unreadable: {exc}")
-    if svc.settings.worker and not svc.worker_running():
-        reasons.append("processing is stopped")
-    # How far behind the scan is: news, never a reason to be unready (figures only).
-    extra = {"scan": scan} if scan is not None else {}
+    else:
+        figures["processing_lag_seconds"] = _lag(found, svc.clock.now())
+        figures["deliveries_pending"] = found.pending
+        if scan is not None:
+            # How far behind the scan is: news, never a reason to be unready.
+            figures["scan"] = scan
+    free = shutil.disk_usage(svc.settings.data_dir).free
+    figures["disk_free_bytes"] = free
+    if free < DISK_FLOOR:
+        reasons.append(f"the disk holding the database is all but full ({free} bytes free)")
+    for name in svc.stopped():
+        reasons.append("processing is stopped" if name == "worker" else f"the {name} stopped")
     if reasons:
-        return JSONResponse({"status": "not_ready", "reasons": reasons, **extra}, status_code=503)
-    return JSONResponse({"status": "ready", **extra})
+        return JSONResponse({"status": "not_ready", "reasons": reasons, **figures}, status_code=503)
+    return JSONResponse({"status": "ready", **figures})
+
+
+def _lag(found: vitals.Vitals, now: datetime) -> float:
+    if found.oldest_pending is None:
+        return 0.0
+    return round(max(0.0, (now - parse_iso(found.oldest_pending)).total_seconds()), 3)
 
 
 async def status(request: Request) -> JSONResponse:
@@ -67,11 +91,21 @@ async def status(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     """``GET /metrics`` (API token unless reads are open): Prometheus exposition."""
     svc = services(request)
+    telemetry = svc.telemetry
     try:
-        svc.telemetry.scan.figures = await svc.readers.run(scans.last_round)
+        telemetry.store.vitals = await svc.readers.run(vitals.read)
+        telemetry.scan.figures = await svc.readers.run(scans.last_round)
     except StorageUnavailable:
-        svc.telemetry.scan.figures = None  # the rest still renders; /readyz says why
-    return Response(svc.telemetry.render(), media_type=CONTENT_TYPE)
+        # The counts still render; /readyz says why the store does not answer.
+        telemetry.store.vitals = telemetry.scan.figures = None
+    telemetry.store.now = svc.clock.now().timestamp()
+    path = svc.settings.db_path
+    telemetry.store.files = {
+        name: file.stat().st_size
+        for name, file in (("database", path), ("wal", path.with_name(path.name + "-wal")))
+        if file.exists()
+    }
+    return Response(telemetry.render(), media_type=CONTENT_TYPE)
 
 
 async def list_deliveries(request: Request) -> JSONResponse:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
@@ -36,10 +36,16 @@ class Services:
     telemetry: Telemetry
     publisher: Publisher | None = None
     backfill: Backfill | None = None
-    worker_task: asyncio.Task[None] | None = None
+    # The background loops by what they do (worker, dispatcher, scheduler, ...).
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     def worker_running(self) -> bool:
-        return self.worker_task is not None and not self.worker_task.done()
+        task = self.tasks.get("worker")
+        return task is not None and not task.done()
+
+    def stopped(self) -> list[str]:
+        """The background loops that ended: each is a bug, logged when it happened."""
+        return [name for name, task in self.tasks.items() if task.done()]
 
 
 def services(request: Request) -> Services:

@@ -36,8 +36,10 @@ from ..errors import (
     WebhookRejected,
 )
 from ..github.verify import Signature, malformed
+from ..logs import note
 from ..settings import Settings
 from ..store.deliveries import Delivery
+from ..telemetry import event_label
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +185,25 @@ async def _error(send: Send, status: int, code: str, message: str) -> None:
     await _answer(send, status, {"error": {"code": code, "message": message}})
 
 
+def _report(
+    scope: Scope, headers: dict[str, str], status: int, outcome: str, reason: str | None
+) -> None:
+    """One log line and one count per delivery answered (never a header's secret:
+    only the event, the delivery id and the repository are named)."""
+    event = headers.get("x-github-event")
+    svc = scope["app"].state.services
+    svc.telemetry.deliveries.labels(event_label(event), outcome).inc()
+    note(
+        log,
+        logging.INFO if status < 400 else logging.WARNING,
+        f"delivery {status} {outcome}",
+        event=event,
+        delivery=headers.get("x-github-delivery"),
+        hook=headers.get("x-github-hook-id"),
+        reason=reason,
+    )
+
+
 class WebhookEndpoint:
     """The ASGI app behind ``POST /webhooks/github``."""
 
@@ -197,26 +218,34 @@ class WebhookEndpoint:
         self.spool_dir = settings.data_dir  # large bodies wait here, not in memory
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         if scope["method"] != "POST":
             await _error(send, 405, "method_not_allowed", "use POST")
             return
         try:
-            status, body, extra = await self.receive(scope, receive)
+            status, body, extra = await self.receive(scope, receive, headers)
         except WebhookRejected as exc:
+            _report(scope, headers, exc.status, exc.code, exc.message)
             await _error(send, exc.status, exc.code, exc.message)
             return
         except StorageUnavailable as exc:
+            _report(scope, headers, 503, "storage_unavailable", str(exc))
             await _error(send, 503, "storage_unavailable", str(exc))
             return
         except Exception:
             # A fault of this service, not of the input: still the one error shape.
             log.exception("webhook delivery could not be handled")
+            _report(scope, headers, 500, "internal_error", None)
             await _error(send, 500, "internal_error", "the delivery could not be handled")
             return
+        error = body.get("error")
+        if isinstance(error, dict):
+            _report(scope, headers, status, str(error.get("code")), str(error.get("message")))
+        else:
+            _report(scope, headers, status, str(body.get("status")), None)
         await _answer(send, status, body, extra)
 
-    async def receive(self, scope: Scope, receive: Receive) -> Answer:
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    async def receive(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> Answer:
         declared = declared_length(headers.get("content-length"), self.max_body)
         signature = headers.get("x-hub-signature-256")
         check: Signature | None = None

@@ -1,0 +1,41 @@
+"""What an operator watches, read when asked (``/readyz``, ``/metrics``): each an index lookup.
+
+Nothing here counts every delivery: the waiting ones and the failed ones are
+found through ``deliveries_status`` and the outbox's backlog through
+``outbox_due``, so the cost stays the same at a million deliveries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlite_utils import Database
+
+
+@dataclass(frozen=True)
+class Vitals:
+    pending: int  # deliveries stored, not yet processed
+    oldest_pending: str | None  # when the longest-waiting one was received
+    failed: int  # deliveries whose processing failed (kept, retried at start)
+    outbox: dict[tuple[str, str], int] = field(default_factory=dict)  # (channel, status) -> n
+
+
+def read(db: Database, *, outbox: bool = True) -> Vitals:
+    """The figures; ``outbox=False`` leaves out the notices (readiness needs none)."""
+    pending = db.execute("SELECT count(*) FROM deliveries WHERE status = 'pending'").fetchone()[0]
+    oldest = db.execute(
+        "SELECT received_at FROM deliveries WHERE status = 'pending' ORDER BY id LIMIT 1"
+    ).fetchone()
+    failed = db.execute("SELECT count(*) FROM deliveries WHERE status = 'error'").fetchone()[0]
+    backlog = (
+        {
+            (str(channel), str(status)): int(n)
+            for channel, status, n in db.execute(
+                "SELECT channel, status, count(*) FROM outbox"
+                " WHERE status IN ('pending', 'parked') GROUP BY status, channel"
+            ).fetchall()
+        }
+        if outbox
+        else {}
+    )
+    return Vitals(int(pending), str(oldest[0]) if oldest else None, int(failed), backlog)
