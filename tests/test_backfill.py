@@ -18,6 +18,7 @@ from pulsehook.app import create_app
 from pulsehook.cli import main
 from pulsehook.clock import FrozenClock
 from pulsehook.settings import Settings
+from pulsehook.store.db import open_database
 
 from .conftest import API_TOKEN, AUTH, SECRET, deliver, drained, live, payload, wait_for
 from .github_standin import ORG, TOKEN, standin
@@ -28,6 +29,7 @@ SEED_RULES = Path(__file__).parent.parent / "rules"
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(SEED_RULES, tmp_path / "rules")
+    open_database(tmp_path / "data" / "pulsehook.db").close()  # the service ran once
     for name, value in {
         "PULSEHOOK_DATA_DIR": str(tmp_path / "data"),
         "PULSEHOOK_RULES_DIR": str(tmp_path / "rules"),
@@ -128,7 +130,7 @@ def test_service_scans_periodically_and_recovers_missed_deliveries(tmp_path: Pat
 
 def test_monitor_scan_method(tmp_path: Path) -> None:
     with standin() as gh:
-        monitor = EcosystemMonitor(org=ORG, db=tmp_path / "monitor.db")
+        monitor = EcosystemMonitor(org=ORG, db=tmp_path / "monitor.db", create=True)
         report = monitor.scan(token=TOKEN, api_url=gh.url)
     assert sorted(report.repos) == ["acme/api", "acme/legacy", "acme/web"]
     # Stored, not yet processed: the service (or ``pulsehook scan``) processes them.

@@ -47,8 +47,9 @@ def test_replay_rebuilds_derived_state(tmp_path: Path) -> None:
 
 def test_replay_without_database_fails_clearly(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["replay", "--data-dir", str(tmp_path / "none")])
-    assert result.exit_code == 1
-    assert "no database" in result.output
+    assert result.exit_code == 2
+    assert f"no pulsehook database at {tmp_path / 'none' / 'pulsehook.db'}" in result.output
+    assert not (tmp_path / "none").exists()
 
 
 def test_serve_refuses_bad_settings(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ SEED_RULES = Path(__file__).parent.parent / "rules"
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(SEED_RULES, tmp_path / "rules")
+    open_database(tmp_path / "data" / "pulsehook.db").close()  # as the service leaves it
     monkeypatch.setenv("PULSEHOOK_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("PULSEHOOK_RULES_DIR", str(tmp_path / "rules"))
     return tmp_path

@@ -4,7 +4,8 @@
 
     PulsehookError
     ├── ConfigError              settings or startup refused (missing secret, bad value)
-    │   └── RulesInvalid         rules/ cannot be used; lists every problem (rules/load.py)
+    │   ├── RulesInvalid         rules/ cannot be used; lists every problem (rules/load.py)
+    │   └── DatabaseMissing      no database where one must already be (also FileNotFoundError)
     ├── ConditionError           one rule condition refused at load (rules/evaluate.py)
     ├── StorageUnavailable       the database cannot take a write now (locked, disk full)
     ├── GitHubError              the GitHub API answered with an error (github/api.py)
@@ -24,6 +25,8 @@ web layer renders every error in the one shape ``{"error": {"code", "message"}}`
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class PulsehookError(Exception):
     """Base of every error pulsehook raises on purpose."""
@@ -31,6 +34,18 @@ class PulsehookError(Exception):
 
 class ConfigError(PulsehookError):
     """The service cannot start (or a command cannot run) with this configuration."""
+
+
+class DatabaseMissing(ConfigError, FileNotFoundError):
+    """No pulsehook database at the path given, where only an existing one will do.
+
+    Reading or changing a store that is not there would otherwise create an empty
+    one: a silence added to it, or a report read from it, acts on the wrong thing.
+    """
+
+    def __init__(self, message: str, *, path: Path) -> None:
+        super().__init__(message)
+        self.path = path  # not OSError's ``filename``: setting it rewrites str(exc)
 
 
 class StorageUnavailable(PulsehookError):

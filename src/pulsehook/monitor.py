@@ -7,7 +7,9 @@
     monitor.get_build_statuses()
 
 It reads the same SQLite file the service writes (safely, while it runs) and
-scores with the same formulas. ``scan()`` backfills from the GitHub API.
+scores with the same formulas. ``scan()`` backfills from the GitHub API. The
+file must exist (DatabaseMissing otherwise: a mistyped path would read an empty
+store); ``create=True`` makes a fresh one for ``scan()`` to fill.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sqlite_utils import Database
 
 from . import health
 from .clock import Clock, SystemClock
-from .errors import PulsehookError
+from .errors import DatabaseMissing, PulsehookError
 from .store.db import connect, open_database, wrap
 from .store.health import inputs
 from .store.queries import build_state, latest_builds
@@ -67,15 +69,28 @@ class EcosystemMonitor:
         db: str | Path = "data/pulsehook.db",
         *,
         clock: Clock | None = None,
+        create: bool = False,
     ) -> None:
+        """``db``: the service's SQLite file. ``create``: make a fresh store there if
+        there is none (for ``scan()`` to fill); otherwise a missing file is
+        DatabaseMissing."""
         self.org = org
         self.path = Path(db)
         self.clock = clock or SystemClock()
-        if not self.path.exists():
-            # A fresh store, so a scan can fill it.
+        if create and not self.path.exists():
             open_database(self.path).close()
+        self._require()
+
+    def _require(self) -> None:
+        if not self.path.is_file():
+            raise DatabaseMissing(
+                f"no pulsehook database at {self.path.absolute()} (give db= the service's"
+                " pulsehook.db, or create=True for a fresh store to scan into)",
+                path=self.path,
+            )
 
     def _db(self) -> Database:
+        self._require()  # connecting to a path that is gone would create an empty file
         return wrap(connect(self.path, readonly=True))
 
     def _repos(self, db: Database) -> list[dict[str, Any]]:
@@ -179,6 +194,7 @@ class EcosystemMonitor:
         from .github.backfill import run_scan
         from .github.scan import Pace
 
+        self._require()
         return run_scan(
             self.path,
             org=self.org,
@@ -192,6 +208,7 @@ class EcosystemMonitor:
 
 __all__ = [
     "BuildStatus",
+    "DatabaseMissing",
     "EcosystemMonitor",
     "RepoHealth",
     "UnknownRepository",

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+from pydantic import ValidationError
 
 from .. import __version__
 from ..clock import SystemClock, iso
-from ..errors import PulsehookError
+from ..errors import DatabaseMissing, PulsehookError
 from ..logs import Redactor, configure
 from ..notify.result import secret_values
 from ..rules.model import RuleSet
@@ -28,6 +30,34 @@ or an organisation):
 """
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+SHOWN_ERROR = 300  # characters of an unexpected error's message shown without --debug
+
+
+class NoDatabase(click.ClickException):
+    """The command needs the service's database and there is none where it looked."""
+
+    exit_code = 2
+
+
+def _setting_name(field: str) -> str:
+    """The environment variable a Settings field is read from."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    choices = getattr(alias, "choices", None)
+    if choices:
+        return str(choices[0])
+    return f"PULSEHOOK_{field.upper()}"
+
+
+def _one_line(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"])
+        problems.append(f"{_setting_name(field) if field else 'settings'}: {error['msg']}")
+    return "invalid setting " + "; ".join(problems)
+
+
 def _settings(ctx: click.Context, **flags: Any) -> Settings:
     """Settings from the environment, overridden by the flags actually given."""
     given = {k: v for k, v in flags.items() if v is not None}
@@ -36,13 +66,50 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
         given.setdefault("log_level", "debug")
     try:
         return Settings(**given)
+    except ValidationError as exc:
+        raise click.UsageError(_one_line(exc)) from exc
     except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise click.UsageError(" ".join(str(exc).split())) from exc
+
+
+def _existing(ctx: click.Context, data_dir: Path | None, **flags: Any) -> Settings:
+    """Settings for a command that reads or changes the store: its database must exist.
+
+    Opening a database that is not there creates an empty one, and a command run
+    from the wrong directory would then act on it ("silence 1 added") while the
+    service goes on with its own. Exit 2, one line, naming the path it looked at.
+    """
+    return _require_database(_settings(ctx, data_dir=data_dir, **flags))
+
+
+def _require_database(settings: Settings) -> Settings:
+    """``settings``, or NoDatabase (exit 2) when its data dir holds no database."""
+    if not settings.db_path.is_file():
+        raise NoDatabase(
+            f"no pulsehook database at {settings.db_path.absolute()}"
+            " (start the service once, or pass --data-dir)"
+        )
+    return settings
+
+
+def data_dir_option(fn: F) -> F:
+    """``--data-dir``, the same on every command."""
+    option = click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="The service's data directory, where pulsehook.db is"
+        " [PULSEHOOK_DATA_DIR, else ./data].",
+    )
+    return option(fn)
 
 
 def _logging(settings: Settings) -> Redactor:
     """Logging for a command; the secrets the settings know are masked from here on."""
-    redactor = configure(settings.log_level, access_log=settings.debug)
+    redactor = configure(settings.log_level, access_log=settings.debug, fmt=settings.log_format)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and isinstance(ctx.obj, dict):
+        ctx.obj["redactor"] = redactor  # errors shown without --debug are masked too
     tokens = [settings.api_token, settings.github_token, settings.heartbeat_tokens]
     try:
         heartbeat = settings.heartbeat_token_list()
@@ -62,9 +129,37 @@ def _rules(settings: Settings, redactor: Redactor) -> RuleSet:
     return rules
 
 
-@click.group()
+class Pulsehook(click.Group):
+    """The command group: an error no command turned into a message is one line.
+
+    Tracebacks are for ``pulsehook --debug``; without it, a PulsehookError is
+    its message and anything else its type and message, exit 1.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            obj = ctx.obj if isinstance(ctx.obj, dict) else {}
+            if obj.get("debug"):
+                raise
+            text = " ".join(str(exc).split())
+            if not isinstance(exc, PulsehookError):
+                text = f"unexpected {type(exc).__name__}: {text[:SHOWN_ERROR]}"
+                text += " (pulsehook --debug ... shows the traceback)"
+            redactor = obj.get("redactor")
+            if isinstance(redactor, Redactor):
+                text = redactor.redact(text)
+            if isinstance(exc, DatabaseMissing):
+                raise NoDatabase(text) from exc
+            raise click.ClickException(text) from exc
+
+
+@click.group(cls=Pulsehook)
 @click.version_option(__version__, prog_name="pulsehook")
-@click.option("--debug", is_flag=True, help="Verbose logs and tracebacks.")
+@click.option("--debug", is_flag=True, help="Verbose logs (each GitHub request) and tracebacks.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """pulsehook keeps the pulse of a GitHub ecosystem."""
@@ -142,12 +237,15 @@ def _server_options(fn: Any) -> Any:
     for option in reversed(
         [
             click.option("--host", default=None, help="Interface to bind [127.0.0.1]."),
-            click.option("--port", type=int, default=None, help="Port [8000]."),
+            click.option(
+                "--port", type=click.IntRange(1, 65535), default=None, help="Port [8000]."
+            ),
             click.option(
                 "--data-dir",
-                type=click.Path(path_type=Path),
+                type=click.Path(file_okay=False, path_type=Path),
                 default=None,
-                help="Where the SQLite file and the generated secret live [data].",
+                help="Where the SQLite file and the generated secret live (created if"
+                " missing) [data].",
             ),
             click.option(
                 "--rules-dir",
@@ -188,7 +286,7 @@ def serve(ctx: click.Context, /, **flags: Any) -> None:
 
 
 @main.command()
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@data_dir_option
 @click.pass_context
 def replay(ctx: click.Context, data_dir: Path | None) -> None:
     """Rebuild all derived state from the stored deliveries.
@@ -201,10 +299,8 @@ def replay(ctx: click.Context, data_dir: Path | None) -> None:
     from ..ingest import clear_derived, process_chunk
     from ..store.db import open_database, transaction, wrap
 
-    settings = _settings(ctx, data_dir=data_dir)
+    settings = _existing(ctx, data_dir)
     _logging(settings)
-    if not settings.db_path.exists():
-        raise click.ClickException(f"no database at {settings.db_path}")
     db = wrap(
         open_database(
             settings.db_path,
@@ -233,9 +329,11 @@ def replay(ctx: click.Context, data_dir: Path | None) -> None:
 
 
 def open_store(settings: Settings) -> Any:
-    """The database for a one-off command (migrated), or a clear error."""
+    """The database for a one-off command (migrated); settings from ``_existing``."""
     from ..store.db import open_database, wrap
 
+    if not settings.db_path.is_file():  # opening it would create an empty one
+        raise DatabaseMissing(f"no pulsehook database at {settings.db_path}", path=settings.db_path)
     return wrap(
         open_database(
             settings.db_path,
@@ -246,6 +344,6 @@ def open_store(settings: Settings) -> Any:
 
 
 # Registers their commands on ``main``.
-from . import alerting, scan, summary, worker  # noqa: E402
+from . import alerting, backup, init, scan, summary, worker  # noqa: E402
 
-__all__ = ["alerting", "main", "scan", "summary", "worker"]
+__all__ = ["alerting", "backup", "init", "main", "scan", "summary", "worker"]

@@ -7,13 +7,14 @@ import dataclasses
 import json
 import os
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
-from ..clock import SystemClock, iso, parse_iso
+from ..clock import SystemClock, iso
 from ..errors import UnsupportedEvent
 from ..facts import FACT_TYPES, Fact, fact_dict
 from ..github.normalize import normalize
@@ -21,7 +22,11 @@ from ..rules.evaluate import Evaluator
 from ..rules.load import RulesInvalid, load_rules
 from ..rules.messages import render
 from ..rules.model import RuleSet
-from . import _settings, main, open_store
+from ..schedule.maths import iso_duration
+from . import _existing, _settings, data_dir_option, main, open_store
+from .params import CRON, DURATION, TIME
+
+RULES_DIR_HELP = "Directory of rule files [PULSEHOOK_RULES_DIR, else ./rules]."
 
 
 def _load(ctx: click.Context, directory: Path | None) -> RuleSet:
@@ -72,7 +77,11 @@ def _facts(payload: Path | None, event: str | None, fact: str | None) -> list[Fa
     if payload is None or not event:
         raise click.UsageError("give a payload file and --event, or --fact KIND=JSON")
     try:
-        return normalize(event, json.loads(payload.read_text()))
+        document = json.loads(payload.read_bytes())
+    except ValueError as exc:
+        raise click.UsageError(f"{payload} is not a JSON document: {exc}") from exc
+    try:
+        return normalize(event, document)
     except UnsupportedEvent as exc:
         raise click.ClickException(f"nothing to evaluate: {exc}") from exc
 
@@ -81,7 +90,7 @@ def _facts(payload: Path | None, event: str | None, fact: str | None) -> list[Fa
 @click.argument("payload", type=click.Path(exists=True, path_type=Path), required=False)
 @click.option("--event", help="The X-GitHub-Event of the payload (workflow_run, ...).")
 @click.option("--fact", "fact", help="A fact instead of a payload: KIND=JSON.")
-@click.option("--rules-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--rules-dir", type=click.Path(path_type=Path), default=None, help=RULES_DIR_HELP)
 @click.pass_context
 def rules_test(
     ctx: click.Context,
@@ -121,59 +130,80 @@ def silence() -> None:
 @silence.command("add")
 @click.option("--rule", help="Rule name pattern (fnmatch), e.g. build_*.")
 @click.option("--repo", help="Repository pattern, e.g. octo-org/*.")
-@click.option("--for", "duration", help="How long, from now (2h, 1d, PT30M).")
-@click.option("--until", help="Until this ISO time.")
-@click.option("--cron", help="Recurring: start at each cron time (with --for as length).")
+@click.option(
+    "--for", "length", type=DURATION, help="How long, from now: 30m, 2h, 1d, 1h30m or PT30M."
+)
+@click.option(
+    "--until",
+    type=TIME,
+    help="Until this ISO-8601 time (2026-03-01T18:00Z; without an offset, PULSEHOOK_TIMEZONE).",
+)
+@click.option(
+    "--cron", type=CRON, help="Recurring: start at each cron time (with --for as length)."
+)
 @click.option("--comment", default=None)
+@data_dir_option
 @click.pass_context
 def silence_add(
     ctx: click.Context,
     rule: str | None,
     repo: str | None,
-    duration: str | None,
-    until: str | None,
+    length: timedelta | None,
+    until: datetime | None,
     cron: str | None,
     comment: str | None,
+    data_dir: Path | None,
 ) -> None:
+    """Add a silence: for a time (--for, --until) or recurring (--cron with --for)."""
     from ..alerts import silences
-    from ..schedule.maths import parse_duration, valid_cron
     from ..store.db import transaction
 
     if not rule and not repo:
         raise click.UsageError("give --rule and/or --repo")
+    if cron and length is None:
+        raise click.UsageError("a recurring silence (--cron) needs --for, its length")
+    if not cron and length is not None and until is not None:
+        raise click.UsageError("give --for or --until, not both")
+    if not cron and length is None and until is None:
+        raise click.UsageError("give --for, --until or --cron")
+    settings = _existing(ctx, data_dir)
     now = SystemClock().now()
-    length = parse_duration(duration) if duration else None
-    ends = parse_iso(until) if until else None
-    if cron and (not valid_cron(cron) or length is None):
-        raise click.UsageError("a recurring silence needs a valid --cron and --for")
-    if not cron and ends is None:
-        if length is None:
-            raise click.UsageError("give --for, --until or --cron")
-        ends = now + length
-    db = open_store(_settings(ctx))
-    silence_id = transaction(
-        db,
-        lambda d: silences.create(
-            d,
-            rule=rule,
-            repo=repo,
-            starts_at=now,
-            ends_at=ends,
-            cron=cron,
-            duration=length if cron else None,
-            comment=comment,
-            now=now,
-        ),
-    )
-    click.echo(f"silence {silence_id} added")
+    if until is not None and until.tzinfo is None:
+        until = until.replace(tzinfo=ZoneInfo(settings.timezone))
+    if until is not None and until <= now:
+        raise click.BadParameter(f"{iso(until)} is not in the future", param_hint="'--until'")
+    ends = until if cron or until is not None else now + (length or timedelta(0))
+    db = open_store(settings)
+    try:
+        silence_id = transaction(
+            db,
+            lambda d: silences.create(
+                d,
+                rule=rule,
+                repo=repo,
+                starts_at=now,
+                ends_at=ends,
+                cron=cron,
+                duration=length if cron else None,
+                comment=comment,
+                now=now,
+            ),
+        )
+    finally:
+        db.conn.close()
+    when = [f"at each '{cron}' for {iso_duration(length)}"] if cron and length else []
+    when += [f"until {iso(ends)}"] if ends is not None else []
+    click.echo(f"silence {silence_id} added: {', '.join(when)} ({settings.db_path})")
 
 
 @silence.command("list")
+@data_dir_option
 @click.pass_context
-def silence_list(ctx: click.Context) -> None:
+def silence_list(ctx: click.Context, data_dir: Path | None) -> None:
+    """List the silences not yet ended."""
     from ..alerts import silences
 
-    settings = _settings(ctx)
+    settings = _existing(ctx, data_dir)
     for row in silences.listing(open_store(settings), SystemClock().now(), settings.timezone):
         state = "active" if row["active"] else "inactive"
         click.echo(
@@ -184,13 +214,16 @@ def silence_list(ctx: click.Context) -> None:
 
 
 @silence.command("delete")
-@click.argument("silence_id", type=int)
+@click.argument("silence_id", type=click.IntRange(min=1))
+@data_dir_option
 @click.pass_context
-def silence_delete(ctx: click.Context, silence_id: int) -> None:
+def silence_delete(ctx: click.Context, silence_id: int, data_dir: Path | None) -> None:
+    """Delete the silence SILENCE_ID (see silence list)."""
     from ..alerts import silences
     from ..store.db import transaction
 
-    if not transaction(open_store(_settings(ctx)), lambda d: silences.delete(d, silence_id)):
+    settings = _existing(ctx, data_dir)
+    if not transaction(open_store(settings), lambda d: silences.delete(d, silence_id)):
         raise click.ClickException(f"no silence {silence_id}")
     click.echo(f"silence {silence_id} deleted")
 
@@ -204,14 +237,18 @@ def digest() -> None:
 @click.option(
     "--now", "now_flag", is_flag=True, required=True, help="Send every pending digest entry now."
 )
+@data_dir_option
+@click.option("--rules-dir", type=click.Path(path_type=Path), default=None, help=RULES_DIR_HELP)
 @click.pass_context
-def digest_send(ctx: click.Context, now_flag: bool) -> None:
+def digest_send(
+    ctx: click.Context, now_flag: bool, data_dir: Path | None, rules_dir: Path | None
+) -> None:
     """Gather pending digest entries into digests now, and send them."""
     from ..alerts import digest as digests
     from ..store.db import transaction
 
-    settings = _settings(ctx)
-    rule_set = _load(ctx, None)
+    settings = _existing(ctx, data_dir, rules_dir=rules_dir)
+    rule_set = _load(ctx, settings.rules_dir)
     db = open_store(settings)
     queued = transaction(db, lambda d: digests.send_now(d, rule_set, now=SystemClock().now()))
     click.echo(f"{queued} digest(s) queued")
@@ -252,13 +289,14 @@ def notify() -> None:
 
 @notify.command("test")
 @click.argument("channel")
+@click.option("--rules-dir", type=click.Path(path_type=Path), default=None, help=RULES_DIR_HELP)
 @click.pass_context
-def notify_test(ctx: click.Context, channel: str) -> None:
+def notify_test(ctx: click.Context, channel: str, rules_dir: Path | None) -> None:
     """Send a test message to CHANNEL and report the provider's answer."""
     from ..notify.base import Message
     from ..notify.registry import transport_for
 
-    rule_set = _load(ctx, None)
+    rule_set = _load(ctx, rules_dir)
     config = rule_set.channels.get(channel)
     if config is None:
         why = rule_set.unconfigured.get(channel, "not defined in the rules directory")

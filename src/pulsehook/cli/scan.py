@@ -4,21 +4,62 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ..clock import SystemClock
-from . import _serve, _server_options, _settings, main
+from . import (
+    _logging,
+    _require_database,
+    _serve,
+    _server_options,
+    _settings,
+    data_dir_option,
+    main,
+)
+from .params import HTTP_URL, REPO
+
+ERRORS_SHOWN = 20  # a whole organisation failing the same way says so in a few lines
+# How GitHubClient.error() words an answer it could not use: "HTTP 404 on /repos/...".
+HTTP_STATUS = re.compile(r"\bHTTP (\d{3}) on ")
+# What GitHub answers a request without a token for what only a token may see.
+NEEDS_TOKEN = {401, 403, 404}
+
+
+def statuses(errors: Iterable[str]) -> set[int]:
+    """The HTTP statuses the scan's errors report."""
+    return {int(m.group(1)) for e in errors for m in HTTP_STATUS.finditer(e)}
+
+
+def token_hint(errors: list[str], *, token: bool) -> str | None:
+    """What to do about the statuses in ``errors``, if the token is the likely cause."""
+    found = sorted(statuses(errors) & NEEDS_TOKEN)
+    if not found:
+        return None
+    answered = "/".join(str(s) for s in found)
+    if not token:
+        return (
+            f"GitHub answered {answered} and no token was sent: private repositories and"
+            " organisations look missing without one. Set GITHUB_TOKEN to a token that can"
+            " read them."
+        )
+    if 401 in found:
+        return "GitHub refused GITHUB_TOKEN (401): it is wrong, expired or revoked."
+    return None
 
 
 @main.command()
 @click.option("--org", default=None, help="Organisation (or user) whose repositories to scan.")
-@click.option("--repo", "repos", multiple=True, help="A repository owner/name (repeatable).")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
-@click.option("--api-url", default=None, help="GitHub API URL (GitHub Enterprise).")
+@click.option(
+    "--repo", "repos", multiple=True, type=REPO, help="A repository owner/name (repeatable)."
+)
+@data_dir_option
+@click.option("--api-url", type=HTTP_URL, default=None, help="GitHub API URL (GitHub Enterprise).")
 @click.pass_context
 def scan(
     ctx: click.Context,
@@ -27,7 +68,11 @@ def scan(
     data_dir: Path | None,
     api_url: str | None,
 ) -> None:
-    """Read repositories, runs, alerts and more from GitHub into the store."""
+    """Read repositories, runs, alerts and more from GitHub into the store.
+
+    Exit 1 when a repository (or the listing) could not be read. With
+    ``pulsehook --debug scan`` every request to GitHub is logged.
+    """
     from ..alerts.engine import Policy
     from ..github.api import GitHubError
     from ..github.backfill import run_scan
@@ -39,9 +84,11 @@ def scan(
 
     settings = _settings(ctx, data_dir=data_dir)
     org = org or settings.scan_org
-    targets = list(repos) or settings.scan_repo_list()
+    targets = list(repos) or [REPO.convert(r, None, ctx) for r in settings.scan_repo_list()]
     if not org and not targets:
         raise click.UsageError("give --org and/or --repo (or PULSEHOOK_SCAN_ORG/_REPOS)")
+    _require_database(settings)
+    _logging(settings)  # --debug: the GitHub client logs each request
     try:
         rules = (
             load_rules(settings.rules_dir, os.environ, timezone=settings.timezone)
@@ -102,8 +149,14 @@ def scan(
             f" ({report.stopped}: {report.spent} of the scan's {report.allowed} requests"
             " this hour)"
         )
-    for error in report.errors:
-        click.echo(f"warning: {error}", err=True)
+    for error in report.errors[:ERRORS_SHOWN]:
+        click.echo(f"error: {error}", err=True)
+    if len(report.errors) > ERRORS_SHOWN:
+        click.echo(f"... and {len(report.errors) - ERRORS_SHOWN} more errors", err=True)
+    if (hint := token_hint(report.errors, token=token is not None)) is not None:
+        click.echo(hint, err=True)
+    if report.errors:
+        ctx.exit(1)
 
 
 @main.command()

@@ -7,24 +7,23 @@ from pathlib import Path
 import click
 
 from ..clock import SystemClock
-from . import _settings, main, open_store
+from . import _existing, data_dir_option, main, open_store
 
 
 @main.group(invoke_without_command=True)
 @click.option("--mode", type=click.Choice(["md", "org"]), default="md", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print summary.md.json instead.")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@data_dir_option
 @click.pass_context
 def summary(ctx: click.Context, mode: str, as_json: bool, data_dir: Path | None) -> None:
     """Print the current summary from the store."""
+    # Kept for a subcommand: ``summary --data-dir X publish`` publishes X's summary.
+    ctx.obj["summary_data_dir"] = data_dir
     if ctx.invoked_subcommand is not None:
         return
     from ..summary.service import Target, preview, previous_summary
 
-    settings = _settings(ctx, data_dir=data_dir)
-    ctx.obj["data_dir"] = data_dir
-    if not settings.db_path.exists():
-        raise click.ClickException(f"no database at {settings.db_path}")
+    settings = _existing(ctx, data_dir)
     target = Target(owner=settings.summary_owner, repo=settings.summary_repo, tz=settings.timezone)
     click.echo(
         preview(
@@ -38,8 +37,9 @@ def summary(ctx: click.Context, mode: str, as_json: bool, data_dir: Path | None)
 
 
 @summary.command("publish")
+@data_dir_option
 @click.pass_context
-def publish(ctx: click.Context) -> None:
+def publish(ctx: click.Context, data_dir: Path | None) -> None:
     """Push the latest summary to the configured GitHub repository now."""
     import asyncio
 
@@ -48,7 +48,7 @@ def publish(ctx: click.Context) -> None:
     from ..summary.publish import Publisher
     from ..summary.service import FILES
 
-    settings = _settings(ctx, data_dir=ctx.obj.get("data_dir"))
+    settings = _existing(ctx, data_dir or ctx.obj.get("summary_data_dir"))
     try:
         target = settings.publish_target()
     except ConfigError as exc:

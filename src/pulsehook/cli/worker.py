@@ -21,11 +21,21 @@ from . import _logging, _rules, _settings, main
 
 
 @main.command()
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
-@click.option("--rules-dir", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The service's data directory (created if missing) [PULSEHOOK_DATA_DIR, else ./data].",
+)
+@click.option(
+    "--rules-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Directory of rule files [PULSEHOOK_RULES_DIR, else ./rules].",
+)
 @click.option(
     "--poll",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=0.5,
     show_default=True,
     help="Seconds between looks for new deliveries.",
