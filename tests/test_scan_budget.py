@@ -297,3 +297,29 @@ def test_the_service_reports_how_far_behind_the_scan_is(tmp_path: Path) -> None:
             assert f"pulsehook_scan_backlog_repositories {scan_['backlog']}.0" in metrics
             assert "pulsehook_scan_rate_limit_spent 50.0" in metrics
             assert client.get("/metrics").status_code == 401
+
+
+def test_a_round_starting_just_before_the_reset_waits_for_it(ledger: StoreLedger) -> None:
+    """GitHub names the reset in whole seconds: an hourly round may start a moment
+    before the window its predecessor opened is over. It waits for the reset
+    (within its time) rather than scanning nothing."""
+
+    async def scenario() -> None:
+        clock = FrozenClock(NOW)
+        with standin() as gh:
+            many(gh, 20)
+            rated(gh, clock, 100)
+            pace = Pace(share=0.5, seconds=3240)
+            first, _ = await round_(gh, clock, ledger, pace)
+            assert first.stopped == SHARE_SPENT and gh.charged == [50]
+            assert gh.rate_reset is not None
+            clock.set(datetime.fromtimestamp(gh.rate_reset - 2, UTC))  # the next round's start
+            second, _ = await round_(gh, clock, ledger, pace)
+            assert second.repos and len(gh.charged) == 2 and gh.charged[1] <= 50
+            assert clock.now().timestamp() >= gh.rate_reset - 3600  # it waited, then went on
+            # Without a time limit (``pulsehook scan``), or past it, it does not wait.
+            clock.set(datetime.fromtimestamp(gh.rate_reset - 2, UTC))
+            third, _ = await round_(gh, clock, ledger, Pace(share=0.5, seconds=1))
+            assert third.stopped == SHARE_SPENT and third.repos == []
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=60))

@@ -70,6 +70,7 @@ class GitHubClient:
         self._clock: Clock = clock or SystemClock()
         self._sleep: Sleep = sleep or asyncio.sleep
         self._meter: Share | None = None
+        self._meter_until: float | None = None  # epoch: how long a metered block may wait
         self._memory: dict[str, tuple[str, Any, str | None]] = {}  # url -> etag, body, link
         self._lock = asyncio.Lock()
         self._blocked_until: float | None = None  # epoch: the budget is spent until then
@@ -123,13 +124,20 @@ class GitHubClient:
             self._memory[url] = (etag, body, rsp.headers.get("link"))
 
     @contextlib.contextmanager
-    def metered(self, share: Share) -> Iterator[Share]:
-        """Within the block, every request counts against ``share`` (ShareSpent past it)."""
-        previous, self._meter = self._meter, share
+    def metered(self, share: Share, *, wait_until: float | None = None) -> Iterator[Share]:
+        """Within the block, every request counts against ``share`` (ShareSpent past it).
+
+        ``wait_until`` (epoch): a request that finds the share spent waits for the
+        window's reset when that comes before then, instead of giving up. GitHub
+        names the reset in whole seconds, so a round that starts just before the
+        window its predecessor opened is over would otherwise scan nothing.
+        """
+        previous = self._meter, self._meter_until
+        self._meter, self._meter_until = share, wait_until
         try:
             yield share
         finally:
-            self._meter = previous
+            self._meter, self._meter_until = previous
 
     async def get(
         self,
@@ -206,6 +214,7 @@ class GitHubClient:
             while True:
                 await self._wait_for_budget()
                 if self._meter is not None:
+                    await self._wait_for_share(self._meter)
                     self._meter.before(self._clock.now().timestamp())
                 try:
                     rsp = await self._http.send(request)
@@ -299,6 +308,15 @@ class GitHubClient:
                 self._blocked_until = float(rsp.headers["x-ratelimit-reset"])
             except (KeyError, ValueError):
                 self._blocked_until = None
+
+    async def _wait_for_share(self, share: Share) -> None:
+        now = self._clock.now().timestamp()
+        if share.window is None or self._meter_until is None or share.allowance(now) != 0:
+            return
+        resume = share.window + RESET_MARGIN
+        if resume <= self._meter_until:
+            log.info("scan share spent; waiting %.0f s for the rate-limit reset", resume - now)
+            await self._sleep(max(0.0, resume - now))
 
     async def _wait_for_budget(self) -> None:
         if self._blocked_until is None:

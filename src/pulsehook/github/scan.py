@@ -277,7 +277,8 @@ async def scan(
     todo: list[tuple[str, Listed]] = []
     found: list[Listed] = []
     known: dict[int, Scanned] = {}
-    with client.metered(share):
+    until = None if pace.seconds is None else started.timestamp() + pace.seconds
+    with client.metered(share, wait_until=until):
         try:
             found = await _repositories(client, org, list(repos or []), report)
             report.listed = len(found)
