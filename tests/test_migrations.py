@@ -53,6 +53,7 @@ RELEASED = {
     9: "00ca2760beb0ee54",
     10: "729c9bbf6bbae2b2",
     11: "9107cc932205a7ee",
+    12: "9967b582ba68051e",
 }
 
 # Every release that created or migrated a database, oldest first: its commit,

@@ -44,7 +44,7 @@ def client(settings: Settings) -> Any:
     conn.commit()
     with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as c:
         # The first start's rescore scores them all; then the scores are set as wanted.
-        done = "SELECT count(*) FROM sweeps WHERE finished_at IS NOT NULL"
+        done = "SELECT count(*) FROM sweeps WHERE name = 'rescore' AND finished_at IS NOT NULL"
         wait_for(lambda: conn.execute(done).fetchone()[0] == 1)
         conn.executemany(
             "UPDATE health SET score = ? WHERE repo_id = ?",

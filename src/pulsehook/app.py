@@ -110,6 +110,7 @@ def create_app(
             timezone=settings.timezone,
             on_notices=dispatcher.wake,
             policy=alerting.policy,
+            retention_days=settings.retention_days,
         )
 
         # A firing notice sets a reminder's deadline only under a rule that repeats.

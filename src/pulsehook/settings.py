@@ -137,6 +137,14 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        # GitHub redelivers with the same guid for three days: deduplication needs them.
+        if 0 < value < 3:
+            raise ValueError("a retention must be 0 (keep everything) or at least 3 days")
+        return value
+
     @field_validator("flap_interval")
     @classmethod
     def _duration(cls, value: str) -> str:

@@ -344,6 +344,6 @@ def open_store(settings: Settings) -> Any:
 
 
 # Registers their commands on ``main``.
-from . import alerting, backup, init, scan, summary, worker  # noqa: E402
+from . import alerting, backup, init, prune, scan, summary, worker  # noqa: E402
 
-__all__ = ["alerting", "backup", "init", "main", "scan", "summary", "worker"]
+__all__ = ["alerting", "backup", "init", "main", "prune", "scan", "summary", "worker"]

@@ -1,22 +1,24 @@
-"""The scheduler loop: held notices and digests, woken at the next deadline."""
+"""The scheduler loop: held notices and digests, woken at the next deadline; the
+daily sweeps (rescore, retention) in short writer turns between the others'."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlite_utils import Database
 
-from ..alerts import digest, engine
+from ..alerts import digest, engine, lifecycle
 from ..clock import Clock, iso, parse_iso
 from ..facts import Fact
 from ..rules.evaluate import Evaluator
 from ..rules.model import RuleSet
 from ..store import health as health_store
-from ..store import sweeps
+from ..store import retention, sweeps
 from ..store.db import NORMAL, Writer
 
 log = logging.getLogger(__name__)
@@ -25,8 +27,8 @@ log = logging.getLogger(__name__)
 # create a deadline; this bounds how late one made elsewhere (the CLI) is seen.
 MAX_SLEEP = 30.0
 RESCORE = "rescore"  # the daily sweep over every repository's score
-# A rescore chunk's share of the writer per turn; intake and processing take
-# their turns between chunks (DESIGN §2: no turn long enough to be felt).
+# A rescore or retention chunk's share of the writer per turn; intake and processing
+# take their turns between chunks (DESIGN §2: no turn long enough to be felt).
 SWEEP_SECONDS = 0.005
 
 
@@ -55,7 +57,9 @@ class Scheduler:
         on_notices: Callable[[], None],
         policy: engine.Policy | None = None,
         sweep_seconds: float = SWEEP_SECONDS,
+        retention_days: int = 0,
     ) -> None:
+        retention.check_days(retention_days)  # ConfigError: the service does not start
         self._evaluator = Evaluator()
         self._policy = policy or engine.Policy(timezone=timezone)
         self._writer = writer
@@ -66,6 +70,12 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._sweep_seconds = sweep_seconds
         self._sweeping = False  # a rescore is under way: the next pass comes at once
+        self._retention_days = retention_days  # 0: everything is kept
+        self._pruner = retention.Pruner(
+            event_rules=frozenset(r.name for r in rules.rules if r.fact in lifecycle.EVENT_KINDS)
+        )
+        self._pruning = bool(retention_days)  # a run may be under way from before a restart
+        self._pruning_since: float | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -83,10 +93,14 @@ class Scheduler:
                 # Scores age (activity) without any event: rescore everything
                 # daily, a chunk per pass (see rescore_chunk).
                 sweeps.start(db, RESCORE, iso(now))
+            if self._retention_days and daily_due(db, "retention", now):
+                # Daily, and at the first pass after the first start.
+                self._pruning |= self._pruner.begin(db, days=self._retention_days, now=now)
             return queued
 
         queued = await self._writer.run(job, NORMAL)
         queued += await self.rescore_chunk()
+        await self.retention_chunk()
         if queued:
             self._on_notices()
         return queued
@@ -117,13 +131,34 @@ class Scheduler:
 
         return await self._writer.run(chunk, NORMAL)
 
+    async def retention_chunk(self) -> None:
+        """One short writer turn of a running retention run (store/retention/);
+        a run cut short by a restart goes on from where it was."""
+        if not self._pruning:
+            return
+        now = self._clock.now()
+        self._pruning_since = self._pruning_since or time.monotonic()
+        self._pruning = await self._writer.run(
+            lambda db: self._pruner.step(db, now=now, budget=self._sweep_seconds), NORMAL
+        )
+        if self._pruner.finished:
+            log.info(
+                "retention (%d days): pruned %s; %d writer turns over %.1f s",
+                self._retention_days,
+                self._pruner.counts.line(),
+                self._pruner.turns,
+                time.monotonic() - self._pruning_since,
+            )
+        if not self._pruning:
+            self._pruning_since = None
+
     async def seconds_to_next(self) -> float:
         now = self._clock.now()
         due = await self._writer.run(
             lambda db: engine.next_due(db, self._rules, now=now, timezone=self._tz), NORMAL
         )
-        if self._sweeping:
-            return 0.0  # the next chunk of the rescore, after the others' turns
+        if self._sweeping or self._pruning:
+            return 0.0  # the next chunk of a sweep, after the others' turns
         candidates: list[datetime] = [due] if due else []
         nxt = digest.next_run(self._rules, now=now, tz=self._tz)
         if nxt:

@@ -524,6 +524,34 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE outbox ADD COLUMN received_at TEXT;
     CREATE INDEX outbox_backlog ON outbox(status, channel);
     """,
+    # 12: retention's index of which delivery decides each place of the derived
+    # state, and a run's working sets (store/retention/).
+    """
+    CREATE TABLE retention_cells (
+        cell INTEGER PRIMARY KEY,  -- a place in the derived state (hash of its key)
+        delivery_id INTEGER NOT NULL,  -- the delivery deciding it, or the last touching a row
+        value TEXT,  -- the greatest value so far, for a greatest-wins column
+        row TEXT  -- a history row's key (JSON): the row goes with its last delivery
+    );
+    CREATE INDEX retention_cells_delivery ON retention_cells(delivery_id);
+    CREATE TABLE retention_held (  -- history rows a run keeps: a kept delivery touches them
+        run TEXT NOT NULL,
+        cell INTEGER NOT NULL,
+        PRIMARY KEY (run, cell)
+    ) WITHOUT ROWID;
+    CREATE TABLE retention_doomed (  -- old deliveries a run means to prune
+        run TEXT NOT NULL,
+        delivery_id INTEGER NOT NULL,
+        cell INTEGER NOT NULL,  -- a history row it touches (0: the delivery itself)
+        decides INTEGER NOT NULL,  -- its fact is what that row holds
+        PRIMARY KEY (run, delivery_id, cell)
+    ) WITHOUT ROWID;
+    CREATE TABLE retention_rebase (  -- branches whose coverage changes need measuring again
+        run TEXT NOT NULL,
+        branch TEXT NOT NULL,  -- JSON [repo_id, branch]
+        PRIMARY KEY (run, branch)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 # Tables rebuilt from the stored deliveries by ``pulsehook replay``.
