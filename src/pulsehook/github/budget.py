@@ -64,12 +64,10 @@ class Share:
         """Count an answer (a 304 is free) and note what GitHub said of the window."""
         if headers.get("x-ratelimit-resource", "core") != "core":
             return  # another limit (search, graphql): not the one the scan spends
+        self._roll(now)  # the window it counted in may be over
         reset = _int(headers, "x-ratelimit-reset")
         if reset is not None and (self.window is None or reset > self.window):
-            if self.window is not None and now >= self.window:
-                self.spent = 0  # GitHub started a new window
             self.window = reset
-        self._roll(now)
         self.limit = _int(headers, "x-ratelimit-limit") or self.limit
         remaining = _int(headers, "x-ratelimit-remaining")
         if remaining is not None:
