@@ -6,7 +6,8 @@ of the alert it caused, against a bare floor receiver in the same run.
 
 ``pulsehook serve`` (pinned to CPU 0, fresh data directory per phase) runs one
 rule, ``build_failure`` (``build.status == 'failure' and build.default_branch``,
-immediate, Slack), with SLACK_WEBHOOK_URL pointing at a stand-in that runs in
+immediate, Slack; not grouped and the channel unpaced, so each alert is its own
+notice, sent as soon as it can be), with SLACK_WEBHOOK_URL pointing at a stand-in that runs in
 this process, on its own thread and event loop: it answers 200 "ok" at once
 and records the ``time.perf_counter()`` at which each POST's body is complete.
 
@@ -95,12 +96,20 @@ from receivers import (
 )
 
 SECRET = "bench-alert-latency-secret"
+# Every alert its own notice, sent as soon as it can be: this measures the path from
+# delivery to channel. Grouping and pacing would hold a steady stream of new alerts
+# for the group's window and the channel's pace (bench/alert_storm.py measures those).
 RULE_TOML = """\
+[channels.slack]
+webhook_url = "${SLACK_WEBHOOK_URL}"
+rate = "off"
+
 [[rule]]
 name = "build_failure"
 condition = "build.status == 'failure' and build.default_branch"
 channels = ["slack"]
 frequency = "immediate"
+group = false
 """
 FAIL_EVERY = 10  # one delivery in ten is a failed run of a new workflow
 CONNECTIONS = 64

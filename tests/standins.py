@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,3 +83,49 @@ def smtp_server() -> Iterator[tuple[Mailbox, int]]:
         yield box, port
     finally:
         controller.stop()
+
+
+@dataclass
+class PacedReceiver:
+    """A provider that accepts one message per ``1/rate`` seconds, as Slack's incoming
+    webhooks do, and answers 429 with ``Retry-After`` to what comes sooner.
+
+    ``now`` is its clock (seconds): the test's frozen clock, or the monotonic one.
+    """
+
+    rate: float
+    now: Callable[[], float]
+    url: str = ""
+    accepted: list[tuple[float, Any]] = field(default_factory=list)
+    refused: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle(self, request: Request) -> Response:
+        body = await request.json()
+        with self.lock:
+            at = self.now()
+            if self.accepted and at - self.accepted[-1][0] < 1.0 / self.rate:
+                self.refused += 1
+                wait = 1.0 / self.rate - (at - self.accepted[-1][0])
+                return PlainTextResponse(
+                    "rate_limited", status_code=429, headers={"Retry-After": f"{wait:.0f}"}
+                )
+            self.accepted.append((at, body))
+        return (
+            JSONResponse({"status": "success"})
+            if "routing_key" in body
+            else PlainTextResponse("ok")
+        )
+
+    def bodies(self) -> list[Any]:
+        with self.lock:
+            return [body for _, body in self.accepted]
+
+
+@contextmanager
+def paced_receiver(rate: float, now: Callable[[], float]) -> Iterator[PacedReceiver]:
+    rec = PacedReceiver(rate=rate, now=now)
+    app = Starlette(routes=[Route("/hook/{name}", rec.handle, methods=["POST"])])
+    with live(app) as server:
+        rec.url = server.url
+        yield rec

@@ -282,6 +282,19 @@ def test_a_silence_that_ends_early_tells_what_it_held_at_once(env: Env) -> None:
     assert "FIRING" in env.slack.delivered("main")[0]["text"]
 
 
+UNGROUPED_UNPACED = """
+[channels.slack]
+webhook_url = "${SLACK_WEBHOOK_URL}"
+rate = "off"
+
+[[rule]]
+name = "build_failure"
+condition = "build.status == 'failure' and build.default_branch"
+channels = ["slack"]
+group = false
+"""
+
+
 def test_notices_a_killed_process_was_sending_go_out_at_the_next_start(tmp_path: Path) -> None:
     """Killed while its sends hang: the next process sends them within seconds,
     not after the two-minute lease."""
@@ -289,6 +302,9 @@ def test_notices_a_killed_process_was_sending_go_out_at_the_next_start(tmp_path:
     hanging.bind(("127.0.0.1", 0))
     hanging.listen(64)  # accepts connections, never answers
     port = free_port()
+    # One notice per alert, four sends at once (a paced channel sends one at a time).
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "one_each.toml").write_text(UNGROUPED_UNPACED)
     settings = make_settings(tmp_path)
     env = {
         **os.environ,
@@ -347,7 +363,8 @@ def test_a_held_notice_goes_out_at_the_end_of_its_hold(tmp_path: Path) -> None:
     """A hold earlier than the scheduler's next wake-up re-arms it: the notice
     goes out when the flap interval ends, not at the scheduler's next nap."""
     with receiver() as slack, smtp_server() as (_, port):
-        settings = make_settings(tmp_path, flap_interval="2s")
+        # Long enough for Slack's pace (one a second) between the first two notices.
+        settings = make_settings(tmp_path, flap_interval="4s")
         rules = load_rules(settings.rules_dir, rule_env(slack, port))
         with (
             live(create_app(settings, rules=rules)) as srv,
@@ -360,5 +377,5 @@ def test_a_held_notice_goes_out_at_the_end_of_its_hold(tmp_path: Path) -> None:
             wait_for(lambda: drained(client))
             (alert,) = client.get("/api/v1/alerts").json()["alerts"]
             assert alert["held_until"] is not None  # a third change: flapping, held
-            wait_for(lambda: len(slack.delivered("main")) == 3, timeout=8)
+            wait_for(lambda: len(slack.delivered("main")) == 3, timeout=12)
             assert "FIRING" in slack.delivered("main")[-1]["text"]

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pulsehook.alerts.outbox import enqueue
 from pulsehook.cli import main
 from pulsehook.notify.base import Message
 from pulsehook.store.db import open_database, transaction, wrap
+from pulsehook.store.outbox import enqueue
 
 from .standins import receiver
 

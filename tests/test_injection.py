@@ -419,9 +419,10 @@ RUNAWAY = {
 
 
 def runaway_rules() -> str:
+    # Not grouped: each delivery's notices go out now, not at the end of a window.
     return "".join(
         f'[[rule]]\nname = "{name}"\ncondition = "build.status == \'failure\'"\n'
-        f'channels = ["slack"]\nmessage = "{template}"\n\n'
+        f'channels = ["slack"]\nmessage = "{template}"\ngroup = false\n\n'
         for name, template in RUNAWAY.items()
     )
 
@@ -435,15 +436,18 @@ def test_runaway_templates_send_the_default_message_and_the_service_goes_on(
         assert deliver(env.client, "workflow_run", hostile_run(8001, "b1")).status_code == 202
         env.settle()
         assert time.monotonic() - started < 5
+        # One notice per rule, or fewer when Slack's pace merged them: each rule says it.
         first = env.hooks.delivered("slack")
-        assert len(first) == len(RUNAWAY)
+        said = "\n".join(body["text"] for body in first)
+        assert said.count("message template failed") == len(RUNAWAY)
+        assert all(name in said for name in RUNAWAY)
         for body in first:
-            assert "message template failed" in body["text"] and "b1" in body["text"]
-            assert len(body["text"]) < 4000
+            assert "b1" in body["text"] and len(body["text"]) < 4000
         # Still working: the next delivery is taken and notified as well.
         assert deliver(env.client, "workflow_run", hostile_run(8002, "b2")).status_code == 202
         env.settle()
-        assert len(env.hooks.delivered("slack")) == 2 * len(RUNAWAY)
+        said = "\n".join(body["text"] for body in env.hooks.delivered("slack"))
+        assert said.count("message template failed") == 2 * len(RUNAWAY)
         assert env.client.get("/readyz").status_code == 200
     problems = [r for r in caplog.records if "message template not used" in r.getMessage()]
     # Logged once per rule, whatever the number of notices; no payload in the line.

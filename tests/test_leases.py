@@ -14,12 +14,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pulsehook.alerts import outbox
 from pulsehook.alerts.dispatch import Dispatcher
 from pulsehook.clock import FrozenClock, iso
 from pulsehook.instance import Instance
 from pulsehook.notify.base import Message
 from pulsehook.rules.model import RuleSet
+from pulsehook.store import outbox
 from pulsehook.store.db import Writer
 
 NOW = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
@@ -30,7 +30,7 @@ SENDER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from pulsehook.alerts import outbox
+    from pulsehook.store import outbox
     from pulsehook.instance import Instance
     from pulsehook.store.db import Writer
 
@@ -40,7 +40,7 @@ SENDER = textwrap.dedent(
     rows = writer.submit(
         lambda db: outbox.claim(db, sys.argv[2], sys.argv[3], 4, owner=instance.id)
     ).result()
-    print(len(rows), flush=True)
+    print(len(rows.taken), flush=True)
     sys.stdin.read()
     """
 )
@@ -82,7 +82,7 @@ def sender(data: Path) -> Iterator[subprocess.Popen[str]]:
 
 def _due(writer: Writer) -> int:
     claimed = writer.submit(lambda db: outbox.claim(db, iso(NOW), iso(NOW), 100, owner="probe"))
-    return len(claimed.result())
+    return len(claimed.result().taken)
 
 
 def test_a_killed_senders_leases_are_taken_back_at_the_next_start(tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ RELEASED = {
     10: "729c9bbf6bbae2b2",
     11: "9107cc932205a7ee",
     12: "9967b582ba68051e",
+    13: "98972a3bf99016ff",
 }
 
 # Every release that created or migrated a database, oldest first: its commit,

@@ -912,7 +912,16 @@ def test_alert_history_goes_by_age_except_what_is_still_needed(tmp_path: Path) -
     needed = rows(
         "SELECT key FROM alerts WHERE key IN (SELECT alert_key FROM outbox"
         " WHERE status IN ('pending', 'parked')) OR key IN (SELECT alert_key FROM digest_entries"
-        " WHERE digest_id IS NULL)"
+        " WHERE digest_id IS NULL) OR key IN (SELECT m.alert_key FROM notice_members m"
+        " JOIN outbox o ON o.id = m.outbox_id WHERE o.status IN ('pending', 'parked'))"
+    )
+    waiting_members = rows(
+        "SELECT m.id FROM notice_members m JOIN outbox o ON o.id = m.outbox_id"
+        " WHERE o.status IN ('pending', 'parked')"
+    )
+    old_members = rows(
+        "SELECT m.id FROM notice_members m JOIN outbox o ON o.id = m.outbox_id"
+        f" WHERE o.status = 'sent' AND o.created_at < '{cutoff}'"
     )
     pending_entries = rows("SELECT id FROM digest_entries WHERE digest_id IS NULL")
     old = {
@@ -928,6 +937,7 @@ def test_alert_history_goes_by_age_except_what_is_still_needed(tmp_path: Path) -
         "health_history": rows(f"SELECT id FROM health_history WHERE at < '{cutoff}'"),
     }
     assert firing and waiting and pending_entries and all(old.values()), old
+    assert waiting_members and old_members  # grouped notices name their alerts
     assert rows("SELECT count(*) FROM outbox WHERE status = 'parked'")[0][0]
 
     pruner = prune(db, 3, end, event_rules=frozenset({"bot_pushes"}))
@@ -956,6 +966,14 @@ def test_alert_history_goes_by_age_except_what_is_still_needed(tmp_path: Path) -
         "SELECT count(DISTINCT repo_id) FROM health"
     )
     assert all(pruner.counts.rows.get(t) for t in old), pruner.counts.rows
+    # The alerts a notice named go with it, and stay while it waits.
+    left_members = set(rows("SELECT id FROM notice_members"))
+    assert set(waiting_members) <= left_members
+    assert not set(old_members) & left_members
+    assert not rows(
+        "SELECT 1 FROM notice_members m WHERE NOT EXISTS"
+        " (SELECT 1 FROM outbox o WHERE o.id = m.outbox_id)"
+    )
 
 
 # --- in the service: a daily sweep of short writer turns ------------------------------

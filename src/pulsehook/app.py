@@ -93,6 +93,7 @@ def create_app(
             clock,
             instance=instance,
             telemetry=telemetry,
+            public_url=settings.public_url,
             policy=RetryPolicy(
                 base=timedelta(seconds=settings.retry_base_seconds),
                 cap=timedelta(seconds=settings.retry_cap_seconds),

@@ -12,6 +12,7 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -80,6 +81,10 @@ class Settings(BaseSettings):
     retry_cap_seconds: float = 600.0
     retry_max_age_seconds: float = 86400.0  # then a notice is parked with its last error
 
+    # Where people reach this service (https://pulse.example.com): grouped notices
+    # link to its alert list. Unset: they name the dashboard's Alerts page instead.
+    public_url: str | None = None
+
     # The status summary (pulseox-compatible).
     summary_owner: str = "pulsehook"  # owner/repo the summary is served as
     summary_repo: str = "summary"
@@ -136,6 +141,16 @@ class Settings(BaseSettings):
                 "the API token must have at least 16 characters (unset it to generate one)"
             )
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{value!r} is not an http(s) URL (e.g. https://pulse.example.com)")
+        return value.rstrip("/")
 
     @field_validator("retention_days")
     @classmethod

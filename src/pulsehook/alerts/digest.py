@@ -18,7 +18,7 @@ from ..notify import escape
 from ..notify.base import Message
 from ..rules.model import RuleSet
 from ..schedule.maths import last_due, next_due
-from . import outbox
+from ..store import outbox
 
 
 def schedules(rules: RuleSet) -> set[str]:

@@ -26,11 +26,13 @@ from ..clock import Clock, iso, parse_iso
 from ..instance import Instance
 from ..logs import note
 from ..notify.base import ChannelConfig, Message, SendResult, Transport
+from ..notify.pace import Pacer
 from ..notify.registry import transport_for
 from ..rules.model import RuleSet
+from ..store import outbox
 from ..store.db import NORMAL, Writer
 from ..telemetry import Telemetry
-from . import outbox
+from .grouping import INCIDENT_KINDS, alerts_link, render_group
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +126,13 @@ async def in_daemon_thread(
 
 
 class Dispatcher:
-    """Sends due notices, ``concurrency`` at a time.
+    """Sends due notices, ``concurrency`` at a time, each channel at its own pace.
 
     A notice is claimed (leased) only when a send slot is free for it, so a
     crash leaves at most ``concurrency`` notices leased; the next process to
-    start sees their owner is dead and sends them at once.
+    start sees their owner is dead and sends them at once. A paced channel sends
+    one notice at a time, no sooner than its rate allows; grouped notices that
+    waited for it go out merged into one.
     """
 
     def __init__(
@@ -142,6 +146,7 @@ class Dispatcher:
         rng: random.Random | None = None,
         instance: Instance | None = None,
         telemetry: Telemetry | None = None,
+        public_url: str | None = None,
     ) -> None:
         self._writer = writer
         self._telemetry = telemetry or Telemetry()
@@ -152,15 +157,32 @@ class Dispatcher:
         self._rng = rng or random.Random()
         self._instance = instance
         self._owner = instance.id if instance else f"{os.getpid()}-{secrets.token_hex(6)}"
+        self._public_url = public_url
+        self._pacer = Pacer()
         self._wake = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         self._wake.set()
 
-    async def _send(self, row: dict[str, Any]) -> None:
-        message = outbox.message_from(row["message"])
+    def _message(self, item: outbox.Claimed, channel: ChannelConfig | None) -> Message | None:
+        """A grouped notice's message, made now from its members (None: as queued)."""
+        if item.tally is None:
+            return None
+        rules = sorted({m.rule for m in item.tally.members} or {r for r, _ in item.tally.counts})
+        return render_group(
+            item.tally,
+            kind=channel.kind if channel else "",
+            key=item.row["group_key"] or f"notice-{item.row['id']}",
+            alerts_url=alerts_link(self._public_url, rules),
+            firing_now=item.firing,
+        )
+
+    async def _send(self, item: outbox.Claimed) -> None:
+        row = item.row
         channel = self._rules.channels.get(row["channel"])
+        made = self._message(item, channel)
+        message = made or outbox.message_from(row["message"])
         if channel is None:
             result = SendResult(
                 ok=False, permanent=True, error=f"channel {row['channel']!r} is not configured"
@@ -172,6 +194,9 @@ class Dispatcher:
             except TimeoutError:
                 result = SendResult(ok=False, error="timed out")
         moment = self._clock.now()
+        if channel is not None and channel.rate is not None:
+            limited = result.retry_after if result.status == 429 else None
+            self._pacer.finished(channel.name, moment, channel.rate, limited)
         outcome = decide(row, result, now=moment, policy=self._policy, rng=self._rng)
 
         def save(db: Database) -> None:
@@ -185,16 +210,20 @@ class Dispatcher:
                 error=outcome["error"],
                 response=outcome["response"],
                 sent_at=outcome["sent_at"],
+                message=made,
             )
 
         await self._writer.run(save, NORMAL)
-        self._told(row, outcome, moment)
+        self._told(item, outcome, moment)
 
-    def _told(self, row: dict[str, Any], outcome: dict[str, Any], moment: datetime) -> None:
+    def _told(self, item: outbox.Claimed, outcome: dict[str, Any], moment: datetime) -> None:
         """The log line and the counts for a send whose outcome is now stored."""
+        row = item.row
         status = outcome["status"]
         name = {"sent": "sent", "pending": "retry", "parked": "parked"}.get(status, status)
         self._telemetry.notices.labels(row["channel"], name).inc()
+        if item.merged:
+            self._telemetry.notices.labels(row["channel"], "merged").inc(item.merged)
         fields: dict[str, Any] = {
             "notice": row["id"],
             "channel": row["channel"],
@@ -202,6 +231,10 @@ class Dispatcher:
             "alert": row.get("alert_key"),
             "attempt": outcome["attempts"],
         }
+        if item.tally is not None:
+            fields["alerts"] = item.tally.total or len(item.tally.members)
+        if item.merged:
+            fields["merged"] = item.merged
         if status == "sent":
             received = row.get("received_at")
             if received:
@@ -222,23 +255,72 @@ class Dispatcher:
                 retry_at=outcome["next_attempt_at"],
             )
 
-    async def _claim(self, limit: int) -> tuple[list[dict[str, Any]], str | None]:
-        """Take up to ``limit`` due notices; with fewer, also when the next falls due
-        (one writer job for both: this runs at every wake-up)."""
+    def _lanes(self, free: int, moment: datetime) -> dict[str, outbox.Lane]:
+        """What each configured channel may send now (others: unpaced)."""
+        lanes = {}
+        for name, channel in self._rules.channels.items():
+            incident = channel.kind in INCIDENT_KINDS
+            if channel.rate is None:
+                lanes[name] = outbox.Lane(slots=free, incident=incident)
+            else:
+                ready = self._pacer.ready(name, moment)
+                lanes[name] = outbox.Lane(
+                    slots=1 if ready else 0,
+                    merge="group" if incident else "channel",
+                    incident=incident,
+                )
+        return lanes
+
+    async def _claim(self, free: int) -> outbox.Claim:
+        """Take what is due and may be sent now, up to ``free`` notices; also say
+        which channels wait for their pace and when the next notice falls due."""
         moment = self._clock.now()
         now, lease = iso(moment), iso(moment + timedelta(seconds=self._policy.timeout * 2))
+        lanes = self._lanes(free, moment)
+        return await self._writer.run(
+            lambda db: outbox.claim(db, now, lease, free, owner=self._owner, lanes=lanes),
+            NORMAL,
+        )
 
-        def job(db: Database) -> tuple[list[dict[str, Any]], str | None]:
-            rows = outbox.claim(db, now, lease, limit, owner=self._owner)
-            return rows, (outbox.next_attempt(db) if len(rows) < limit else None)
+    def _wait(self, claim: outbox.Claim, limit: float) -> float:
+        """Seconds until there may be something to send: the next notice falls due,
+        or a channel that has notices waiting may send again."""
+        moment = self._clock.now()
+        times = [parse_iso(claim.upcoming)] if claim.upcoming else []
+        times += [t for c in claim.waiting if (t := self._pacer.ready_at(c)) is not None]
+        if not times:
+            return limit
+        return max(0.05, min(limit, (min(times) - moment).total_seconds()))
 
-        return await self._writer.run(job, NORMAL)
+    def _begin(self, item: outbox.Claimed) -> None:
+        channel = self._rules.channels.get(item.row["channel"])
+        if channel is not None and channel.rate is not None:
+            self._pacer.started(channel.name)
 
     async def run_once(self) -> int:
-        """Send what is due now, ``concurrency`` at a time; return how many attempts."""
-        rows, _ = await self._claim(self._concurrency)
-        await asyncio.gather(*(self._send(row) for row in rows))
-        return len(rows)
+        """Send what may be sent now, ``concurrency`` at a time; return how many attempts."""
+        claim = await self._claim(self._concurrency)
+        for item in claim.taken:
+            self._begin(item)
+        await asyncio.gather(*(self._send(item) for item in claim.taken))
+        return len(claim.taken)
+
+    async def drain(self, *, limit: float = 300.0) -> int:
+        """Send everything due, waiting for the channels' pace; give up after ``limit``
+        seconds (what is left is sent by the service). Return how many attempts."""
+        attempts = 0
+        deadline = asyncio.get_running_loop().time() + limit
+        while asyncio.get_running_loop().time() < deadline:
+            claim = await self._claim(self._concurrency)
+            for item in claim.taken:
+                self._begin(item)
+            await asyncio.gather(*(self._send(item) for item in claim.taken))
+            attempts += len(claim.taken)
+            if not claim.taken and not claim.waiting:
+                break
+            if not claim.taken:
+                await asyncio.sleep(self._wait(claim, 1.0) if claim.waiting else 0)
+        return attempts
 
     async def recover(self) -> int:
         """Take back the leases of processes that died mid-send; return how many."""
@@ -256,14 +338,17 @@ class Dispatcher:
             log.warning("%d notice(s) leased by a process that died: sending them now", taken)
         return taken
 
-    def _start(self, row: dict[str, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(self._send(row))
+    def _start(self, item: outbox.Claimed) -> None:
+        self._begin(item)
+        task = asyncio.get_running_loop().create_task(self._send(item))
         self._sending.add(task)
 
         def done(t: asyncio.Task[None]) -> None:
             self._sending.discard(t)
             if not t.cancelled() and t.exception() is not None:
-                log.error("sending notice %s failed", row["id"], exc_info=t.exception())
+                log.error("sending notice %s failed", item.row["id"], exc_info=t.exception())
+                channel = item.row["channel"]
+                self._pacer.finished(channel, self._clock.now(), None)
             self._wake.set()  # a slot is free
 
         task.add_done_callback(done)
@@ -286,14 +371,13 @@ class Dispatcher:
             wait = 60.0
             try:
                 free = self._concurrency - len(self._sending)
-                rows, upcoming = await self._claim(free) if free > 0 else ([], None)
-                for row in rows:
-                    self._start(row)
-                # Fewer than asked for: nothing more is due now, so sleep until the
-                # next attempt falls due (``upcoming`` is only read then).
-                if upcoming and len(rows) < free:
-                    due = parse_iso(upcoming)
-                    wait = max(0.05, min(wait, (due - self._clock.now()).total_seconds()))
+                if free > 0:
+                    claim = await self._claim(free)
+                    for item in claim.taken:
+                        self._start(item)
+                    # Sleep until the next notice falls due or a waiting channel may
+                    # send again; a send that ends wakes the loop too.
+                    wait = self._wait(claim, wait)
                 # Otherwise every slot is taken: a send that ends wakes the loop.
             except Exception:
                 log.exception("dispatcher pass failed; retrying shortly")

@@ -14,10 +14,14 @@ from sqlite_utils import Database
 
 from ..clock import iso, parse_iso
 from ..facts import Fact, HookPing, fact_dict
+from ..notify import escape
+from ..notify.base import Message
 from ..rules.evaluate import Evaluator
-from ..rules.messages import render
+from ..rules.messages import render, summary
 from ..rules.model import Rule, RuleSet
-from . import lifecycle, outbox, silences
+from ..store import outbox
+from . import lifecycle, silences
+from .grouping import Member, group_key
 from .lifecycle import Alert, Step
 
 log = logging.getLogger(__name__)
@@ -125,6 +129,7 @@ def queue_notice(
 ) -> int:
     """Render the step's notice and queue it per channel (outbox or digest); return count."""
     assert step.notice is not None
+    what = summary(rule, step.notice, fact)
     message = render(
         rule,
         step.notice,
@@ -132,6 +137,15 @@ def queue_notice(
         key=step.alert.key,
         flips=step.alert.flips,
         occurrences=step.alert.occurrences,
+        what=what,
+    )
+    member = Member(
+        rule=rule.name,
+        repo=step.alert.repo,
+        state=step.notice,
+        severity=message.severity,
+        what=escape.single_line(what),
+        url=message.url,
     )
     queued = 0
     for channel in rule.channels:
@@ -153,6 +167,9 @@ def queue_notice(
             )
         else:
             reason = rules.unconfigured.get(channel) if channel not in rules.channels else None
+            if rule.grouped and not reason:
+                queued += _queue_grouped(db, rule, step, message, member, channel, now, received_at)
+                continue
             outbox.enqueue(
                 db,
                 channel=channel,
@@ -169,6 +186,35 @@ def queue_notice(
     return queued
 
 
+def _queue_grouped(
+    db: Database,
+    rule: Rule,
+    step: Step,
+    message: Message,
+    member: Member,
+    channel: str,
+    now: str,
+    received_at: str | None,
+) -> int:
+    """A grouped rule's notice: on its own when it opens its group's window, else
+    gathered into the notice the window ends with."""
+    key = step.alert.group_key or rule.name
+    target = outbox.gathering(db, channel, key, step.alert.key, rule.group_window, parse_iso(now))
+    if target is None:
+        target = outbox.enqueue(
+            db,
+            channel=channel,
+            kind=step.notice or "firing",
+            message=message,
+            alert_key=step.alert.key,
+            now=now,
+            received_at=received_at,
+            group_key=key,
+        )
+    outbox.add_member(db, target, step.alert.key, member, now)
+    return 1
+
+
 def _commit_step(
     db: Database,
     rules: RuleSet,
@@ -179,6 +225,13 @@ def _commit_step(
     received_at: str | None = None,
 ) -> Outcome:
     queued = 0
+    if rule.grouped:
+        step = dataclasses.replace(
+            step,
+            alert=dataclasses.replace(
+                step.alert, group_key=group_key(rule.name, rule.group_by, fact)
+            ),
+        )
     alert = step.alert
     if step.notice:
         queued = queue_notice(db, rules, rule, step, fact, now, received_at)

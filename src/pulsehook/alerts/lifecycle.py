@@ -94,6 +94,7 @@ class Alert:
     silenced: bool = False
     held_until: str | None = None
     changes: tuple[str, ...] = ()  # times of its state changes inside the flap interval
+    group_key: str | None = None  # the group its notices speak for (alerts/grouping.py)
 
 
 @dataclass(frozen=True)

@@ -264,9 +264,10 @@ def _dispatch_once(settings: Any, rule_set: RuleSet) -> None:
         writer = Writer(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
         try:
             policy = RetryPolicy(base=timedelta(seconds=settings.retry_base_seconds))
-            dispatcher = Dispatcher(writer, rule_set, SystemClock(), policy=policy)
-            while await dispatcher.run_once():
-                pass
+            dispatcher = Dispatcher(
+                writer, rule_set, SystemClock(), policy=policy, public_url=settings.public_url
+            )
+            await dispatcher.drain()
         finally:
             writer.close()
 

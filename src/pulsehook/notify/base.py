@@ -39,6 +39,7 @@ class ChannelConfig:
     kind: str  # slack | discord | email | pagerduty | any other notifiers provider
     options: dict[str, Any] = field(default_factory=dict)
     secret_keys: frozenset[str] = frozenset()  # options that came from ${VAR}: never shown
+    rate: float | None = None  # sends per second it accepts (notify/pace.py); None: unpaced
 
     def public(self) -> dict[str, Any]:
         """The options safe to show in the API and logs."""

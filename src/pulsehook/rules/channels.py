@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..notify.base import ChannelConfig
+from ..notify.pace import default_rate, parse_rate
 from ..notify.registry import KNOWN_KINDS, required_options
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -99,8 +100,13 @@ def resolve_channels(
         options: dict[str, Any] = {}
         secret: set[str] = set()
         missing: list[str] = []
+        try:
+            rate = parse_rate(spec["rate"]) if "rate" in spec else default_rate(kind)
+        except ValueError as exc:
+            problems.append(f"{origin}: channel {name!r}: {exc}")
+            continue
         for key, raw in spec.items():
-            if key == "kind":
+            if key in ("kind", "rate"):
                 continue
             options[key], from_env = _substitute(raw, env, missing)
             if from_env or key in ALWAYS_SECRET:
@@ -113,7 +119,7 @@ def resolve_channels(
             problems.append(f"{origin}: channel {name!r} ({kind}) needs {', '.join(absent)}")
             continue
         channels[name] = ChannelConfig(
-            name=name, kind=kind, options=options, secret_keys=frozenset(secret)
+            name=name, kind=kind, options=options, secret_keys=frozenset(secret), rate=rate
         )
     # Kinds a rule may name before anyone configured them: parked, with the reason.
     for name, hint in ENV_HINTS.items():

@@ -95,17 +95,8 @@ def subject_url(kind: str, f: dict[str, Any]) -> str | None:
     return escape.link_url(f.get("url"))
 
 
-def render(
-    rule: Rule,
-    state: str,
-    fact: dict[str, Any],
-    *,
-    key: str = "",
-    flips: int = 0,
-    occurrences: int = 1,
-) -> Message:
-    """The notice for ``rule`` entering ``state`` (firing, repeat, resolved) on ``fact``."""
-    repo = str(fact.get("repo") or "")
+def summary(rule: Rule, state: str, fact: dict[str, Any]) -> str:
+    """What happened, as marked text: the rule's template, or the fact described."""
     what = describe(rule.fact, fact)
     if rule.message and state != "resolved":
         try:
@@ -114,6 +105,23 @@ def render(
             detail = "" if isinstance(exc, SecurityError) else f": {str(exc)[:200]}"
             _report(rule, escape.single_line(_problem(exc) + detail))
             what = f"{what} (message template failed: {v(_problem(exc))})"
+    return what
+
+
+def render(
+    rule: Rule,
+    state: str,
+    fact: dict[str, Any],
+    *,
+    key: str = "",
+    flips: int = 0,
+    occurrences: int = 1,
+    what: str | None = None,
+) -> Message:
+    """The notice for ``rule`` entering ``state`` (firing, repeat, resolved) on ``fact``;
+    ``what``: its ``summary`` when the caller has it already."""
+    repo = str(fact.get("repo") or "")
+    what = summary(rule, state, fact) if what is None else what
     word = WORDS.get(state, state.upper())
     extra = []
     if flips > 1:

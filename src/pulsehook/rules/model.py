@@ -17,6 +17,8 @@ DIGEST_CRONS = {
     "weekly_digest": "0 8 * * mon",
 }
 SEVERITIES = ("critical", "error", "warning", "info")
+# After a group's first notice, what follows inside this window is gathered into one.
+GROUP_WINDOW = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,14 @@ class Rule:
     repos: tuple[str, ...] = ()  # fnmatch patterns on "owner/name"; empty = all
     exclude_repos: tuple[str, ...] = ()
     source: str = ""  # the file it came from
+    group: bool = True  # False: one notice per alert, however many fire together
+    group_by: tuple[str, ...] = ()  # fact fields splitting the rule's alerts into groups
+    group_window: timedelta = GROUP_WINDOW
+
+    @property
+    def grouped(self) -> bool:
+        """Whether its notices are grouped (digests gather by schedule instead)."""
+        return self.group and not self.is_digest
 
     @property
     def is_digest(self) -> bool:

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from ..schedule.maths import parse_duration, valid_cron
-from .evaluate import ConditionError, compile_condition
+from .evaluate import FACT_FIELDS, ConditionError, compile_condition
 from .guards import guards
-from .model import FREQUENCIES, SEVERITIES, Rule
+from .model import FREQUENCIES, GROUP_WINDOW, SEVERITIES, Rule
 
 KEYS = {
     "name",
@@ -22,6 +22,9 @@ KEYS = {
     "message",
     "repos",
     "exclude_repos",
+    "group",
+    "group_by",
+    "group_window",
 }
 REQUIRED = ("name", "condition", "channels")
 
@@ -93,6 +96,7 @@ def rule_from_dict(
             tree, kind, fields = compile_condition(str(condition))
         except ConditionError as exc:
             problems.append(f"{label}: condition {condition!r}: {exc}")
+    group, group_by, window = _grouping(raw, label, kind, problems)
     if problems or tree is None or kind is None or fields is None:
         return None, problems
     return Rule(
@@ -111,4 +115,39 @@ def rule_from_dict(
         repos=repos or (),
         exclude_repos=exclude or (),
         source=str(path),
+        group=group,
+        group_by=group_by,
+        group_window=window,
     ), []
+
+
+def _grouping(
+    raw: dict[str, Any], label: str, kind: str | None, problems: list[str]
+) -> tuple[bool, tuple[str, ...], timedelta]:
+    """``group``, ``group_by`` and ``group_window``, checked against the rule's fact."""
+    group = raw.get("group", True)
+    if not isinstance(group, bool):
+        problems.append(f"{label}: group must be true or false")
+        group = True
+    group_by = _strings(raw.get("group_by", []))
+    if group_by is None:
+        problems.append(f"{label}: group_by must be a list of fact fields")
+        group_by = ()
+    elif kind is not None:
+        known = FACT_FIELDS.get(kind, frozenset())
+        for name in group_by:
+            if name not in known:
+                problems.append(
+                    f"{label}: group_by: {kind} facts have no field {name!r}"
+                    f" (fields: {', '.join(sorted(known))})"
+                )
+    window = GROUP_WINDOW
+    if raw.get("group_window") is not None:
+        try:
+            window = parse_duration(raw["group_window"])
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{label}: group_window: {exc}")
+        else:
+            if window < timedelta(0) or window > timedelta(hours=24):
+                problems.append(f"{label}: group_window must be between 0 and 24 hours")
+    return group, tuple(dict.fromkeys(group_by)), window

@@ -552,6 +552,72 @@ MIGRATIONS: list[Migration] = [
         PRIMARY KEY (run, branch)
     ) WITHOUT ROWID;
     """,
+    # 13: alert storms. A notice may name many alerts (notice_members); a group's
+    # window gathers what follows its first notice into one (notice_groups); a notice
+    # that waited for its channel's pace may be said by another ('merged'). The outbox
+    # is rebuilt for its status check; its due rows are found per channel.
+    """
+    CREATE TABLE outbox_13 (
+        id INTEGER PRIMARY KEY,
+        alert_key TEXT,
+        channel TEXT NOT NULL,
+        kind TEXT NOT NULL,  -- firing, repeat, resolved, group, digest, test
+        message TEXT NOT NULL,  -- the rendered Message, JSON (a group's: when claimed)
+        status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending', 'sent', 'parked', 'merged')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        last_status INTEGER,
+        last_error TEXT,
+        response TEXT,
+        created_at TEXT NOT NULL,
+        sent_at TEXT,
+        leased_by TEXT,
+        received_at TEXT,
+        group_key TEXT,  -- the alert group it speaks for; NULL: not grouped
+        merged_into INTEGER  -- when merged: the notice that said it
+    );
+    INSERT INTO outbox_13 (id, alert_key, channel, kind, message, status, attempts,
+        next_attempt_at, last_status, last_error, response, created_at, sent_at,
+        leased_by, received_at)
+    SELECT id, alert_key, channel, kind, message, status, attempts, next_attempt_at,
+        last_status, last_error, response, created_at, sent_at, leased_by, received_at
+    FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_13 RENAME TO outbox;
+    CREATE INDEX outbox_due ON outbox(status, next_attempt_at);
+    CREATE INDEX outbox_alert ON outbox(alert_key);
+    CREATE INDEX outbox_channel_due ON outbox(status, channel, next_attempt_at);
+
+    CREATE TABLE notice_members (
+        id INTEGER PRIMARY KEY,
+        outbox_id INTEGER NOT NULL,
+        alert_key TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        repo TEXT NOT NULL,
+        state TEXT NOT NULL,  -- firing, repeat, resolved
+        severity TEXT NOT NULL,
+        what TEXT NOT NULL,  -- one line, marked text (notify/escape.py)
+        url TEXT,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX notice_members_outbox ON notice_members(outbox_id, id);
+    CREATE INDEX notice_members_alert ON notice_members(alert_key);
+
+    CREATE TABLE notice_groups (
+        id INTEGER PRIMARY KEY,
+        channel TEXT NOT NULL,
+        group_key TEXT NOT NULL,
+        window_s REAL NOT NULL,
+        window_until TEXT NOT NULL,  -- until then, what comes is gathered
+        opener TEXT,  -- the alert whose notice opened the window: its own news still goes
+        gathering INTEGER,  -- the pending notice gathering it
+        UNIQUE (channel, group_key)
+    );
+
+    ALTER TABLE alerts ADD COLUMN group_key TEXT;
+    CREATE INDEX alerts_group ON alerts(group_key, notified_firing) WHERE group_key IS NOT NULL;
+    """,
 ]
 
 # Tables rebuilt from the stored deliveries by ``pulsehook replay``.

@@ -10,10 +10,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ..alerts import outbox, silences
+from ..alerts import silences
+from ..store import outbox
 from .models import (
     AlertsQuery,
     NoQuery,
+    NoticePath,
     OutboxQuery,
     SilenceIn,
     SilencePath,
@@ -30,7 +32,10 @@ async def list_alerts(request: Request) -> JSONResponse:
     state, limit = given.state, given.limit
 
     def query(db: Database) -> list[dict[str, Any]]:
-        where, params = ("WHERE state = ?", [state]) if state else ("", [])
+        tests = [("state = ?", state), ("rule = ?", given.rule)]
+        chosen = [(sql, value) for sql, value in tests if value is not None]
+        where = ("WHERE " + " AND ".join(sql for sql, _ in chosen)) if chosen else ""
+        params = [value for _, value in chosen]
         rows = list(
             db.query(
                 f"SELECT * FROM alerts {where} ORDER BY state = 'firing' DESC, last_seen_at DESC"
@@ -74,6 +79,9 @@ async def list_rules(request: Request) -> JSONResponse:
                 else None,
                 "repos": list(rule.repos),
                 "exclude_repos": list(rule.exclude_repos),
+                "group": rule.grouped,
+                "group_by": list(rule.group_by),
+                "group_window": rule.group_window.total_seconds(),
                 "source": rule.source,
                 "fired": s.get("fired", 0),
                 "last_fired_at": s.get("last_fired_at"),
@@ -83,7 +91,8 @@ async def list_rules(request: Request) -> JSONResponse:
             }
         )
     channels = [
-        {"name": c.name, "kind": c.kind, "options": c.public()} for c in svc.rules.channels.values()
+        {"name": c.name, "kind": c.kind, "options": c.public(), "rate": c.rate}
+        for c in svc.rules.channels.values()
     ]
     return JSONResponse(
         {
@@ -156,6 +165,18 @@ async def list_outbox(request: Request) -> JSONResponse:
     return JSONResponse({"notices": rows})
 
 
+async def show_notice(request: Request) -> JSONResponse:
+    svc = services(request)
+    notice_id = read_path(request, NoticePath).notice_id
+    found = await svc.readers.run(lambda db: outbox.notice(db, notice_id))
+    if found is None:
+        return JSONResponse(
+            {"error": {"code": "not_found", "message": f"no notice {notice_id}"}},
+            status_code=404,
+        )
+    return JSONResponse(found)
+
+
 ROUTES = [
     Route("/api/v1/alerts", list_alerts, methods=["GET"]),
     Route("/api/v1/rules", list_rules, methods=["GET"]),
@@ -164,4 +185,5 @@ ROUTES = [
     # Not starlette's int convertor: int() of thousands of digits raises, a 500.
     Route("/api/v1/silences/{silence_id}", delete_silence, methods=["DELETE"]),
     Route("/api/v1/outbox", list_outbox, methods=["GET"]),
+    Route("/api/v1/outbox/{notice_id}", show_notice, methods=["GET"]),
 ]

@@ -15,7 +15,7 @@ from sqlite_utils import Database
 
 from ..alerts import silences
 from ..clock import iso, parse_iso
-from ..store import metrics
+from ..store import metrics, outbox
 from . import charts
 
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -47,19 +47,23 @@ def _svg(markup: str) -> Markup:
     return Markup(markup)  # noqa: S704 - charts.py escapes every text it writes
 
 
-FIRING = (
-    "WHERE state = 'firing' ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'error' THEN 1"
-    " WHEN 'warning' THEN 2 ELSE 3 END, last_seen_at DESC"
+SEVERITY_RANK = (
+    "CASE severity WHEN 'critical' THEN 0 WHEN 'error' THEN 1 WHEN 'warning' THEN 2 ELSE 3 END"
 )
-RECENT = "ORDER BY last_seen_at DESC"
+FIRING = ("state = 'firing'", f"{SEVERITY_RANK}, last_seen_at DESC")
+RECENT = ("1", "last_seen_at DESC")
 
 
-def _alerts(db: Database, clause: str, limit: int) -> list[dict[str, Any]]:
+def _alerts(
+    db: Database, which: tuple[str, str], limit: int, rule: str | None = None
+) -> list[dict[str, Any]]:
+    where, order = which
     rows = list(
         db.query(
             "SELECT rule, repo, subject, state, severity, fact, started_at, last_seen_at,"
-            f" resolved_at, occurrences, silenced FROM alerts {clause} LIMIT ?",
-            (limit,),
+            f" resolved_at, occurrences, silenced FROM alerts WHERE {where}"
+            f" AND (? IS NULL OR rule = ?) ORDER BY {order} LIMIT ?",
+            (rule, rule, limit),
         )
     )
     for row in rows:
@@ -175,8 +179,13 @@ def trends(db: Database, view: View) -> dict[str, Any]:
 
 
 def alerts(db: Database, view: View) -> dict[str, Any]:
+    """Alerts firing and recent (of one rule: ``?rule=``, where a grouped notice links),
+    the latest notices with how many alerts each named, and the silences."""
+    rule = view.query.get("rule") or None
     return {
-        "firing": _alerts(db, FIRING, 200),
-        "recent": _alerts(db, RECENT, 50),
+        "rule": rule,
+        "firing": _alerts(db, FIRING, 1000 if rule else 200, rule),
+        "recent": _alerts(db, RECENT, 50, rule),
+        "notices": outbox.listing(db, status=None, limit=20),
         "silences": silences.listing(db, view.now, view.tz),
     }

@@ -193,11 +193,12 @@ Limit = Annotated[int, Field(ge=1, description="how many, newest first")]
 
 class AlertsQuery(Model):
     state: Literal["firing", "resolved"] | None = None
+    rule: str | None = Field(None, max_length=200, description="only this rule's alerts")
     limit: Annotated[Limit, Field(le=1000)] = 100
 
 
 class OutboxQuery(Model):
-    status: Literal["pending", "sent", "parked"] | None = None
+    status: Literal["pending", "sent", "parked", "merged"] | None = None
     limit: Annotated[Limit, Field(le=1000)] = 100
 
 
@@ -277,6 +278,10 @@ class NoQuery(Model):
 
 class SilencePath(Model):
     silence_id: Annotated[int, Field(ge=1, le=INT64_MAX, description="the silence's id")]
+
+
+class NoticePath(Model):
+    notice_id: Annotated[int, Field(ge=1, le=INT64_MAX, description="the notice's id")]
 
 
 class RepoPath(Model):

@@ -29,6 +29,7 @@ from .models import (
     Error,
     MetricsQuery,
     NoQuery,
+    NoticePath,
     OutboxQuery,
     RepoPath,
     ReposQuery,
@@ -338,6 +339,13 @@ def operations() -> dict[str, dict[str, Op]]:
             )
         },
         "/api/v1/outbox": {"get": Op("Notices and their delivery state", query=OutboxQuery)},
+        "/api/v1/outbox/{notice_id}": {
+            "get": Op(
+                "One notice: what it said, its delivery, the alerts it names",
+                answers={"200": "the notice", "404": "unknown"},
+                path=NoticePath,
+            )
+        },
         "/api/v1/report": {
             "post": Op(
                 "A CI job's report (heartbeat token)",

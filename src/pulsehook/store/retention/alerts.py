@@ -81,10 +81,17 @@ def _alerts(turn: Turn) -> tuple[str, tuple[Any, ...]]:
         f"(state = 'resolved' OR rule IN ({marks})) AND last_seen_at < ?"
         " AND held_until IS NULL AND NOT EXISTS (SELECT 1 FROM outbox o"
         " WHERE o.alert_key = a.key AND o.status IN ('pending', 'parked'))"
+        " AND NOT EXISTS (SELECT 1 FROM notice_members m JOIN outbox o ON o.id = m.outbox_id"
+        " WHERE m.alert_key = a.key AND o.status IN ('pending', 'parked'))"
         " AND NOT EXISTS (SELECT 1 FROM digest_entries e WHERE e.alert_key = a.key"
         " AND e.digest_id IS NULL)",
         (*rules, turn.cutoff),
     )
+
+
+def _quiet_groups(turn: Turn) -> tuple[str, tuple[Any, ...]]:
+    """Alert groups whose last window ended before the cutoff, gathering nothing."""
+    return "gathering IS NULL AND window_until < ?", (turn.cutoff,)
 
 
 def _ended(turn: Turn) -> tuple[str, tuple[Any, ...]]:
@@ -105,7 +112,15 @@ TABLES: list[tuple[str, TablePrune]] = [
             " AND n.id > alert_events.id))",
         ),
     ),
-    ("outbox", _by_age("outbox", "created_at", "status = 'sent'")),
+    # A notice merged into another is said by it; the alerts a notice named go with it.
+    ("outbox", _by_age("outbox", "created_at", "status IN ('sent', 'merged')")),
+    (
+        "notice_members",
+        _by_age(
+            "notice_members", "at", "NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = outbox_id)"
+        ),
+    ),
+    ("notice_groups", _scan("notice_groups", _quiet_groups)),
     ("digest_entries", _by_age("digest_entries", "at", "digest_id IS NOT NULL")),
     (
         "digests",
