@@ -170,7 +170,7 @@ class Telemetry:
         )
         self.notices = Counter(
             "pulsehook_notices",
-            "Notice send attempts, by channel and outcome (sent, retry, parked).",
+            "Notice send attempts, by channel and outcome (sent, retry, parked, merged).",
             ["channel", "outcome"],
             registry=registry,
         )

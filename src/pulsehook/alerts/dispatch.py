@@ -32,7 +32,7 @@ from ..rules.model import RuleSet
 from ..store import outbox
 from ..store.db import NORMAL, Writer
 from ..telemetry import Telemetry
-from .grouping import INCIDENT_KINDS, alerts_link, render_group
+from .grouping import INCIDENT_KINDS, Tally, alerts_link, render_group
 
 log = logging.getLogger(__name__)
 
@@ -167,11 +167,12 @@ class Dispatcher:
 
     def _message(self, item: outbox.Claimed, channel: ChannelConfig | None) -> Message | None:
         """A grouped notice's message, made now from its members (None: as queued)."""
-        if item.tally is None:
+        if item.members is None:
             return None
-        rules = sorted({m.rule for m in item.tally.members} or {r for r, _ in item.tally.counts})
+        tally = Tally.of(item.members.loaded, item.members.counts)
+        rules = sorted({m.rule for m in tally.members} or {r for r, _ in tally.counts})
         return render_group(
-            item.tally,
+            tally,
             kind=channel.kind if channel else "",
             key=item.row["group_key"] or f"notice-{item.row['id']}",
             alerts_url=alerts_link(self._public_url, rules),
@@ -231,8 +232,9 @@ class Dispatcher:
             "alert": row.get("alert_key"),
             "attempt": outcome["attempts"],
         }
-        if item.tally is not None:
-            fields["alerts"] = item.tally.total or len(item.tally.members)
+        if item.members is not None:
+            counts = item.members.counts.values()
+            fields["alerts"] = sum(n for n, _ in counts) or len(item.members.loaded)
         if item.merged:
             fields["merged"] = item.merged
         if status == "sent":

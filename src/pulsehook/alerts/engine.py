@@ -211,7 +211,7 @@ def _queue_grouped(
             received_at=received_at,
             group_key=key,
         )
-    outbox.add_member(db, target, step.alert.key, member, now)
+    outbox.add_member(db, target, step.alert.key, dataclasses.asdict(member), now)
     return 1
 
 

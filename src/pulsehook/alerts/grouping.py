@@ -84,6 +84,16 @@ class Tally:
     def total(self) -> int:
         return sum(c.members for c in self.counts.values())
 
+    @classmethod
+    def of(
+        cls, loaded: list[dict[str, Any]], counts: dict[tuple[str, str], tuple[int, int]]
+    ) -> Tally:
+        """From the store's rows (``store.outbox.members``)."""
+        return cls(
+            tuple(Member(**row) for row in loaded),
+            {key: Count(*pair) for key, pair in counts.items()},
+        )
+
 
 @dataclass(frozen=True)
 class _Form:

@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..alerts.grouping import Count, Member, Tally
 from ..clock import iso, parse_iso
 from ..notify.base import Message
 
@@ -69,20 +68,21 @@ def enqueue(
     return int(cursor.lastrowid or 0)
 
 
-def add_member(db: Database, outbox_id: int, key: str, member: Member, now: str) -> None:
-    """Record that notice ``outbox_id`` speaks for alert ``key``."""
+def add_member(db: Database, outbox_id: int, key: str, member: dict[str, Any], now: str) -> None:
+    """Record that notice ``outbox_id`` speaks for alert ``key`` (``member``: its
+    rule, repo, state, severity, what and url)."""
     db.execute(
         "INSERT INTO notice_members (outbox_id, alert_key, rule, repo, state, severity, what,"
         " url, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             outbox_id,
             key,
-            member.rule,
-            member.repo,
-            member.state,
-            member.severity,
-            member.what,
-            member.url,
+            member["rule"],
+            member["repo"],
+            member["state"],
+            member["severity"],
+            member["what"],
+            member.get("url"),
             now,
         ),
     )
@@ -148,24 +148,25 @@ def _restart_windows(db: Database, ids: list[int], now: datetime) -> None:
 LOADED_MEMBERS = 2000  # members read to render a notice; the rest are counted
 
 
-def tally(db: Database, outbox_id: int) -> Tally:
-    members = tuple(
-        Member(
-            rule=r["rule"],
-            repo=r["repo"],
-            state=r["state"],
-            severity=r["severity"],
-            what=r["what"],
-            url=r["url"],
-        )
-        for r in db.query(
+@dataclass(frozen=True)
+class Members:
+    """The alerts a notice names: the first ``LOADED_MEMBERS`` in order, and how
+    many there are per (rule, "firing" or "resolved"): (alerts, repositories)."""
+
+    loaded: list[dict[str, Any]]
+    counts: dict[tuple[str, str], tuple[int, int]]
+
+
+def members(db: Database, outbox_id: int) -> Members:
+    loaded = list(
+        db.query(
             "SELECT rule, repo, state, severity, what, url FROM notice_members"
             " WHERE outbox_id = ? ORDER BY id LIMIT ?",
             (outbox_id, LOADED_MEMBERS),
         )
     )
     counts = {
-        (r["rule"], "resolved" if r["resolved"] else "firing"): Count(r["n"], r["repos"])
+        (r["rule"], "resolved" if r["resolved"] else "firing"): (r["n"], r["repos"])
         for r in db.query(
             "SELECT rule, state = 'resolved' AS resolved, count(*) AS n,"
             " count(DISTINCT repo) AS repos FROM notice_members WHERE outbox_id = ?"
@@ -173,7 +174,7 @@ def tally(db: Database, outbox_id: int) -> Tally:
             (outbox_id,),
         )
     }
-    return Tally(members, counts)
+    return Members(loaded, counts)
 
 
 def firing_in_group(db: Database, group_key: str, limit: int = 500) -> tuple[str, ...]:
@@ -209,7 +210,7 @@ class Claimed:
     made when sent (a grouped notice: its members; an incident: who still fires)."""
 
     row: dict[str, Any]
-    tally: Tally | None = None
+    members: Members | None = None
     firing: tuple[str, ...] | None = None
     merged: int = 0  # notices it says besides its own
 
@@ -312,7 +313,7 @@ def claim(
                 item.merged = len(merged)
                 gathered += merged
             if row["kind"] == "group" or (lane.incident and row["group_key"] is not None):
-                item.tally = tally(db, row["id"])
+                item.members = members(db, row["id"])
             if lane.incident and row["group_key"] is not None:
                 item.firing = firing_in_group(db, row["group_key"])
             db.execute(
