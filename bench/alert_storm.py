@@ -91,6 +91,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from alert_latency import clean_env, pin_prefix
 from loadgen import PATH, PAYLOAD, percentile, read_response
 from receivers import free_port, source_fingerprint
 
@@ -534,27 +535,6 @@ async def open_loop(port: int, planned: list[tuple[str, bytes]], spread: float) 
 
 
 # --- pulsehook ------------------------------------------------------------------------------
-
-
-def clean_env() -> dict[str, str]:
-    """This environment without anything that would configure pulsehook or a channel."""
-    dropped = ("PULSEHOOK_", "SLACK_", "DISCORD_", "BENCH_", "NOTIFIERS_")
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(dropped) and k not in ("GITHUB_TOKEN", "PULSE_SCAN_INTERVAL")
-    }
-
-
-def pin_prefix(cpu: int) -> tuple[list[str], Callable[[], None] | None]:
-    """(command prefix, preexec_fn) that pin a child to ``cpu``, when this machine can."""
-    if (os.cpu_count() or 1) <= cpu:
-        return [], None
-    if shutil.which("taskset"):
-        return ["taskset", "-c", str(cpu)], None
-    if hasattr(os, "sched_setaffinity"):
-        return [], lambda: os.sched_setaffinity(0, {cpu})
-    return [], None
 
 
 class Pulsehook:

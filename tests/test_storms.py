@@ -433,3 +433,9 @@ def test_the_running_service_groups_a_storm_and_keeps_to_slacks_pace(tmp_path: P
     assert {m["repo"] for m in detail["members"]} <= {f"org/svc{n}" for n in range(20)}
     assert page.status_code == 200 and "Latest notices" in page.text
     assert missing.status_code == 404
+
+
+def test_a_zero_group_window_is_kept_and_the_default_is_thirty_seconds(tmp_path: Path) -> None:
+    env = {"SLACK_URL": "http://127.0.0.1:9/hook", "PD_URL": "http://127.0.0.1:9/pd"}
+    assert ruleset(tmp_path, env, 'group_window = "0s"').rules[0].group_window == timedelta(0)
+    assert ruleset(tmp_path, env).rules[0].group_window == timedelta(seconds=30)

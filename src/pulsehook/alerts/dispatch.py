@@ -299,13 +299,17 @@ class Dispatcher:
         if channel is not None and channel.rate is not None:
             self._pacer.started(channel.name)
 
-    async def run_once(self) -> int:
-        """Send what may be sent now, ``concurrency`` at a time; return how many attempts."""
+    async def _round(self) -> outbox.Claim:
+        """Send what may be sent now, ``concurrency`` at a time, and wait for it."""
         claim = await self._claim(self._concurrency)
         for item in claim.taken:
             self._begin(item)
         await asyncio.gather(*(self._send(item) for item in claim.taken))
-        return len(claim.taken)
+        return claim
+
+    async def run_once(self) -> int:
+        """Send what may be sent now, ``concurrency`` at a time; return how many attempts."""
+        return len((await self._round()).taken)
 
     async def drain(self, *, limit: float = 300.0) -> int:
         """Send everything due, waiting for the channels' pace; give up after ``limit``
@@ -313,10 +317,7 @@ class Dispatcher:
         attempts = 0
         deadline = asyncio.get_running_loop().time() + limit
         while asyncio.get_running_loop().time() < deadline:
-            claim = await self._claim(self._concurrency)
-            for item in claim.taken:
-                self._begin(item)
-            await asyncio.gather(*(self._send(item) for item in claim.taken))
+            claim = await self._round()
             attempts += len(claim.taken)
             if not claim.taken and not claim.waiting:
                 break
@@ -349,8 +350,9 @@ class Dispatcher:
             self._sending.discard(t)
             if not t.cancelled() and t.exception() is not None:
                 log.error("sending notice %s failed", item.row["id"], exc_info=t.exception())
-                channel = item.row["channel"]
-                self._pacer.finished(channel, self._clock.now(), None)
+                channel = self._rules.channels.get(item.row["channel"])
+                if channel is not None and channel.rate is not None:
+                    self._pacer.finished(channel.name, self._clock.now(), channel.rate)
             self._wake.set()  # a slot is free
 
         task.add_done_callback(done)

@@ -139,13 +139,20 @@ def queue_notice(
         occurrences=step.alert.occurrences,
         what=what,
     )
-    member = Member(
-        rule=rule.name,
-        repo=step.alert.repo,
-        state=step.notice,
-        severity=message.severity,
-        what=escape.single_line(what),
-        url=message.url,
+    # What a grouped notice says of this alert (a grouped rule's only; see _commit_step).
+    member = (
+        dataclasses.asdict(
+            Member(
+                rule=rule.name,
+                repo=step.alert.repo,
+                state=step.notice,
+                severity=message.severity,
+                what=escape.single_line(what),
+                url=message.url,
+            )
+        )
+        if rule.grouped
+        else None
     )
     queued = 0
     for channel in rule.channels:
@@ -167,7 +174,7 @@ def queue_notice(
             )
         else:
             reason = rules.unconfigured.get(channel) if channel not in rules.channels else None
-            if rule.grouped and not reason:
+            if member is not None and not reason:
                 queued += _queue_grouped(db, rule, step, message, member, channel, now, received_at)
                 continue
             outbox.enqueue(
@@ -191,14 +198,15 @@ def _queue_grouped(
     rule: Rule,
     step: Step,
     message: Message,
-    member: Member,
+    member: dict[str, Any],
     channel: str,
     now: str,
     received_at: str | None,
 ) -> int:
     """A grouped rule's notice: on its own when it opens its group's window, else
     gathered into the notice the window ends with."""
-    key = step.alert.group_key or rule.name
+    key = step.alert.group_key
+    assert key is not None  # _commit_step keys every alert of a grouped rule
     target = outbox.gathering(db, channel, key, step.alert.key, rule.group_window, parse_iso(now))
     if target is None:
         target = outbox.enqueue(
@@ -211,7 +219,7 @@ def _queue_grouped(
             received_at=received_at,
             group_key=key,
         )
-    outbox.add_member(db, target, step.alert.key, dataclasses.asdict(member), now)
+    outbox.add_member(db, target, step.alert.key, member, now)
     return 1
 
 

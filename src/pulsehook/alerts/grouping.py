@@ -16,7 +16,7 @@ payload: each form escapes it for itself, links are made to http(s) URLs only.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -122,13 +122,7 @@ _DISCORD = _Form(
     item="• ",
 )
 # Discord's 2,000 characters hold about 26 linked names, four times as many bare ones.
-_DISCORD_BARE = _Form(
-    bold=lambda t: f"**{t}**",
-    name=lambda n, u: escape.discord_escape(n),
-    what=escape.discord,
-    inline=", ",
-    item="• ",
-)
+_DISCORD_BARE = replace(_DISCORD, name=lambda n, u: escape.discord_escape(n))
 _TEXT = _Form(
     bold=lambda t: t,
     name=lambda n, u: f"{escape.single_line(n)} {u}" if u else escape.single_line(n),

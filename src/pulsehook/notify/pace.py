@@ -27,7 +27,7 @@ DEFAULT_RATES: dict[str, float] = {
 OTHER_RATE = 1.0  # any other notifiers provider
 UNPACED = ("off", "none", "unlimited")
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$", re.I)
-_PER = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0}
+_PER = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 
 
 def parse_rate(value: object) -> float | None:
@@ -40,7 +40,7 @@ def parse_rate(value: object) -> float | None:
     count = float(match.group(1))
     if count <= 0:
         raise ValueError(f"rate {value!r}: must be more than zero (or 'off')")
-    return count / _PER.get(match.group(2).lower(), 3600.0)
+    return count / _PER[match.group(2).lower()]
 
 
 def default_rate(kind: str) -> float:

@@ -64,15 +64,9 @@ def rule_from_dict(
     severity = raw.get("severity", "error")
     if severity not in SEVERITIES:
         problems.append(f"{label}: bad severity {severity!r}: use {', '.join(SEVERITIES)}")
-    repeat: timedelta | None = None
-    if raw.get("repeat_interval") is not None:
-        try:
-            repeat = parse_duration(raw["repeat_interval"])
-        except (ValueError, TypeError) as exc:
-            problems.append(f"{label}: repeat_interval: {exc}")
-        else:
-            if repeat <= timedelta(0):
-                problems.append(f"{label}: repeat_interval must be longer than zero")
+    repeat = _duration(raw, "repeat_interval", label, problems)
+    if repeat is not None and repeat <= timedelta(0):
+        problems.append(f"{label}: repeat_interval must be longer than zero")
     notify_resolved = raw.get("notify_resolved", True)
     if not isinstance(notify_resolved, bool):
         problems.append(f"{label}: notify_resolved must be true or false")
@@ -141,13 +135,18 @@ def _grouping(
                     f"{label}: group_by: {kind} facts have no field {name!r}"
                     f" (fields: {', '.join(sorted(known))})"
                 )
-    window = GROUP_WINDOW
-    if raw.get("group_window") is not None:
-        try:
-            window = parse_duration(raw["group_window"])
-        except (ValueError, TypeError) as exc:
-            problems.append(f"{label}: group_window: {exc}")
-        else:
-            if window < timedelta(0) or window > timedelta(hours=24):
-                problems.append(f"{label}: group_window must be between 0 and 24 hours")
-    return group, tuple(dict.fromkeys(group_by)), window
+    window = _duration(raw, "group_window", label, problems)
+    if window is not None and window > timedelta(hours=24):
+        problems.append(f"{label}: group_window must be between 0 and 24 hours")
+    return group, tuple(dict.fromkeys(group_by)), GROUP_WINDOW if window is None else window
+
+
+def _duration(raw: dict[str, Any], key: str, label: str, problems: list[str]) -> timedelta | None:
+    """The rule's duration ``key``, when it is given and valid (else None, the problem said)."""
+    if raw.get(key) is None:
+        return None
+    try:
+        return parse_duration(raw[key])
+    except (ValueError, TypeError) as exc:
+        problems.append(f"{label}: {key}: {exc}")
+        return None
