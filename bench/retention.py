@@ -154,7 +154,7 @@ def serve(data: Path, port: int, keep: int) -> None:
     async def retention() -> None:
         while not server.started:
             await asyncio.sleep(0.01)
-        writer, pruner = app.state.services.writer, Pruner()
+        writer, pruner = app.state.runtime.writer, Pruner()
         while not server.should_exit:
             if not days.acquire(blocking=False):
                 await asyncio.sleep(0.01)

@@ -115,7 +115,7 @@ async def burst(count: int) -> None:
             app.router.lifespan_context(app),
             httpx.AsyncClient(transport=transport, base_url="http://bench") as client,
         ):
-            svc = app.state.services
+            svc = app.state.runtime
             await asyncio.sleep(0.5)
             before = svc.summarizer.regenerations
             start = time.perf_counter()

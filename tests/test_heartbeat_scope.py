@@ -257,7 +257,7 @@ def test_notes_and_fields_are_bounded(env: Env) -> None:
 
 
 def test_summary_caches_stay_bounded(env: Env) -> None:
-    summarizer = env.app.state.services.summarizer
+    summarizer = env.app.state.runtime.summarizer
     paths, versions = 20, 40
     for version in range(versions):
         for i in range(paths):

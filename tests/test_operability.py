@@ -227,7 +227,7 @@ def test_readiness_names_a_background_loop_that_stopped(tmp_path: Path) -> None:
     app = create_app(make_settings(tmp_path))
     with live(app) as srv, httpx.Client(base_url=srv.url, timeout=10) as client:
         wait_for(lambda: client.get("/readyz").status_code == 200)
-        svc = app.state.services
+        svc = app.state.runtime
         task: asyncio.Task[None] = svc.tasks["dispatcher"]
         task.get_loop().call_soon_threadsafe(task.cancel)
         wait_for(lambda: client.get("/readyz").status_code == 503)

@@ -174,7 +174,7 @@ def test_a_full_disk_answers_503_and_recovers_by_itself_once_space_frees(
     with live(app) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as client:
         assert deliver(client, "workflow_run", body, guid="before").status_code == 202
         wait_for(lambda: drained(client))
-        writer = app.state.services.writer
+        writer = app.state.runtime.writer
 
         def fill(db: Any) -> None:
             pages = db.conn.execute("PRAGMA page_count").fetchone()[0]

@@ -11,7 +11,6 @@ import click
 from pydantic import ValidationError
 
 from .. import __version__
-from ..clock import SystemClock, iso
 from ..errors import DatabaseMissing, PulsehookError
 from ..logs import Redactor, configure
 from ..notify.result import secret_values
@@ -122,7 +121,7 @@ def _logging(settings: Settings) -> Redactor:
 
 def _rules(settings: Settings, redactor: Redactor) -> RuleSet:
     """The rule set; its channels' credentials join the masked secrets."""
-    from ..app import load_rule_set
+    from ..runtime import load_rule_set
 
     rules = load_rule_set(settings)
     redactor.add(v for c in rules.channels.values() for v in secret_values(c))
@@ -293,35 +292,16 @@ def replay(ctx: click.Context, data_dir: Path | None) -> None:
 
     Stop the service first: replay rewrites every derived table.
     """
-    from sqlite_utils import Database
-
-    from ..facts import Fact
-    from ..ingest import clear_derived, process_chunk
-    from ..store.db import open_database, transaction, wrap
+    from ..runtime import Runtime, run_once
 
     settings = _existing(ctx, data_dir)
     _logging(settings)
-    db = wrap(
-        open_database(
-            settings.db_path,
-            synchronous=settings.synchronous,
-            busy_timeout_ms=settings.busy_timeout_ms,
-        )
-    )
-    total = transaction(db, clear_derived)
-    clock, after, done = SystemClock(), 0, 0
-    while True:
-        now = iso(clock.now())
 
-        def chunk(d: Database, a: int = after, n: str = now) -> tuple[int, int, list[Fact]]:
-            return process_chunk(d, after_id=a, now=n, statuses=("pending",), limit=500)
+    async def work(runtime: Runtime) -> tuple[int, int, dict[str, int]]:
+        return await runtime.replay()
 
-        after, count, _ = transaction(db, chunk)
-        if not count:
-            break
-        done += count
-    counts = dict(db.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall())
-    db.conn.close()
+    # No rules: replay rebuilds state, it does not raise the past's alerts again.
+    done, total, counts = run_once(settings, work, rules=RuleSet())
     click.echo(
         f"replayed {done} of {total} deliveries: "
         + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))

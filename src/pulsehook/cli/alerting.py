@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import os
@@ -245,38 +244,26 @@ def digest_send(
 ) -> None:
     """Gather pending digest entries into digests now, and send them."""
     from ..alerts import digest as digests
-    from ..store.db import transaction
+    from ..runtime import Runtime, run_once
+    from ..store import outbox
 
     settings = _existing(ctx, data_dir, rules_dir=rules_dir)
     rule_set = _load(ctx, settings.rules_dir)
-    db = open_store(settings)
-    queued = transaction(db, lambda d: digests.send_now(d, rule_set, now=SystemClock().now()))
+
+    async def work(runtime: Runtime) -> tuple[int, list[dict[str, Any]]]:
+        now = runtime.clock.now()
+        queued = await runtime.write(lambda d: digests.send_now(d, rule_set, now=now))
+        if not queued:
+            return 0, []
+        # The service's own dispatcher: its retry policy, pacing and public URL.
+        await runtime.send_waiting()
+        return queued, await runtime.read(
+            lambda d: outbox.listing(d, status=None, kind="digest", limit=20)
+        )
+
+    queued, sent = run_once(settings, work, rules=rule_set)
     click.echo(f"{queued} digest(s) queued")
-    if queued:
-        _dispatch_once(settings, rule_set)
-
-
-def _dispatch_once(settings: Any, rule_set: RuleSet) -> None:
-    from ..alerts.dispatch import Dispatcher, RetryPolicy
-    from ..store.db import Writer
-
-    async def go() -> None:
-        writer = Writer(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
-        try:
-            policy = RetryPolicy(base=timedelta(seconds=settings.retry_base_seconds))
-            dispatcher = Dispatcher(
-                writer, rule_set, SystemClock(), policy=policy, public_url=settings.public_url
-            )
-            await dispatcher.drain()
-        finally:
-            writer.close()
-
-    asyncio.run(go())
-    db = open_store(settings)
-    for row in db.query(
-        "SELECT id, channel, status, last_error FROM outbox WHERE kind ="
-        " 'digest' ORDER BY id DESC LIMIT 20"
-    ):
+    for row in sent:
         click.echo(
             f"  digest {row['id']} to {row['channel']}: {row['status']}"
             + (f" ({row['last_error']})" if row["last_error"] else "")

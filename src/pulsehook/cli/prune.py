@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from sqlite_utils import Database
 
 from ..alerts.lifecycle import EVENT_KINDS
-from ..clock import SystemClock
 from ..errors import PulsehookError
-from ..store.db import transaction
+from ..rules.model import RuleSet
+from ..runtime import Runtime, run_once
+from ..store import vitals
 from ..store.retention import MIN_DAYS, Pruner, check_days
-from . import _logging, _require_database, _rules, _settings, data_dir_option, main, open_store
+from ..store.vitals import FilePages
+from . import _logging, _require_database, _rules, _settings, data_dir_option, main
 
 # A turn's length: the service, if it runs, takes its turns on the database between.
 TURN_SECONDS = 0.01
@@ -55,27 +56,21 @@ def prune(ctx: click.Context, data_dir: Path | None, days: int | None, dry_run: 
         click.echo(f"rules not loaded ({exc}); alerts of one-shot rules are kept", err=True)
         names = frozenset()
     pruner = Pruner(dry_run=dry_run, event_rules=names)
-    db: Database = open_store(settings)
-    try:
-        before = _pages(db)
-        now = SystemClock().now()
-        if not transaction(db, lambda d: pruner.begin(d, days=days, now=now)):
-            click.echo("a retention run is under way: carrying it on (its cutoff holds)")
-        while transaction(db, lambda d: pruner.step(d, now=now, budget=TURN_SECONDS)):
+
+    async def work(runtime: Runtime) -> tuple[bool, FilePages, FilePages]:
+        before = await runtime.read(vitals.file_pages)
+        now = runtime.clock.now()
+        begun = await runtime.write(lambda d: pruner.begin(d, days=days, now=now))
+        while await runtime.write(lambda d: pruner.step(d, now=now, budget=TURN_SECONDS)):
             pass
-        after = _pages(db)
-        page = int(db.execute("PRAGMA page_size").fetchone()[0])
-    finally:
-        db.conn.close()
+        return begun, before, await runtime.read(vitals.file_pages)
+
+    begun, before, after = run_once(settings, work, rules=RuleSet())
+    if not begun:
+        click.echo("a retention run is under way: carrying it on (its cutoff holds)")
     # Pages given back to the file system, and pages freed inside the file.
-    freed = (before[0] - after[0] + after[1] - before[1]) * page
+    freed = (before.total - after.total + after.free - before.free) * after.size
     _report(pruner, dry_run=dry_run, days=days, freed=freed)
-
-
-def _pages(db: Database) -> tuple[int, int]:
-    """The database file's pages, and how many of them are free."""
-    total = int(db.execute("PRAGMA page_count").fetchone()[0])
-    return total, int(db.execute("PRAGMA freelist_count").fetchone()[0])
 
 
 def _report(pruner: Pruner, *, dry_run: bool, days: int, freed: int) -> None:

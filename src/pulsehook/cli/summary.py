@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..clock import SystemClock
-from . import _existing, data_dir_option, main, open_store
+from . import _existing, data_dir_option, main
 
 
 @main.group(invoke_without_command=True)
@@ -21,19 +20,23 @@ def summary(ctx: click.Context, mode: str, as_json: bool, data_dir: Path | None)
     ctx.obj["summary_data_dir"] = data_dir
     if ctx.invoked_subcommand is not None:
         return
+    from ..rules.model import RuleSet
+    from ..runtime import Runtime, run_once
     from ..summary.service import Target, preview, previous_summary
 
     settings = _existing(ctx, data_dir)
     target = Target(owner=settings.summary_owner, repo=settings.summary_repo, tz=settings.timezone)
-    click.echo(
-        preview(
-            open_store(settings),
-            now=SystemClock().now(),
-            target=target,
-            previous=previous_summary(settings.data_dir),
-            mode="json" if as_json else mode,
+    previous = previous_summary(settings.data_dir)
+
+    async def work(runtime: Runtime) -> str:
+        now = runtime.clock.now()
+        return await runtime.read(
+            lambda d: preview(
+                d, now=now, target=target, previous=previous, mode="json" if as_json else mode
+            )
         )
-    )
+
+    click.echo(run_once(settings, work, rules=RuleSet()))
 
 
 @summary.command("publish")
@@ -41,11 +44,10 @@ def summary(ctx: click.Context, mode: str, as_json: bool, data_dir: Path | None)
 @click.pass_context
 def publish(ctx: click.Context, data_dir: Path | None) -> None:
     """Push the latest summary to the configured GitHub repository now."""
-    import asyncio
-
-    from ..app import published
     from ..errors import ConfigError
-    from ..summary.publish import Publisher
+    from ..rules.model import RuleSet
+    from ..runtime import Runtime, published, run_once
+    from ..summary.publish import PublishResult
     from ..summary.service import FILES
 
     settings = _existing(ctx, data_dir or ctx.obj.get("summary_data_dir"))
@@ -62,9 +64,13 @@ def publish(ctx: click.Context, data_dir: Path | None) -> None:
     }
     if len(files) < len(FILES):
         raise click.ClickException(f"no summary in {settings.data_dir} yet: start the service")
-    publisher = Publisher(target, SystemClock())
-    publisher.offer(published(files))
-    result = asyncio.run(publisher.publish_now())
+
+    async def work(runtime: Runtime) -> PublishResult:
+        assert runtime.publisher is not None  # the target above is the runtime's
+        runtime.publisher.offer(published(files))
+        return await runtime.publisher.publish_now()
+
+    result = run_once(settings, work, rules=RuleSet())
     if not result.ok:
         raise click.ClickException(f"publishing to {target.where} failed: {result.error}")
     changed = ", ".join(result.changed) or "nothing (already up to date)"

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import signal
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -43,26 +42,29 @@ from . import _logging, _rules, _settings, main
 @click.pass_context
 def worker(ctx: click.Context, data_dir: Path | None, rules_dir: Path | None, poll: float) -> None:
     """Process stored deliveries, send alerts, keep the summary (no HTTP)."""
-    from ..app import create_app
+    from ..events import Topic
+    from ..runtime import LOOPS, Runtime
 
     # The webhook secret only guards the HTTP endpoint, which this process has not.
     settings = _settings(ctx, data_dir=data_dir, rules_dir=rules_dir, worker=True, insecure=True)
     redactor = _logging(settings)
-    try:
-        app = create_app(settings, rules=_rules(settings, redactor))
-    except PulsehookError as exc:
-        raise click.ClickException(str(exc)) from exc
+    rules = _rules(settings, redactor)
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with app.router.lifespan_context(app):
-            svc: Any = app.state.services
+        try:
+            runtime = Runtime(settings, rules=rules)
+        except PulsehookError as exc:
+            raise click.ClickException(str(exc)) from exc
+        async with runtime:
+            await runtime.start(LOOPS)
             click.echo(f"pulsehook worker: processing {settings.db_path}", err=True)
             while not stop.is_set():
-                svc.worker.wake()
+                # The server's commits wake its own worker, not this process's.
+                runtime.events.publish(Topic.DELIVERIES)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(poll):
                         await stop.wait()

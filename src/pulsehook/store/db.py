@@ -43,7 +43,11 @@ WRITER_CACHE_KIB = 16 * 1024  # the writer's page cache (SQLite's default is 2 M
 
 URGENT = 0  # acknowledging a delivery: a sender is waiting
 NORMAL = 1  # processing, sending, scheduling: nobody is waiting on the socket
-Job = tuple[Callable[[sqlite_utils.Database], Any], Future[Any]]
+# What a store function is handed: the writer's open transaction or a reader's
+# snapshot. Callers outside store/ name it only as this type and pass it on; they
+# never issue SQL through it, so a second backend supplies its own handle.
+Tx = sqlite_utils.Database
+Job = tuple[Callable[[Tx], Any], Future[Any]]
 
 
 def connect(

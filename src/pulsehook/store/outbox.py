@@ -420,8 +420,13 @@ def for_alerts(db: Database, keys: list[str]) -> dict[str, list[dict[str, Any]]]
     return out
 
 
-def listing(db: Database, *, status: str | None, limit: int) -> list[dict[str, Any]]:
-    where, params = ("WHERE status = ?", [status]) if status else ("", [])
+def listing(
+    db: Database, *, status: str | None, limit: int, kind: str | None = None
+) -> list[dict[str, Any]]:
+    """The latest notices, newest first, each with its title and how many members it has."""
+    conditions = [(c, v) for c, v in (("status = ?", status), ("kind = ?", kind)) if v is not None]
+    where = ("WHERE " + " AND ".join(c for c, _ in conditions)) if conditions else ""
+    params = [v for _, v in conditions]
     return [
         {k: v for k, v in row.items() if k != "message"}
         | {"title": json.loads(row["message"]).get("title") or None}

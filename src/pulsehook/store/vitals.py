@@ -39,3 +39,17 @@ def read(db: Database, *, outbox: bool = True) -> Vitals:
         else {}
     )
     return Vitals(int(pending), str(oldest[0]) if oldest else None, int(failed), backlog)
+
+
+@dataclass(frozen=True)
+class FilePages:
+    total: int  # pages in the database file
+    free: int  # pages inside the file that hold nothing (reused before the file grows)
+    size: int  # bytes per page
+
+
+def file_pages(db: Database) -> FilePages:
+    def pragma(name: str) -> int:
+        return int(db.execute(f"PRAGMA {name}").fetchone()[0])
+
+    return FilePages(pragma("page_count"), pragma("freelist_count"), pragma("page_size"))

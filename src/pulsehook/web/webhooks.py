@@ -191,7 +191,7 @@ def _report(
     """One log line and one count per delivery answered (never a header's secret:
     only the event, the delivery id and the repository are named)."""
     event = headers.get("x-github-event")
-    svc = scope["app"].state.services
+    svc = scope["app"].state.runtime
     svc.telemetry.deliveries.labels(event_label(event), outcome).inc()
     note(
         log,
@@ -316,7 +316,7 @@ class WebhookEndpoint:
                 self.large.give()
 
     async def store(self, scope: Scope, headers: dict[str, str], body: Body) -> Answer:
-        svc = scope["app"].state.services
+        svc = scope["app"].state.runtime
         event = headers.get("x-github-event")
         guid = headers.get("x-github-delivery")
         if not event or not guid:
