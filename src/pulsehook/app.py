@@ -16,7 +16,7 @@ from starlette.routing import Mount, Route
 
 from .clock import Clock
 from .rules.model import RuleSet
-from .runtime import LOOPS, Runtime, load_rule_set
+from .runtime import LOOPS, Runtime, load_rule_set, publish_target
 from .settings import Settings
 from .summary.service import FILES as SUMMARY_FILES
 from .web import (
@@ -42,7 +42,7 @@ def create_app(
     """The app. Refuses (ConfigError) without a webhook secret or with invalid rules."""
     settings.require_secret()
     settings.heartbeat_scopes()  # a malformed scope refuses the start, not the first heartbeat
-    settings.publish_target()  # half-configured publishing refuses the start
+    publish_target(settings)  # half-configured publishing refuses the start
     rule_set = rules if rules is not None else load_rule_set(settings)
     for warning in rule_set.warnings:
         log.warning("%s", warning)

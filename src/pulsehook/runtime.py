@@ -25,8 +25,10 @@ from typing import Any, TypeVar
 from .alerts.dispatch import Dispatcher, RetryPolicy
 from .alerts.engine import Policy
 from .clock import Clock, SystemClock, iso
+from .errors import ConfigError
 from .events import Events, Topic
 from .github.backfill import Backfill
+from .github.scan import DEFAULT_SHARE, Pace
 from .ingest import Alerting, Worker, clear_derived, process_chunk
 from .instance import Instance
 from .intake import Intake
@@ -39,6 +41,7 @@ from .store import deliveries
 from .store.db import Readers, Tx, Writer
 from .store.deliveries import Delivery
 from .summary.publish import Publisher
+from .summary.publish import Target as PublishTarget
 from .summary.service import Summarizer
 from .summary.service import Target as SummaryTarget
 from .telemetry import Telemetry
@@ -50,6 +53,7 @@ T = TypeVar("T")
 # --no-worker), ``pulsehook worker`` too; one-off commands run none and call parts.
 LOOPS = ("worker", "dispatcher", "scheduler", "summary", "publisher", "backfill")
 REPLAY_CHUNK = 500  # deliveries per replay transaction
+ROUND_SHARE_OF_INTERVAL = 0.9  # of PULSE_SCAN_INTERVAL a scan round may take
 
 
 def load_rule_set(settings: Settings) -> RuleSet:
@@ -58,6 +62,35 @@ def load_rule_set(settings: Settings) -> RuleSet:
         log.warning("rules directory %s does not exist: no alert rules", settings.rules_dir)
         return RuleSet()
     return load_rules(settings.rules_dir, os.environ, timezone=settings.timezone)
+
+
+def publish_target(settings: Settings) -> PublishTarget | None:
+    """Where to publish the summary, or None; ConfigError if half configured."""
+    if not settings.publish_repo:
+        return None
+    owner, _, repo = settings.publish_repo.partition("/")
+    if not owner or not repo:
+        raise ConfigError("PULSEHOOK_PUBLISH_REPO must be 'owner/repo'")
+    if settings.github_token is None:
+        raise ConfigError("publishing the summary needs GITHUB_TOKEN")
+    return PublishTarget(
+        api_url=settings.github_api_url,
+        owner=owner,
+        repo=repo,
+        directory=settings.publish_directory,
+        branch=settings.publish_branch,
+        token=settings.github_token.get_secret_value(),
+        min_interval=timedelta(seconds=settings.publish_interval_seconds),
+    )
+
+
+def scan_pace(settings: Settings) -> Pace:
+    """A round ends in time for the next one to start on schedule."""
+    return Pace(
+        share=DEFAULT_SHARE if settings.scan_share is None else settings.scan_share,
+        cycle=timedelta(hours=settings.scan_cycle_hours),
+        seconds=ROUND_SHARE_OF_INTERVAL * settings.scan_interval,
+    )
 
 
 def published(files: dict[str, str]) -> dict[str, str]:
@@ -80,7 +113,7 @@ class Runtime:
         self.events = Events()
         self.telemetry = Telemetry()
         self.tasks: dict[str, asyncio.Task[None]] = {}
-        publish_target = settings.publish_target()  # ConfigError before anything is opened
+        target = publish_target(settings)  # ConfigError before anything is opened
         self.writer = Writer(
             settings.db_path,
             synchronous=settings.synchronous,
@@ -114,7 +147,7 @@ class Runtime:
             policy=self.policy,
             retention_days=settings.retention_days,
         )
-        self.publisher = Publisher(publish_target, self.clock) if publish_target else None
+        self.publisher = Publisher(target, self.clock) if target else None
         publisher = self.publisher
         self.summarizer = Summarizer(
             self.writer,
@@ -172,7 +205,7 @@ class Runtime:
             org=settings.scan_org,
             repos=settings.scan_repo_list(),
             interval=settings.scan_interval,
-            pace=settings.scan_pace(),
+            pace=scan_pace(settings),
             telemetry=self.telemetry,
         )
 

@@ -9,7 +9,6 @@ at import time; ``Settings()`` is built by the CLI (or a test) and handed to
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -19,14 +18,11 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
-from .github.scan import DEFAULT_SHARE, Pace
 from .schedule.maths import parse_duration
-from .summary.publish import Target as PublishTarget
 
 SECRET_FILE = "webhook_secret"  # noqa: S105 - a file name, not a secret
 API_TOKEN_FILE = "api_token"  # noqa: S105 - a file name, not a secret
 MIB = 1024 * 1024
-ROUND_SHARE_OF_INTERVAL = 0.9  # of PULSE_SCAN_INTERVAL a scan round may take
 
 
 class Settings(BaseSettings):
@@ -113,7 +109,8 @@ class Settings(BaseSettings):
     )
     # At most this share of each hour's rate limit goes to the scan; the rest is left
     # to everything else that uses the token (publishing, recovery, people's scripts).
-    scan_share: float = Field(default=DEFAULT_SHARE, gt=0, le=1)
+    # Of each rate-limit window; None: the scan's own default (a quarter left to others).
+    scan_share: float | None = Field(default=None, gt=0, le=1)
     # Every repository is rescanned at least this often (free when nothing changed).
     scan_cycle_hours: float = Field(default=24, gt=0)
     # Deliveries and history older than this are pruned (0 keeps everything).
@@ -176,14 +173,6 @@ class Settings(BaseSettings):
     def scan_repo_list(self) -> list[str]:
         return [r.strip() for r in self.scan_repos.split(",") if r.strip()]
 
-    def scan_pace(self) -> Pace:
-        """A round ends in time for the next one to start on schedule."""
-        return Pace(
-            share=self.scan_share,
-            cycle=timedelta(hours=self.scan_cycle_hours),
-            seconds=ROUND_SHARE_OF_INTERVAL * self.scan_interval,
-        )
-
     def heartbeat_token_list(self) -> list[bytes]:
         """The accepted heartbeat and report tokens, without their scopes."""
         return [token for token, _ in self.heartbeat_scopes()]
@@ -217,25 +206,6 @@ class Settings(BaseSettings):
                 )
             scoped.append((token.strip().encode(), patterns))
         return scoped
-
-    def publish_target(self) -> PublishTarget | None:
-        """Where to publish the summary, or None; ConfigError if half configured."""
-        if not self.publish_repo:
-            return None
-        owner, _, repo = self.publish_repo.partition("/")
-        if not owner or not repo:
-            raise ConfigError("PULSEHOOK_PUBLISH_REPO must be 'owner/repo'")
-        if self.github_token is None:
-            raise ConfigError("publishing the summary needs GITHUB_TOKEN")
-        return PublishTarget(
-            api_url=self.github_api_url,
-            owner=owner,
-            repo=repo,
-            directory=self.publish_directory,
-            branch=self.publish_branch,
-            token=self.github_token.get_secret_value(),
-            min_interval=timedelta(seconds=self.publish_interval_seconds),
-        )
 
     def require_secret(self) -> None:
         if not self.secrets() and not self.insecure:

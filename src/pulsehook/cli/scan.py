@@ -79,6 +79,7 @@ def scan(
     from ..ingest import Alerting, Worker
     from ..rules.load import RulesInvalid, load_rules
     from ..rules.model import RuleSet
+    from ..runtime import scan_pace
     from ..schedule.maths import parse_duration
     from ..store.db import Writer
 
@@ -130,7 +131,7 @@ def scan(
             token=token,
             api_url=api_url or settings.github_api_url,
             # Run by hand: as long as the share lasts, not a service round's time.
-            pace=dataclasses.replace(settings.scan_pace(), seconds=None),
+            pace=dataclasses.replace(scan_pace(settings), seconds=None),
             progress=progress,
             process=process,
         )

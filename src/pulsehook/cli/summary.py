@@ -46,13 +46,13 @@ def publish(ctx: click.Context, data_dir: Path | None) -> None:
     """Push the latest summary to the configured GitHub repository now."""
     from ..errors import ConfigError
     from ..rules.model import RuleSet
-    from ..runtime import Runtime, published, run_once
+    from ..runtime import Runtime, publish_target, published, run_once
     from ..summary.publish import PublishResult
     from ..summary.service import FILES
 
     settings = _existing(ctx, data_dir or ctx.obj.get("summary_data_dir"))
     try:
-        target = settings.publish_target()
+        target = publish_target(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     if target is None:
