@@ -34,7 +34,6 @@ from .instance import Instance
 from .intake import Intake
 from .rules.load import load_rules
 from .rules.model import RuleSet
-from .schedule.maths import parse_duration
 from .schedule.runner import Scheduler
 from .settings import Settings
 from .store import deliveries
@@ -45,6 +44,7 @@ from .summary.publish import Target as PublishTarget
 from .summary.service import Summarizer
 from .summary.service import Target as SummaryTarget
 from .telemetry import Telemetry
+from .timing import parse_duration
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

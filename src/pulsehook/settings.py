@@ -18,7 +18,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
-from .schedule.maths import parse_duration
+from .timing import parse_duration
 
 SECRET_FILE = "webhook_secret"  # noqa: S105 - a file name, not a secret
 API_TOKEN_FILE = "api_token"  # noqa: S105 - a file name, not a secret

@@ -17,8 +17,8 @@ from ..clock import iso
 from ..notify import escape
 from ..notify.base import Message
 from ..rules.model import RuleSet
-from ..schedule.maths import last_due, next_due
 from ..store import outbox
+from ..timing import last_due, next_due
 
 
 def schedules(rules: RuleSet) -> set[str]:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from ..clock import iso, parse_iso
-from ..schedule.maths import last_due, next_due
+from ..timing import last_due, next_due
 
 
 def active(silence: dict[str, Any], now: datetime, tz: str = "UTC") -> bool:

@@ -21,7 +21,7 @@ from ..rules.evaluate import Evaluator
 from ..rules.load import RulesInvalid, load_rules
 from ..rules.messages import render
 from ..rules.model import RuleSet
-from ..schedule.maths import iso_duration
+from ..timing import iso_duration
 from . import _existing, _settings, data_dir_option, main, open_store
 from .params import CRON, DURATION, TIME
 

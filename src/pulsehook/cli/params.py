@@ -14,7 +14,7 @@ import click
 import httpx
 
 from ..clock import parse_iso
-from ..schedule.maths import parse_duration, valid_cron
+from ..timing import parse_duration, valid_cron
 
 # Generic in the click that mypy checks against, but not in every click the pin
 # allows (nor with the same parameters): subscripted for the type checker only.

@@ -80,8 +80,8 @@ def scan(
     from ..rules.load import RulesInvalid, load_rules
     from ..rules.model import RuleSet
     from ..runtime import scan_pace
-    from ..schedule.maths import parse_duration
     from ..store.db import Writer
+    from ..timing import parse_duration
 
     settings = _settings(ctx, data_dir=data_dir)
     org = org or settings.scan_org

@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ..schedule.maths import parse_duration, valid_cron
+from ..timing import parse_duration, valid_cron
 from .model import Expectation
 
 KEYS = {"repo", "owner", "workflow", "path", "schedule", "grace", "note"}

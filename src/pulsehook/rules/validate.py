@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ..schedule.maths import parse_duration, valid_cron
+from ..timing import parse_duration, valid_cron
 from .evaluate import FACT_FIELDS, ConditionError, compile_condition
 from .guards import guards
 from .model import FREQUENCIES, GROUP_WINDOW, SEVERITIES, Rule

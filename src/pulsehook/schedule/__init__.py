@@ -1,1 +1,1 @@
-"""Schedule maths (pure) and the runner loop."""
+"""The scheduler: held notices, digests, reminders, deadlines and the daily work."""

@@ -11,7 +11,7 @@ from sqlite_utils import Database
 from ..clock import iso, parse_iso_or_none
 from ..facts import Build
 from ..rules.model import Expectation
-from ..schedule.maths import iso_duration, parse_duration
+from ..timing import iso_duration, parse_duration
 from .model import Item, due
 
 

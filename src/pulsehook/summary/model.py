@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from ..schedule.maths import next_due
+from ..timing import next_due
 
 STATUSES = ("ERROR", "MISSING", "OK")
 REPORTS = ("GOOD", "BAD", "NOT_REPORTED")

@@ -27,7 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..notify.escape import link_url, single_line
-from ..schedule.maths import iso_duration
+from ..timing import iso_duration
 from .model import STATUSES, Item
 
 # pulseox specs need a schedule; an item with none is shown with this one.

@@ -35,7 +35,7 @@ from starlette.requests import Request
 
 from ..clock import parse_iso
 from ..errors import BadRequest, InputInvalid, PayloadTooLarge
-from ..schedule.maths import last_due, next_due, parse_duration, valid_cron
+from ..timing import last_due, next_due, parse_duration, valid_cron
 
 INT64_MAX = 2**63 - 1  # SQLite's largest integer
 # Times a silence may name: the end plus the longest duration stays far below
