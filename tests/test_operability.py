@@ -120,7 +120,8 @@ def test_each_delivery_alert_and_notice_is_one_json_line(tmp_path: Path) -> None
         finally:
             stop(proc)
     lines = log_path.read_text().splitlines()
-    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    # Every line is one JSON object.
+    records: list[dict[str, Any]] = [json.loads(line) for line in lines]
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
 
     def one(message: str) -> dict[str, Any]:

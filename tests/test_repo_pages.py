@@ -84,7 +84,7 @@ def test_pages_by_name_list_every_repository_once_in_order(client: httpx.Client)
 def test_pages_by_score_put_unscored_repositories_last(client: httpx.Client) -> None:
     names, _ = _all(client, sort="-score", limit=4)
     by_score = {name: score for _, name, score, _ in REPOS}
-    scored = [by_score[n] for n in names if by_score[n] is not None]
+    scored = [s for n in names if (s := by_score[n]) is not None]
     assert scored == sorted(scored, reverse=True)
     assert all(by_score[n] is None for n in names[len(scored) :])
     assert len(names) == 30

@@ -15,6 +15,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from pulsehook.rules.model import RuleSet
 from pulsehook.schedule.runner import Scheduler
 from pulsehook.store import health as health_store
 from pulsehook.store import retention
-from pulsehook.store.db import URGENT, Writer, open_database, transaction, wrap
+from pulsehook.store.db import URGENT, Tx, Writer, open_database, transaction, wrap
 from pulsehook.store.deliveries import Delivery, insert_batch
 from pulsehook.store.migrations import DERIVED_TABLES
 from pulsehook.store.queries import repos
@@ -88,7 +89,7 @@ class Stream:
         self.changed: dict[int, datetime] = {}  # a setting changed: the repository's updated_at
 
     def repo(self, repo_id: int, at: datetime) -> dict[str, Any]:
-        data = copy.deepcopy(payload("workflow_run.completed")["repository"])
+        data: dict[str, Any] = copy.deepcopy(payload("workflow_run.completed")["repository"])
         owner, name = self.names[repo_id].split("/")
         data.update(
             id=repo_id,
@@ -370,7 +371,7 @@ def receive(db: Database, items: list[Item], *, alerting: Alerting | None = None
             repo=item.body["repository"]["full_name"],
             hook_target="repository" if item.hook_id else None,
         )
-        transaction(db, lambda t, d=d: insert_batch(t, [d]))
+        transaction(db, partial(insert_batch, batch=[d]))
         drain(db, item.at, alerting=alerting)
 
 
@@ -379,9 +380,9 @@ def drain(db: Database, at: datetime, *, alerting: Alerting | None = None) -> in
     while True:
         after, count, _ = transaction(
             db,
-            lambda t, a=after: process_chunk(
-                t,
-                after_id=a,
+            partial(
+                process_chunk,
+                after_id=after,
                 now=iso(at),
                 statuses=("pending",),
                 limit=500,
@@ -399,7 +400,7 @@ def rescore(db: Database, at: datetime) -> None:
     after = 0
     while True:
         after, done, _ = transaction(
-            db, lambda t, a=after: health_store.recompute_batch(t, after_id=a, now=at)
+            db, partial(health_store.recompute_batch, after_id=after, now=at)
         )
         if not done:
             return
@@ -878,16 +879,17 @@ def test_alert_history_goes_by_age_except_what_is_still_needed(tmp_path: Path) -
         receive(db, stream.days(day, day + 1), alerting=alerts)
         at = START + timedelta(days=day + 1)
         if day < 9:  # the last day's entries wait for tomorrow's digest
-            transaction(db, lambda t, at=at: digest.run_due(t, alerts.rules, now=at, tz="UTC"))
+            transaction(db, partial(digest.run_due, rules=alerts.rules, now=at, tz="UTC"))
+
         # The dispatcher sends Slack's notices (Discord is not configured: parked).
-        transaction(
-            db,
-            lambda t, at=at: t.execute(
+        def sent(t: Database, at: datetime = at) -> None:
+            t.execute(
                 "UPDATE outbox SET status = 'sent', sent_at = ? WHERE status = 'pending'"
                 " AND channel = 'slack' AND id % 5 != 0",
                 (iso(at),),
-            ),
-        )
+            )
+
+        transaction(db, sent)
         rescore(db, at)
     end = START + timedelta(days=10)
     cutoff = iso(end - timedelta(days=3))
@@ -1020,7 +1022,12 @@ def test_the_sweep_runs_in_turns_with_intake_between_and_logs_one_line(
             while _phase(writer) is not None:
                 assert await scheduler.seconds_to_next() == 0.0  # the next turn comes at once
                 gate = threading.Event()
-                writer.submit(lambda db, g=gate: order.append("intake") or g.set(), URGENT)
+
+                def intake(db: Tx, gate: threading.Event = gate) -> None:
+                    order.append("intake")
+                    gate.set()
+
+                writer.submit(intake, URGENT)
                 await scheduler.retention_chunk()
                 order.append("turn")
                 assert gate.is_set()  # a delivery's commit waited one turn at most

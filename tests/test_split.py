@@ -15,9 +15,10 @@ from pydantic import SecretStr
 from pulsehook.app import create_app
 from pulsehook.settings import Settings
 
+from .builders import workflow_run as failed_run
 from .conftest import API_TOKEN, AUTH, SECRET, deliver, live, wait_for
 from .standins import receiver
-from .test_alerting import SEED_RULES, failed_run
+from .test_alerting import SEED_RULES
 
 
 def statuses(db: Path) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ def drain(db: Database) -> None:
     after = 0
     while True:
         after, count, _ = transaction(
-            db, lambda d, a=after: process_chunk(d, after_id=a, now=NOW, statuses=("pending",))
+            db, partial(process_chunk, after_id=after, now=NOW, statuses=("pending",))
         )
         if not count:
             return

@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import zlib
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +151,7 @@ def test_a_score_reads_one_repository_by_index_without_sorting(tmp_path: Path) -
     stored.append(Delivery("alert", "dependabot_alert", json.dumps(alert), "json", when))
     transaction(db, lambda d: insert_batch(d, stored))
     for row in next_batch(db, after_id=0, limit=100, statuses=("pending",)):
-        transaction(db, lambda d, r=row: process_one(d, r, now=when))
+        transaction(db, partial(process_one, row=row, now=when))
     repo_id = next(db.query("SELECT id FROM repositories"))["id"]
     assert next(db.query("SELECT count(*) AS n FROM builds"))["n"] == 3
     now = datetime(2026, 1, 2, tzinfo=UTC)

@@ -13,7 +13,7 @@ from pulsehook.clock import FrozenClock, iso
 from pulsehook.rules.model import RuleSet
 from pulsehook.schedule.runner import RESCORE, Scheduler
 from pulsehook.store import sweeps
-from pulsehook.store.db import URGENT, Writer
+from pulsehook.store.db import URGENT, Tx, Writer
 
 REPOS = 40
 
@@ -66,7 +66,12 @@ def test_the_rescore_runs_in_chunks_and_intake_takes_turns_between_them(tmp_path
             while await scheduler.seconds_to_next() == 0.0:
                 # A delivery's commit arriving meanwhile runs between two chunks.
                 gate = threading.Event()
-                writer.submit(lambda db, g=gate: order.append("intake") or g.set(), URGENT)
+
+                def intake(db: Tx, gate: threading.Event = gate) -> None:
+                    order.append("intake")
+                    gate.set()
+
+                writer.submit(intake, URGENT)
                 await scheduler.rescore_chunk()
                 order.append("chunk")
                 assert gate.is_set()

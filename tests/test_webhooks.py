@@ -7,6 +7,7 @@ import os
 import sqlite3
 import stat
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
@@ -93,7 +94,7 @@ def test_wrong_signature_is_401_and_nothing_stored(
 
 def test_any_configured_secret_is_accepted(tmp_path: os.PathLike[str]) -> None:
     settings = Settings(
-        data_dir=f"{tmp_path}/data",
+        data_dir=Path(tmp_path, "data"),
         webhook_secret=SecretStr("old-secret, new-secret"),
         api_token=SecretStr(API_TOKEN),
     )
@@ -117,7 +118,7 @@ def test_missing_github_header_is_400(
 
 def test_body_over_the_limit_is_413(tmp_path: os.PathLike[str]) -> None:
     settings = Settings(
-        data_dir=f"{tmp_path}/data",
+        data_dir=Path(tmp_path, "data"),
         webhook_secret=SecretStr(SECRET),
         api_token=SecretStr(API_TOKEN),
         max_body_bytes=1000,
@@ -225,7 +226,7 @@ def test_unknown_event_is_stored_and_ignored(client: httpx.Client, settings: Set
 
 def test_storage_unavailable_is_503(tmp_path: os.PathLike[str]) -> None:
     settings = Settings(
-        data_dir=f"{tmp_path}/data",
+        data_dir=Path(tmp_path, "data"),
         webhook_secret=SecretStr(SECRET),
         api_token=SecretStr(API_TOKEN),
         busy_timeout_ms=200,
@@ -296,11 +297,11 @@ def test_readiness_names_failing_writes_and_recovers(settings: Settings) -> None
 
 def test_refuses_to_start_without_a_secret(tmp_path: os.PathLike[str]) -> None:
     with pytest.raises(ConfigError, match="PULSEHOOK_WEBHOOK_SECRET"):
-        create_app(Settings(data_dir=f"{tmp_path}/data"))
+        create_app(Settings(data_dir=Path(tmp_path, "data")))
 
 
 def test_insecure_mode_accepts_unsigned(tmp_path: os.PathLike[str]) -> None:
-    settings = Settings(data_dir=f"{tmp_path}/data", insecure=True)
+    settings = Settings(data_dir=Path(tmp_path, "data"), insecure=True)
     with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as c:
         response = c.post(
             "/webhooks/github",
@@ -311,7 +312,7 @@ def test_insecure_mode_accepts_unsigned(tmp_path: os.PathLike[str]) -> None:
 
 
 def test_generated_secret_is_stored_once_and_private(tmp_path: os.PathLike[str]) -> None:
-    base = Settings(data_dir=f"{tmp_path}/data")
+    base = Settings(data_dir=Path(tmp_path, "data"))
     first, shown = ensure_secret(base)
     assert shown is not None and first.secrets() == [shown.encode()]
     path = base.data_dir / "webhook_secret"
@@ -325,7 +326,7 @@ def test_generated_secret_is_stored_once_and_private(tmp_path: os.PathLike[str])
 def test_generated_api_token_is_stored_once_private_and_opens_the_api(
     tmp_path: os.PathLike[str],
 ) -> None:
-    base = Settings(data_dir=f"{tmp_path}/data", webhook_secret=SecretStr(SECRET))
+    base = Settings(data_dir=Path(tmp_path, "data"), webhook_secret=SecretStr(SECRET))
     first, shown = ensure_api_token(base)
     assert shown is not None and first.api_token is not None
     assert first.api_token.get_secret_value() == shown and len(shown) >= 32

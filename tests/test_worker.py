@@ -6,13 +6,15 @@ import asyncio
 import contextlib
 import json
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pulsehook.clock import FrozenClock
 from pulsehook.ingest import Worker, process_chunk, processing_lag
-from pulsehook.store.db import NORMAL, URGENT, Writer
+from pulsehook.store.db import NORMAL, URGENT, Tx, Writer
 from pulsehook.store.deliveries import Delivery, insert_batch, next_received_at
 
 from .conftest import payload
@@ -61,10 +63,18 @@ def test_the_lanes_take_turns_while_both_have_work(tmp_path: Path) -> None:
     try:
         gate, started = threading.Event(), threading.Event()
         order: list[str] = []
-        blocker = writer.submit(lambda db: started.set() or gate.wait(10), NORMAL)
+
+        def hold(db: Tx) -> bool:
+            started.set()
+            return gate.wait(10)
+
+        def note(name: str) -> Callable[[Tx], None]:
+            return lambda db: order.append(name)
+
+        blocker = writer.submit(hold, NORMAL)
         assert started.wait(10)  # the writer is busy: what follows queues up
-        futures = [writer.submit(lambda db, i=i: order.append(f"u{i}"), URGENT) for i in range(3)]
-        futures += [writer.submit(lambda db, i=i: order.append(f"n{i}"), NORMAL) for i in range(5)]
+        futures = [writer.submit(note(f"u{i}"), URGENT) for i in range(3)]
+        futures += [writer.submit(note(f"n{i}"), NORMAL) for i in range(5)]
         gate.set()
         blocker.result(timeout=10)
         for future in futures:
@@ -111,7 +121,7 @@ def test_processing_keeps_up_with_a_stream_that_never_pauses(tmp_path: Path) -> 
             while sent < stream_length:
                 batch = _deliveries(1, start=1000 + sent)
                 sent += 1
-                await writer.run(lambda db, b=batch: insert_batch(db, b), URGENT)
+                await writer.run(partial(insert_batch, batch=batch), URGENT)
 
         draining = asyncio.create_task(worker.drain())
         await asyncio.gather(*(stream() for _ in range(4)))
