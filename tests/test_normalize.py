@@ -1167,6 +1167,7 @@ def test_issue_opened_is_activity_at_its_last_update() -> None:
 
 def test_every_issue_action_is_activity() -> None:
     [fact] = normalize("issues", load("issues.edited.docs"))
+    assert isinstance(fact, IssueActivity)
     assert (fact.action, fact.number, fact.bot) == ("edited", 1, False)
 
 
@@ -1182,6 +1183,7 @@ def test_a_bots_comment_is_marked_as_a_bot() -> None:
     data["comment"]["user"] = bot
     data["sender"] = bot
     [fact] = normalize("issue_comment", data)
+    assert isinstance(fact, IssueActivity)
     assert fact.bot and fact.author == "github-actions[bot]"
 
 
