@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from pulsehook.errors import SignatureInvalid, UnsupportedEvent
+from pulsehook.errors import NormalizerFailed, SignatureInvalid, UnsupportedEvent
 from pulsehook.facts import FACT_TYPES
 from pulsehook.github.normalize import NORMALIZERS, normalize, snapshot
 from pulsehook.github.payload import timestamp
@@ -85,9 +85,15 @@ def mutated_payloads(draw: st.DrawFn) -> tuple[str, Any]:
 
 
 def outcome(event: str, data: Any) -> list[Any] | type[UnsupportedEvent]:
-    """normalize's result, checking it is a list of facts or UnsupportedEvent."""
+    """normalize's result, checking it is a list of facts or UnsupportedEvent.
+
+    A normalizer that raises comes out as NormalizerFailed (an UnsupportedEvent
+    too): that is a crash, and fails here with the normalizer's own error.
+    """
     try:
         facts = normalize(event, data)
+    except NormalizerFailed as exc:
+        raise AssertionError(f"the {event} normalizer crashed: {exc}") from exc.__cause__
     except UnsupportedEvent:
         return UnsupportedEvent
     assert isinstance(facts, list)

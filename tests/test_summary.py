@@ -25,6 +25,7 @@ from pulsehook.github.normalize import normalize
 from pulsehook.rules.evaluate import Evaluator
 from pulsehook.rules.load import load_rules
 from pulsehook.rules.model import Expectation, RuleSet
+from pulsehook.store import summary as summary_store
 from pulsehook.store.db import open_database, transaction, wrap
 from pulsehook.summary import items, service
 from pulsehook.summary.model import Item
@@ -448,7 +449,7 @@ class Summary:
         return str(found)
 
     def next_deadline(self, now: datetime) -> datetime | None:
-        return items.next_deadline(self.db, now)
+        return summary_store.next_due(self.db, now)
 
     def outbox(self) -> list[tuple[str, str]]:
         return [

@@ -7,7 +7,9 @@
     │   ├── RulesInvalid         rules/ cannot be used; lists every problem (rules/load.py)
     │   └── DatabaseMissing      no database where one must already be (also FileNotFoundError)
     ├── ConditionError           one rule condition refused at load (rules/evaluate.py)
-    ├── StorageUnavailable       the database cannot take a write now (locked, disk full)
+    ├── StorageUnavailable       the database cannot take the work now (locked, disk full): a 503
+    ├── StorageError             the database refused a statement: a bug (SQL, schema), a 500
+    │   └── StorageRefused       ... for the data of one row (a constraint, a value it cannot hold)
     ├── GitHubError              the GitHub API answered with an error (github/api.py)
     │   └── RateLimited          ... a rate limit that cannot be waited out here
     ├── UnknownRepository        EcosystemMonitor: no such repository (monitor.py)
@@ -18,6 +20,7 @@
     │   ├── UnsupportedMediaType 415
     │   └── InputInvalid         422 (read, but breaks its model: web/models.py)
     └── UnsupportedEvent         normalization has nothing to say about this payload
+        └── NormalizerFailed     ... because its normalizer raised: a bug, kept as an error
 
 Each web-facing error knows its HTTP status and a short machine code, so the
 web layer renders every error in the one shape ``{"error": {"code", "message"}}``.
@@ -49,7 +52,20 @@ class DatabaseMissing(ConfigError, FileNotFoundError):
 
 
 class StorageUnavailable(PulsehookError):
-    """A write could not be committed; callers must not acknowledge it."""
+    """The database cannot take the work now: locked or busy past the wait, the disk
+    full or failing, the file unopenable or read-only, memory exhausted. A write was
+    not committed; callers must not acknowledge it, and may try again later."""
+
+
+class StorageError(PulsehookError):
+    """The database refused a statement for what it is (SQL that does not fit the
+    schema, a driver misuse): a fault of pulsehook, and trying again will not help.
+    The driver's error is the cause."""
+
+
+class StorageRefused(StorageError):
+    """The database refused the data of a row (a constraint, a value it cannot
+    hold): that row's fault, not the store's; the others of its write may go."""
 
 
 class WebhookRejected(PulsehookError):
@@ -87,7 +103,17 @@ class InputInvalid(WebhookRejected):
 
 
 class UnsupportedEvent(PulsehookError):
-    """Raised by normalization for events (or shapes) it does not turn into facts.
+    """Raised by normalization for events (or payloads) it does not turn into facts.
 
-    This is the only exception normalization raises on any JSON input.
+    Normalization raises nothing else on any JSON input; a normalizer's own
+    failure comes as the subclass ``NormalizerFailed``.
+    """
+
+
+class NormalizerFailed(UnsupportedEvent):
+    """A normalizer raised on a payload: a bug of pulsehook, never the payload's fault.
+
+    Normalization has nothing to say about the payload (hence an UnsupportedEvent
+    to whoever only asks for facts), but processing keeps the delivery as an
+    ``error``, with this message, and tries it again at the next start.
     """

@@ -4,17 +4,77 @@ Field names here are the rule language's vocabulary (``build.status``,
 ``vulnerability.severity`` ...) and are kept stable. Timestamps are ISO-8601
 strings in UTC (``2026-01-31T08:00:00Z``), so facts are plain data all the way
 into rule conditions and the API, and compare correctly as strings.
+
+Each kind of fact is one class here, and it says all pulsehook needs to know of
+it besides its normalizer (``github/events_*.py``) and its state writer
+(``store/state.py``): its name, whether rules see it, what an alert on it is
+about, what ends that alert, and the one line a notice says of it. ``KINDS``
+lists every kind; every other list of kinds is derived from it.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
+# Marks a value taken from a fact (payload text) for escaping where the line goes.
+Mark = Callable[[Any], str]
+
+# What a finished CI run's conclusion says of the code: the one rule for build
+# state, workflow state, summary items, the health score and alert recovery.
+# A neutral conclusion (cancelled, skipped ...) says nothing: the run is not
+# counted at all. Any other counts; one in neither of the first two sets (a CI
+# report's own word, a conclusion GitHub adds later) is a build that did not
+# pass, and the health score's pass rate leaves it out.
+PASSED_CONCLUSIONS = frozenset({"success"})
+FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "startup_failure"})
+NEUTRAL_CONCLUSIONS = frozenset({"cancelled", "skipped", "neutral", "stale", "action_required"})
+PENDING_STATES = frozenset({"queued", "in_progress", "requested", "waiting", "pending"})
+VULNERABILITY_CLOSED = frozenset({"fixed", "dismissed", "auto_dismissed", "withdrawn"})
+
+
+def counted(conclusion: str) -> bool:
+    """Whether a finished run with this conclusion counts (says something of the code)."""
+    return conclusion not in NEUTRAL_CONCLUSIONS
+
+
+class Kind:
+    """What every kind of fact says of itself, besides its fields.
+
+    ``name``: the kind in rules (``build.status``), the API and alert history.
+    ``for_rules``: alert rules may speak of it. ``one_shot``: each match is its
+    own notice and there is nothing to resolve. ``internal``: pulsehook makes it
+    itself (from the state, not from a payload), so no normalizer gives it.
+
+    Each kind also has, reading a fact as plain data (``fact_dict``, or an
+    alert's stored fact, which an older version may have written with fewer
+    fields): ``subject(f)``, what an alert on it is about (rule, repository and
+    subject key the alert), and ``describe(f, mark)``, one line saying what
+    happened with every value of the fact passed through ``mark``. ``closes``
+    and ``recovers`` say here that a kind never ends an alert; kinds that do
+    say when.
+    """
+
+    name: ClassVar[str]
+    for_rules: ClassVar[bool] = True
+    one_shot: ClassVar[bool] = False
+    internal: ClassVar[bool] = False
+
+    @classmethod
+    def closes(cls, f: Mapping[str, Any]) -> bool:
+        """Ends its subject whatever the rule says (a fixed vulnerability ...)."""
+        return False
+
+    @classmethod
+    def recovers(cls, f: Mapping[str, Any]) -> bool:
+        """Not matching the rule, says its subject is well again."""
+        return False
+
 
 @dataclass(frozen=True)
-class Build:
+class Build(Kind):
     """A CI run: from ``workflow_run``, ``check_suite`` or ``workflow_job``."""
 
     name: ClassVar[str] = "build"
@@ -49,17 +109,29 @@ class Build:
             self.default_branch
             and self.completed_at is not None
             and self.source != "workflow_job"
-            and self.status not in NEUTRAL_CONCLUSIONS
+            and counted(self.status)
         )
 
+    @classmethod
+    def subject(cls, f: Mapping[str, Any]) -> str:
+        return f"{f.get('workflow')}@{f.get('branch')}"
 
-PENDING_STATES = frozenset({"queued", "in_progress", "requested", "waiting", "pending"})
-# Conclusions that say nothing about the code's health: they are not counted.
-NEUTRAL_CONCLUSIONS = frozenset({"cancelled", "skipped", "neutral", "stale", "action_required"})
+    @classmethod
+    def recovers(cls, f: Mapping[str, Any]) -> bool:
+        # Only by passing: a cancelled or skipped run says nothing. And one job
+        # passing says nothing of its run's other jobs: only runs (and other CI
+        # suites) recover a build alert. A failing job may still fire one.
+        return f.get("status") in PASSED_CONCLUSIONS and f.get("source") != "workflow_job"
+
+    @classmethod
+    def describe(cls, f: Mapping[str, Any], mark: Mark) -> str:
+        where = f"on {mark(f.get('branch'))}" if f.get("branch") else ""
+        job = f" (job {mark(f['job'])})" if f.get("job") else ""
+        return f"{mark(f.get('workflow'))}{job} {where}: {mark(f.get('status'))}".replace("  ", " ")
 
 
 @dataclass(frozen=True)
-class Vulnerability:
+class Vulnerability(Kind):
     name: ClassVar[str] = "vulnerability"
     repo: str
     repo_id: int | None
@@ -80,9 +152,30 @@ class Vulnerability:
     fixed_at: str | None
     dismissed_at: str | None
 
+    @classmethod
+    def subject(cls, f: Mapping[str, Any]) -> str:
+        return f"alert#{f.get('number')}"
+
+    @classmethod
+    def closes(cls, f: Mapping[str, Any]) -> bool:
+        # Fixed, dismissed or withdrawn: over, though still "critical".
+        return f.get("state") in VULNERABILITY_CLOSED
+
+    @classmethod
+    def recovers(cls, f: Mapping[str, Any]) -> bool:
+        return cls.closes(f)
+
+    @classmethod
+    def describe(cls, f: Mapping[str, Any], mark: Mark) -> str:
+        ident = f.get("ghsa_id") or f.get("cve_id") or f"#{f.get('number')}"
+        return (
+            f"{mark(f.get('severity'))} vulnerability in {mark(f.get('package'))}"
+            f" ({mark(ident)}): {mark(f.get('summary') or '')} [{mark(f.get('state'))}]"
+        )
+
 
 @dataclass(frozen=True)
-class Coverage:
+class Coverage(Kind):
     name: ClassVar[str] = "coverage"
     repo: str
     repo_id: int | None
@@ -96,9 +189,25 @@ class Coverage:
     at: str | None
     source: str  # status | check_run | api
 
+    @classmethod
+    def subject(cls, f: Mapping[str, Any]) -> str:
+        return f"coverage@{f.get('branch')}"
+
+    @classmethod
+    def recovers(cls, f: Mapping[str, Any]) -> bool:
+        return True  # any figure the rule does not match is a recovery
+
+    @classmethod
+    def describe(cls, f: Mapping[str, Any], mark: Mark) -> str:
+        delta = f.get("delta")
+        change = f" ({delta:+.2f})" if isinstance(delta, int | float) else ""
+        value = f.get("value")
+        shown = f"{value:.2f}%" if isinstance(value, int | float) else "?"
+        return f"coverage on {mark(f.get('branch'))}: {shown}{change}"
+
 
 @dataclass(frozen=True)
-class Dependency:
+class Dependency(Kind):
     """A dependency update pull request opened by Dependabot (an outdated dependency)."""
 
     name: ClassVar[str] = "dependency"
@@ -117,10 +226,30 @@ class Dependency:
     closed_at: str | None
     updated_at: str | None
 
+    @classmethod
+    def subject(cls, f: Mapping[str, Any]) -> str:
+        return f"pr#{f.get('number')}"
+
+    @classmethod
+    def closes(cls, f: Mapping[str, Any]) -> bool:
+        return f.get("state") == "closed"  # merged or not: the pull request is over
+
+    @classmethod
+    def recovers(cls, f: Mapping[str, Any]) -> bool:
+        return cls.closes(f)
+
+    @classmethod
+    def describe(cls, f: Mapping[str, Any], mark: Mark) -> str:
+        return (
+            f"Dependabot PR #{mark(f.get('number'))}: {mark(f.get('title'))}"
+            f" [{mark(f.get('state'))}]"
+        )
+
 
 @dataclass(frozen=True)
-class Push:
+class Push(Kind):
     name: ClassVar[str] = "push"
+    one_shot: ClassVar[bool] = True
     repo: str
     repo_id: int | None
     branch: str | None
@@ -132,14 +261,27 @@ class Push:
     deleted: bool
     head_sha: str | None
 
+    @classmethod
+    def subject(cls, f: Mapping[str, Any]) -> str:
+        return f"push@{f.get('branch')}:{f.get('head_sha')}"
+
+    @classmethod
+    def describe(cls, f: Mapping[str, Any], mark: Mark) -> str:
+        forced = "force-" if f.get("forced") else ""
+        return (
+            f"{forced}push of {mark(f.get('commits'))} commit(s) to {mark(f.get('branch'))}"
+            f" by {mark(f.get('author'))}"
+        )
+
 
 @dataclass(frozen=True)
-class Repo:
+class Repo(Kind):
     """Repository lifecycle: created, archived, unarchived, renamed, deleted,
     transferred, privatized, publicized, tracked (installation added) and
     untracked (installation removed)."""
 
     name: ClassVar[str] = "repo"
+    one_shot: ClassVar[bool] = True
     repo: str
     repo_id: int | None
     action: str
@@ -151,12 +293,21 @@ class Repo:
     previous_name: str | None
     at: str | None
 
+    @classmethod
+    def subject(cls, f: Mapping[str, Any]) -> str:
+        return f"repo:{f.get('action')}:{f.get('at')}"
+
+    @classmethod
+    def describe(cls, f: Mapping[str, Any], mark: Mark) -> str:
+        return f"repository {mark(f.get('action'))}"
+
 
 @dataclass(frozen=True)
-class HookPing:
-    """GitHub's ``ping`` when a webhook is created: which hook, which events."""
+class HookPing(Kind):
+    """GitHub's ``ping`` when a webhook is created: which hook, which events (not for rules)."""
 
     name: ClassVar[str] = "hook"
+    for_rules: ClassVar[bool] = False
     hook_id: int | None
     events: tuple[str, ...]
     content_type: str | None
@@ -165,12 +316,21 @@ class HookPing:
     at: str | None
     org: str | None = None  # the organisation, for an organisation's hook
 
+    @classmethod
+    def subject(cls, f: Mapping[str, Any]) -> str:
+        return f"hook#{f.get('hook_id')}"
+
+    @classmethod
+    def describe(cls, f: Mapping[str, Any], mark: Mark) -> str:
+        return f"webhook {mark(f.get('hook_id'))} created"
+
 
 @dataclass(frozen=True)
-class Profile:
-    """What a scan learned of a repository: documentation and Dependabot (internal)."""
+class Profile(Kind):
+    """What a scan learned of a repository: documentation and Dependabot (not for rules)."""
 
     name: ClassVar[str] = "profile"
+    for_rules: ClassVar[bool] = False
     repo: str
     repo_id: int | None
     readme: bool | None
@@ -178,15 +338,27 @@ class Profile:
     dependabot: bool | None
     at: str | None
 
+    @classmethod
+    def subject(cls, f: Mapping[str, Any]) -> str:
+        return "profile"
+
+    @classmethod
+    def describe(cls, f: Mapping[str, Any], mark: Mark) -> str:
+        return (
+            f"profile checked: readme {mark(f.get('readme'))},"
+            f" Dependabot {mark(f.get('dependabot'))}"
+        )
+
 
 @dataclass(frozen=True)
-class IssueActivity:
-    """Someone opened, changed or commented on an issue or pull request (internal).
+class IssueActivity(Kind):
+    """Someone opened, changed or commented on an issue or pull request (not for rules).
 
     Feeds the activity score; bots' activity is recorded but does not count.
     """
 
     name: ClassVar[str] = "issue_activity"
+    for_rules: ClassVar[bool] = False
     repo: str
     repo_id: int | None
     number: int | None
@@ -195,12 +367,21 @@ class IssueActivity:
     bot: bool
     at: str | None
 
+    @classmethod
+    def subject(cls, f: Mapping[str, Any]) -> str:
+        return f"issue#{f.get('number')}"
+
+    @classmethod
+    def describe(cls, f: Mapping[str, Any], mark: Mark) -> str:
+        return f"issue #{mark(f.get('number'))} {mark(f.get('action'))} by {mark(f.get('author'))}"
+
 
 @dataclass(frozen=True)
-class Spec:
+class Spec(Kind):
     """A summary item changed status (ERROR / MISSING / OK)."""
 
     name: ClassVar[str] = "spec"
+    internal: ClassVar[bool] = True
     path: str
     status: str
     previous: str | None
@@ -209,12 +390,28 @@ class Spec:
     url: str | None
     at: str | None
 
+    @classmethod
+    def subject(cls, f: Mapping[str, Any]) -> str:
+        return str(f.get("path"))
+
+    @classmethod
+    def recovers(cls, f: Mapping[str, Any]) -> bool:
+        return f.get("status") == "OK"
+
+    @classmethod
+    def describe(cls, f: Mapping[str, Any], mark: Mark) -> str:
+        return (
+            f"{mark(f.get('path'))}: {mark(f.get('previous'))} --> {mark(f.get('status'))}"
+            f" {mark(f.get('note') or '')}"
+        )
+
 
 @dataclass(frozen=True)
-class Health:
+class Health(Kind):
     """A repository's health score changed."""
 
     name: ClassVar[str] = "health"
+    internal: ClassVar[bool] = True
     repo: str
     repo_id: int | None
     score: float
@@ -222,6 +419,33 @@ class Health:
     components: dict[str, Any]
     at: str | None
 
+    @classmethod
+    def subject(cls, f: Mapping[str, Any]) -> str:
+        return "health"  # one score per repository
+
+    @classmethod
+    def recovers(cls, f: Mapping[str, Any]) -> bool:
+        return True  # any score the rule does not match is a recovery
+
+    @classmethod
+    def describe(cls, f: Mapping[str, Any], mark: Mark) -> str:
+        return f"health score {mark(f.get('previous'))} --> {mark(f.get('score'))}"
+
+
+# Every kind of fact. (``Fact`` below is the same list for the type checker.)
+KINDS = (
+    Build,
+    Vulnerability,
+    Coverage,
+    Dependency,
+    Push,
+    Repo,
+    HookPing,
+    Profile,
+    IssueActivity,
+    Spec,
+    Health,
+)
 
 Fact = (
     Build
@@ -237,25 +461,19 @@ Fact = (
     | Health
 )
 
-FACT_TYPES: dict[str, type[Any]] = {
-    t.name: t
-    for t in (
-        Build,
-        Vulnerability,
-        Coverage,
-        Dependency,
-        Push,
-        Repo,
-        HookPing,
-        Profile,
-        IssueActivity,
-        Spec,
-        Health,
-    )
-}
+# Each kind by name (``type[Any]``: the CLI builds facts from loose JSON with it).
+FACT_TYPES: dict[str, type[Any]] = {k.name: k for k in KINDS}
+# The facts alert rules can speak of, and those each match of which is its own notice.
+RULE_FACTS = tuple(k.name for k in KINDS if k.for_rules)
+ONE_SHOT = frozenset(k.name for k in KINDS if k.one_shot)
 
-# The facts alert rules can speak of (``hook`` is bookkeeping, not for rules).
-RULE_FACTS = ("build", "vulnerability", "coverage", "dependency", "push", "repo", "spec", "health")
+
+def kind(name: str) -> type[Fact]:
+    """The kind called ``name``. There is no default: an unknown name is a bug."""
+    found: type[Fact] | None = FACT_TYPES.get(name)
+    if found is None:
+        raise LookupError(f"unknown fact kind {name!r}")
+    return found
 
 
 def _field_names(kind: type[Any]) -> tuple[str, ...]:

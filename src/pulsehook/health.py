@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from .clock import iso
+from .facts import FAILED_CONCLUSIONS, PASSED_CONCLUSIONS
 
 FORMULA_VERSION: Final = 1
 # Published weights; they sum to 100. Bump FORMULA_VERSION when changing them.
@@ -27,8 +28,6 @@ WEIGHTS: Final[dict[str, int]] = {
     "security": 10,
 }
 MAX_BUILDS: Final = 10
-PASSED: Final = frozenset({"success"})
-FAILED: Final = frozenset({"failure", "timed_out", "startup_failure"})
 # Penalty per open Dependabot alert, by severity; unknown severities are listed
 # but cost nothing (we would only be guessing at their weight).
 ALERT_PENALTY: Final[dict[str, int]] = {"critical": 25, "high": 15, "medium": 8, "low": 3}
@@ -91,13 +90,13 @@ def _component(name: str, score: float | None, reason: str, inputs: dict[str, An
 def _build(r: RepoInputs) -> Component:
     """Pass rate over the last 10 completed runs.
 
-    ``cancelled``, ``skipped``, ``neutral``, ``stale``, ``action_required`` and
-    any unknown conclusion are not counted at all: they say nothing about the
-    code, so they neither pass nor fail it.
+    Only conclusions that pass or fail the code are counted (``facts.py``): the
+    neutral ones (cancelled, skipped ...) and any unknown one neither pass nor
+    fail it.
     """
     runs = r.builds[:MAX_BUILDS]
-    passed = sum(c in PASSED for c in runs)
-    failed = sum(c in FAILED for c in runs)
+    passed = sum(c in PASSED_CONCLUSIONS for c in runs)
+    failed = sum(c in FAILED_CONCLUSIONS for c in runs)
     counted = passed + failed
     inputs = {"passed": passed, "failed": failed, "ignored": len(runs) - counted}
     if counted == 0:

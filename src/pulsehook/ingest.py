@@ -4,8 +4,9 @@ receive: a verified delivery is committed (grouped with whatever else arrived
 meanwhile, on the single writer) before the sender gets its answer.
 process: the worker reads pending deliveries in arrival order and, per
 delivery in one savepoint, normalizes, applies the facts to the state tables
-and marks the delivery — so a crash leaves it pending, a bug leaves it marked
-``error`` with the reason, and neither stops the others.
+and marks the delivery — so a crash leaves it pending, a bug (a normalizer's
+included) leaves it marked ``error`` with the reason, to be tried again at the
+next start, and neither stops the others.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlite_utils import Database
 
 from .alerts import engine, silences
 from .clock import Clock, iso, parse_iso
-from .errors import StorageUnavailable, UnsupportedEvent
+from .errors import NormalizerFailed, StorageUnavailable, UnsupportedEvent
 from .facts import Build, Fact
 from .github.normalize import normalize, snapshot
 from .logs import note
@@ -32,8 +32,8 @@ from .rules.evaluate import Evaluator
 from .rules.model import RuleSet
 from .store import deliveries, state
 from .store import health as health_store
-from .store.db import NORMAL, Writer
-from .store.migrations import DERIVED_TABLES
+from .store import summary as summary_store
+from .store.db import NORMAL, Tx, Writer, savepoint
 from .summary import items as summary_items
 from .telemetry import Telemetry, event_label
 
@@ -62,7 +62,7 @@ class Alerting:
     failed: list[str] = field(default_factory=list)
 
 
-def _record_hook(db: Database, row: dict[str, Any], payload: Any) -> None:
+def _record_hook(db: Tx, row: dict[str, Any], payload: Any) -> None:
     """Every delivery names its hook: keep where it lives, for missed-delivery recovery."""
     target = row["hook_target"]
     data = payload if isinstance(payload, dict) else {}
@@ -82,7 +82,7 @@ def _record_hook(db: Database, row: dict[str, Any], payload: Any) -> None:
 
 
 def process_one(
-    db: Database,
+    db: Tx,
     row: dict[str, Any],
     *,
     now: str,
@@ -97,62 +97,69 @@ def process_one(
     ``processed``, a delivery that went through is added to it for the caller
     to mark with the others of its transaction, instead of marked here.
     """
-    db.execute("SAVEPOINT delivery")
     facts: list[Fact] = []
-    try:
-        payload = orjson.loads(deliveries.decode_payload(row["payload"]))
-        if row["hook_id"] is not None:
-            _record_hook(db, row, payload)
-        facts = normalize(row["event"], payload)
-        # The repository as the payload shows it first, then the facts, in one call.
-        seen = snapshot(payload)
-        applied = state.apply(db, [seen, *facts] if seen else facts, now=now)
-        facts = [f for f in applied if f is not seen]
-        moment = clock_now or parse_iso(now)
-        reports = sum(
-            summary_items.record_build(db, f, now=moment, tz=tz)
-            for f in facts
-            if isinstance(f, Build)
-        )
-        if alerting is not None:
-            alerting.summary_changes += reports
-        if alerting is not None and clock_now is not None:
-            alerting.outcome += engine.evaluate(
-                db,
-                alerting.rules,
-                facts,
-                now=clock_now,
-                evaluator=alerting.evaluator,
-                policy=alerting.policy,
-                active_silences=alerting.silences,
-                received_at=row["received_at"],
+    with savepoint(db, "delivery") as step:
+        try:
+            payload = orjson.loads(deliveries.decode_payload(row["payload"]))
+            if row["hook_id"] is not None:
+                _record_hook(db, row, payload)
+            facts = normalize(row["event"], payload)
+            # The repository as the payload shows it first, then the facts, in one call.
+            seen = snapshot(payload)
+            applied = state.apply(db, [seen, *facts] if seen else facts, now=now)
+            facts = [f for f in applied if f is not seen]
+            moment = clock_now or parse_iso(now)
+            reports = sum(
+                summary_items.record_build(db, f, now=moment, tz=tz)
+                for f in facts
+                if isinstance(f, Build)
             )
-        status, error = "processed", None
-    except UnsupportedEvent as exc:
-        db.execute("ROLLBACK TO SAVEPOINT delivery")
-        status, error = "ignored", str(exc)
-    except Exception as exc:  # a bug must not stop the worker; the reason is kept
-        db.execute("ROLLBACK TO SAVEPOINT delivery")
-        status, error = "error", f"{type(exc).__name__}: {exc}"
-        note(
-            log,
-            logging.ERROR,
-            "delivery processing failed",
-            trace=True,
-            id=row["id"],
-            delivery=row["guid"],
-            event=row["event"],
-            error=error,
-        )
-        facts = []
-        if alerting is not None:
-            alerting.failed.append(row["event"])
-    if status == "processed" and processed is not None:
-        processed.append(row["id"])
-    else:
-        deliveries.mark(db, row["id"], status, error=error, at=now)
-    db.execute("RELEASE SAVEPOINT delivery")
+            if alerting is not None:
+                alerting.summary_changes += reports
+            if alerting is not None and clock_now is not None:
+                alerting.outcome += engine.evaluate(
+                    db,
+                    alerting.rules,
+                    facts,
+                    now=clock_now,
+                    evaluator=alerting.evaluator,
+                    policy=alerting.policy,
+                    active_silences=alerting.silences,
+                    received_at=row["received_at"],
+                )
+            status, error = "processed", None
+        except NormalizerFailed as exc:  # a bug, not a payload to ignore
+            step.rollback(exc)
+            status, error, facts = "error", _failed(row, str(exc), alerting), []
+        except UnsupportedEvent as exc:
+            step.rollback(exc)
+            status, error, facts = "ignored", str(exc), []
+        except Exception as exc:  # a bug must not stop the worker; the reason is kept
+            step.rollback(exc)
+            status, error = "error", _failed(row, f"{type(exc).__name__}: {exc}", alerting)
+            facts = []
+        if status == "processed" and processed is not None:
+            processed.append(row["id"])
+        else:
+            deliveries.mark(db, row["id"], status, error=error, at=now)
     return facts
+
+
+def _failed(row: dict[str, Any], error: str, alerting: Alerting | None) -> str:
+    """Log a delivery's failure with the traceback being handled; return the reason."""
+    note(
+        log,
+        logging.ERROR,
+        "delivery processing failed",
+        trace=True,
+        id=row["id"],
+        delivery=row["guid"],
+        event=row["event"],
+        error=error,
+    )
+    if alerting is not None:
+        alerting.failed.append(row["event"])
+    return error
 
 
 def processing_lag(waiting_since: str | None, now: datetime) -> float:
@@ -163,7 +170,7 @@ def processing_lag(waiting_since: str | None, now: datetime) -> float:
 
 
 def process_chunk(
-    db: Database,
+    db: Tx,
     *,
     after_id: int,
     now: str,
@@ -225,16 +232,10 @@ def process_chunk(
     return (rows[-1]["id"] if rows else after_id), len(rows), facts
 
 
-def clear_derived(db: Database) -> int:
+def clear_derived(db: Tx) -> int:
     """Forget all derived state and mark every delivery pending again."""
-    for table in DERIVED_TABLES:
-        db.execute(f"DELETE FROM {table}")
-    # Workflow items come from builds; declared ones keep their schedule.
-    db.execute("DELETE FROM summary_items WHERE kind = 'workflow' AND declared = 0")
-    db.execute(
-        "UPDATE summary_items SET report = 'NOT_REPORTED', note = NULL, updated = NULL,"
-        " link = NULL WHERE kind = 'workflow'"
-    )
+    state.reset(db)
+    summary_store.reset_reported(db)  # workflow items come from builds
     return deliveries.reset_all(db)
 
 
@@ -280,7 +281,7 @@ class Worker:
             now = iso(moment)
 
             def job(
-                db: Database,
+                db: Tx,
                 start: int = after_id,
                 now: str = now,
                 moment: datetime = moment,

@@ -5,34 +5,34 @@ single writer in the urgent lane; each sender is answered when its batch is
 committed (or told the store is unavailable), never before.
 
 One delivery the store refuses must not fail the others of its batch: a batch
-that fails for any reason but the store being unavailable is committed again
-one delivery at a time, and only the one at fault is refused.
+that fails for any reason but the store being unavailable, or a fault of the
+store's own SQL, is committed again one delivery at a time, and only the one at
+fault is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable
 from functools import partial
 
-from .errors import BadRequest, StorageUnavailable
+from .errors import BadRequest, StorageError, StorageRefused, StorageUnavailable
 from .store import deliveries
 from .store.db import URGENT, Writer
 from .store.deliveries import Delivery
 
 log = logging.getLogger(__name__)
 
-# sqlite3 errors about the data of a row, not the state of the store: the
-# writer reports them as StorageUnavailable like every sqlite3 error.
-_REFUSED = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
-
 Item = tuple[Delivery, asyncio.Future[bool]]
 
 
-def _unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, StorageUnavailable) and not isinstance(exc.__cause__, _REFUSED)
+def _whole_batch(exc: BaseException) -> bool:
+    """The batch failed whatever its deliveries: the store cannot take it now, or
+    its own SQL failed (a bug), as opposed to one row's data being refused."""
+    return isinstance(exc, StorageUnavailable) or (
+        isinstance(exc, StorageError) and not isinstance(exc, StorageRefused)
+    )
 
 
 def _expire(future: asyncio.Future[bool], timeout: float) -> None:
@@ -57,7 +57,8 @@ class Intake:
         Returns only after the commit. Raises StorageUnavailable if it failed,
         or if ``timeout`` seconds passed first: the delivery may then still be
         committed (a redelivery is a duplicate), but it is never reported
-        stored before it is. Raises BadRequest if the store refused this one.
+        stored before it is. Raises BadRequest if the store refused this one,
+        and StorageError if the store's own statement failed (a bug).
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
@@ -90,11 +91,15 @@ class Intake:
                 partial(deliveries.insert_batch, batch=[d for d, _ in batch]), URGENT
             )
         except Exception as exc:
-            if _unavailable(exc):
-                # Nothing of the batch was stored: every sender hears so.
+            if _whole_batch(exc):
+                # Nothing of the batch was stored: every sender hears so (a 503
+                # when the store cannot take it now, else the bug it is), each
+                # with an error of its own.
                 for _, future in batch:
                     if not future.done():
-                        future.set_exception(StorageUnavailable(str(exc)))
+                        error = type(exc)(str(exc))
+                        error.__cause__ = exc.__cause__
+                        future.set_exception(error)
             elif len(batch) > 1:
                 for item in batch:
                     if not item[1].done():
@@ -111,7 +116,7 @@ class Intake:
     @staticmethod
     def _refuse(item: Item, exc: Exception) -> None:
         delivery, future = item
-        reason = exc.__cause__ if isinstance(exc, StorageUnavailable) and exc.__cause__ else exc
+        reason = exc.__cause__ if isinstance(exc, StorageRefused) and exc.__cause__ else exc
         log.warning("delivery %r refused by the store: %r", delivery.guid, reason)
         if not future.done():
             error = BadRequest(

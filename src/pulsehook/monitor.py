@@ -18,14 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from . import health
 from .clock import Clock, SystemClock
 from .errors import DatabaseMissing, PulsehookError
-from .store.db import connect, open_database, wrap
+from .store.db import Tx, connect, open_database, wrap
 from .store.health import inputs
-from .store.queries import build_state, latest_builds
+from .store.queries import RepoRef, build_state, find_repos, latest_builds, vulnerability_rows
 
 
 class UnknownRepository(PulsehookError, LookupError):
@@ -89,41 +87,34 @@ class EcosystemMonitor:
                 path=self.path,
             )
 
-    def _db(self) -> Database:
+    def _db(self) -> Tx:
         self._require()  # connecting to a path that is gone would create an empty file
         return wrap(connect(self.path, readonly=True))
 
-    def _repos(self, db: Database) -> list[dict[str, Any]]:
-        where = "WHERE deleted = 0" + (" AND owner = ?" if self.org else "")
-        return list(
-            db.query(
-                f"SELECT id, full_name FROM repositories {where} ORDER BY full_name",
-                (self.org,) if self.org else (),
-            )
-        )
+    def _repos(self, db: Tx) -> list[RepoRef]:
+        """The live repositories (the org's, with one), by full name."""
+        return find_repos(db, owner=self.org or None)
 
-    def _find(self, db: Database, name: str) -> dict[str, Any]:
-        full = name if "/" in name or not self.org else f"{self.org}/{name}"
-        for row in self._repos(db):
-            if row["full_name"] == full or (
-                "/" not in name and row["full_name"].endswith(f"/{name}")
-            ):
-                return row
-        raise UnknownRepository(f"no repository {name!r} in {self.path}")
+    def _find(self, db: Tx, name: str) -> RepoRef:
+        """``owner/repo`` exactly, or the first by full name called ``repo``."""
+        found = find_repos(db, name, owner=self.org or None)
+        if not found:
+            raise UnknownRepository(f"no repository {name!r} in {self.path}")
+        return found[0]
 
     def check_repo(self, name: str) -> RepoHealth:
         """Score one repository now, with each component's sub-score and reason."""
         db = self._db()
         try:
-            row = self._find(db, name)
-            data = inputs(db, row["id"])
+            repo = self._find(db, name)
+            data = inputs(db, repo.id)
         finally:
             db.conn.close()
         if data is None:
             raise UnknownRepository(f"no repository {name!r} in {self.path}")
         result = health.score(data, self.clock.now())
         return RepoHealth(
-            name=row["full_name"],
+            name=repo.full_name,
             score=result.score,
             components=health.as_dict(result),
             warnings=result.warnings,
@@ -134,15 +125,8 @@ class EcosystemMonitor:
         """Open Dependabot alerts across the ecosystem, most severe first."""
         db = self._db()
         try:
-            ids = {r["id"] for r in self._repos(db)}
-            state = "" if include_closed else "WHERE v.state = 'open'"
-            rows = list(
-                db.query(
-                    "SELECT r.id, r.full_name, v.* FROM vulnerabilities v JOIN repositories r"
-                    f" ON r.id = v.repo_id {state} ORDER BY CASE v.severity WHEN 'critical'"
-                    " THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, r.full_name"
-                )
-            )
+            ids = {r.id for r in self._repos(db)}
+            rows = vulnerability_rows(db, include_closed=include_closed)
         finally:
             db.conn.close()
         return [
@@ -165,7 +149,7 @@ class EcosystemMonitor:
         """Each repository's default-branch build state and its latest run."""
         db = self._db()
         try:
-            names = {r["id"]: r["full_name"] for r in self._repos(db)}
+            names = {r.id: r.full_name for r in self._repos(db)}
             runs: dict[int, list[dict[str, Any]]] = {}
             for run in latest_builds(db):
                 runs.setdefault(run["repo_id"], []).append(run)

@@ -15,33 +15,18 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from .. import facts
 from ..clock import iso, parse_iso
 
-# A build "recovers" only by succeeding; cancelled or skipped runs say nothing.
-BUILD_RECOVERED = frozenset({"success"})
-VULN_CLOSED = frozenset({"fixed", "dismissed", "auto_dismissed", "withdrawn"})
 # One-shot facts: each match is its own notice; there is nothing to resolve.
-EVENT_KINDS = frozenset({"push", "repo"})
+EVENT_KINDS = facts.ONE_SHOT
 # More state changes than this inside the flap interval is flapping.
 FLAP_CHANGES = 2
 
 
 def subject(kind: str, fact: dict[str, Any]) -> str:
-    if kind == "build":
-        return f"{fact.get('workflow')}@{fact.get('branch')}"
-    if kind == "vulnerability":
-        return f"alert#{fact.get('number')}"
-    if kind == "coverage":
-        return f"coverage@{fact.get('branch')}"
-    if kind == "dependency":
-        return f"pr#{fact.get('number')}"
-    if kind == "spec":
-        return str(fact.get("path"))
-    if kind == "push":
-        return f"push@{fact.get('branch')}:{fact.get('head_sha')}"
-    if kind == "repo":
-        return f"repo:{fact.get('action')}:{fact.get('at')}"
-    return kind
+    """What an alert on this fact is about (its kind says)."""
+    return facts.kind(kind).subject(fact)
 
 
 def alert_key(rule: str, repo: str, subj: str) -> str:
@@ -51,28 +36,12 @@ def alert_key(rule: str, repo: str, subj: str) -> str:
 def closes(kind: str, fact: dict[str, Any]) -> bool:
     """A fact that ends its subject whatever the rule says: a fixed, dismissed or
     withdrawn vulnerability (still "critical"), a closed pull request."""
-    if kind == "vulnerability":
-        return fact.get("state") in VULN_CLOSED
-    if kind == "dependency":
-        return fact.get("state") == "closed"
-    return False
+    return facts.kind(kind).closes(fact)
 
 
 def recovers(kind: str, fact: dict[str, Any]) -> bool:
     """Whether a fact that does not match the rule says its subject is well again."""
-    if kind == "build":
-        # One job passing says nothing of its run's other jobs: only runs (and
-        # other CI suites) recover a build alert. A failing job may still fire one.
-        return fact.get("status") in BUILD_RECOVERED and fact.get("source") != "workflow_job"
-    if kind == "vulnerability":
-        return fact.get("state") in VULN_CLOSED
-    if kind == "dependency":
-        return fact.get("state") == "closed"
-    if kind in ("coverage", "health"):
-        return True
-    if kind == "spec":
-        return fact.get("status") == "OK"
-    return False
+    return facts.kind(kind).recovers(fact)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 
 from ..facts import Build, Coverage, Fact
 from .payload import Json, integer, obj, repository, text, timestamp
@@ -24,7 +25,7 @@ def _status(status: str | None, conclusion: str | None) -> str:
     return status or "unknown"
 
 
-def workflow_run(payload: Json) -> list[Fact]:
+def workflow_run(payload: Json) -> list[Build]:
     full_name, repo_id, default = repository(payload)
     run = obj(payload, "workflow_run")
     run_id = integer(run, "id")
@@ -59,7 +60,7 @@ def workflow_run(payload: Json) -> list[Fact]:
     ]
 
 
-def workflow_job(payload: Json) -> list[Fact]:
+def workflow_job(payload: Json) -> list[Build]:
     full_name, repo_id, default = repository(payload)
     job = obj(payload, "workflow_job")
     job_id, run_id = integer(job, "id"), integer(job, "run_id")
@@ -90,7 +91,7 @@ def workflow_job(payload: Json) -> list[Fact]:
     ]
 
 
-def check_suite(payload: Json) -> list[Fact]:
+def check_suite(payload: Json) -> list[Build]:
     full_name, repo_id, default = repository(payload)
     suite = obj(payload, "check_suite")
     suite_id = integer(suite, "id")
@@ -143,7 +144,7 @@ def _coverage(
     url: str | None,
     at: str | None,
     source: str,
-) -> list[Fact]:
+) -> list[Coverage]:
     value = parse_codecov(description)
     if value is None:
         return []
@@ -163,7 +164,7 @@ def _coverage(
     ]
 
 
-def status(payload: Json) -> list[Fact]:
+def status(payload: Json) -> list[Coverage]:
     if text(payload, "context") != CODECOV_PROJECT:
         return []
     sha = text(payload, "sha")
@@ -187,7 +188,7 @@ def status(payload: Json) -> list[Fact]:
     )
 
 
-def check_run(payload: Json) -> list[Fact]:
+def check_run(payload: Json) -> list[Coverage]:
     run = obj(payload, "check_run")
     if text(run, "name") != CODECOV_PROJECT or text(run, "status") != "completed":
         return []
@@ -202,3 +203,13 @@ def check_run(payload: Json) -> list[Fact]:
         at=timestamp(run.get("completed_at")),
         source="check_run",
     )
+
+
+# The events this module reads, each with its normalizer (github/normalize.py gathers them).
+EVENTS: dict[str, Callable[[Json], Sequence[Fact]]] = {
+    "workflow_run": workflow_run,
+    "workflow_job": workflow_job,
+    "check_suite": check_suite,
+    "check_run": check_run,
+    "status": status,
+}

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 
 from ..facts import Build, Coverage, Fact, Profile
 from .payload import Json, integer, obj, repository, text, timestamp
@@ -17,7 +18,7 @@ def _maybe_bool(value: object) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def profile(payload: Json) -> list[Fact]:
+def profile(payload: Json) -> list[Profile]:
     full_name, repo_id, _ = repository(payload)
     return [
         Profile(
@@ -31,12 +32,12 @@ def profile(payload: Json) -> list[Fact]:
     ]
 
 
-def report(payload: Json) -> list[Fact]:
+def report(payload: Json) -> list[Build | Coverage]:
     full_name, repo_id, default = repository(payload)
     branch = text(payload, "branch") or default
     at = timestamp(payload.get("at"))
     workflow = text(payload, "workflow") or text(payload, "job") or "report"
-    facts: list[Fact] = []
+    facts: list[Build | Coverage] = []
     status = text(payload, "status")
     if status:
         # A stable id per report, so a retried POST updates rather than duplicates.
@@ -82,3 +83,10 @@ def report(payload: Json) -> list[Fact]:
             )
         )
     return facts
+
+
+# The events this module reads, each with its normalizer (github/normalize.py gathers them).
+EVENTS: dict[str, Callable[[Json], Sequence[Fact]]] = {
+    "pulsehook.profile": profile,
+    "pulsehook.report": report,
+}

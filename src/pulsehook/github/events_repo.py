@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 
 from ..facts import Dependency, Fact, HookPing, Push, Repo
 from .payload import Json, flag, integer, is_bot, obj, repository, text, timestamp
@@ -11,7 +12,7 @@ DEPENDABOT = "dependabot[bot]"
 _BUMP = re.compile(r"[Bb]ump (?P<pkg>\S+) from (?P<old>\S+) to (?P<new>\S+)")
 
 
-def push(payload: Json) -> list[Fact]:
+def push(payload: Json) -> list[Push]:
     full_name, repo_id, _ = repository(payload)
     ref = text(payload, "ref") or ""
     head = obj(payload, "head_commit")  # null when a branch is deleted
@@ -54,7 +55,7 @@ def repo_fact(payload: Json, repo: Json, action: str, previous: str | None = Non
     )
 
 
-def repository_event(payload: Json) -> list[Fact]:
+def repository_event(payload: Json) -> list[Repo]:
     action = text(payload, "action") or "edited"
     repo = obj(payload, "repository")
     previous = None
@@ -81,9 +82,9 @@ _TRACKING = {
 }
 
 
-def _tracked(payload: Json, repos: object, action: str) -> list[Fact]:
+def _tracked(payload: Json, repos: object, action: str) -> list[Repo]:
     owner = text(payload, "installation", "account", "login")
-    facts: list[Fact] = []
+    facts: list[Repo] = []
     for item in repos if isinstance(repos, list) else []:
         full_name = text(item, "full_name")
         if not full_name:
@@ -105,18 +106,18 @@ def _tracked(payload: Json, repos: object, action: str) -> list[Fact]:
     return facts
 
 
-def installation(payload: Json) -> list[Fact]:
+def installation(payload: Json) -> list[Repo]:
     action = _TRACKING.get(text(payload, "action") or "")
     return _tracked(payload, payload.get("repositories"), action) if action else []
 
 
-def installation_repositories(payload: Json) -> list[Fact]:
+def installation_repositories(payload: Json) -> list[Repo]:
     return _tracked(payload, payload.get("repositories_added"), "tracked") + _tracked(
         payload, payload.get("repositories_removed"), "untracked"
     )
 
 
-def pull_request(payload: Json) -> list[Fact]:
+def pull_request(payload: Json) -> list[Dependency]:
     pr = obj(payload, "pull_request")
     if text(pr, "user", "login") != DEPENDABOT:
         return []
@@ -147,7 +148,7 @@ def pull_request(payload: Json) -> list[Fact]:
     ]
 
 
-def ping(payload: Json) -> list[Fact]:
+def ping(payload: Json) -> list[HookPing]:
     hook = obj(payload, "hook")
     events = hook.get("events")
     return [
@@ -163,3 +164,14 @@ def ping(payload: Json) -> list[Fact]:
             at=timestamp(hook.get("updated_at") or hook.get("created_at")),
         )
     ]
+
+
+# The events this module reads, each with its normalizer (github/normalize.py gathers them).
+EVENTS: dict[str, Callable[[Json], Sequence[Fact]]] = {
+    "push": push,
+    "pull_request": pull_request,
+    "repository": repository_event,
+    "installation": installation,
+    "installation_repositories": installation_repositories,
+    "ping": ping,
+}

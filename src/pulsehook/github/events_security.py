@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from ..facts import Fact, Vulnerability
 from .payload import Json, integer, obj, repository, text, timestamp
 
@@ -19,7 +21,7 @@ def severity(value: str | None) -> str:
     return value if value in SEVERITIES else "unknown"
 
 
-def dependabot_alert(payload: Json) -> list[Fact]:
+def dependabot_alert(payload: Json) -> list[Vulnerability]:
     full_name, repo_id, _ = repository(payload)
     alert = obj(payload, "alert")
     number = integer(alert, "number")
@@ -63,7 +65,7 @@ def dependabot_alert(payload: Json) -> list[Fact]:
     ]
 
 
-def repository_vulnerability_alert(payload: Json) -> list[Fact]:
+def repository_vulnerability_alert(payload: Json) -> list[Vulnerability]:
     full_name, repo_id, _ = repository(payload)
     alert = obj(payload, "alert")
     number = integer(alert, "number") or integer(alert, "id")
@@ -97,3 +99,10 @@ def repository_vulnerability_alert(payload: Json) -> list[Fact]:
             dismissed_at=dismissed,
         )
     ]
+
+
+# The events this module reads, each with its normalizer (github/normalize.py gathers them).
+EVENTS: dict[str, Callable[[Json], Sequence[Fact]]] = {
+    "dependabot_alert": dependabot_alert,
+    "repository_vulnerability_alert": repository_vulnerability_alert,
+}

@@ -18,6 +18,7 @@ from typing import Any
 
 from jinja2.exceptions import SecurityError
 
+from .. import facts
 from ..notify import escape
 from ..notify.base import Message
 from ..notify.escape import value as v
@@ -53,41 +54,8 @@ def _problem(exc: Exception) -> str:
 
 
 def describe(kind: str, f: dict[str, Any]) -> str:
-    """One line saying what happened, per fact kind, as marked text."""
-    if kind == "build":
-        where = f"on {v(f.get('branch'))}" if f.get("branch") else ""
-        job = f" (job {v(f['job'])})" if f.get("job") else ""
-        return f"{v(f.get('workflow'))}{job} {where}: {v(f.get('status'))}".replace("  ", " ")
-    if kind == "vulnerability":
-        ident = f.get("ghsa_id") or f.get("cve_id") or f"#{f.get('number')}"
-        return (
-            f"{v(f.get('severity'))} vulnerability in {v(f.get('package'))} ({v(ident)}):"
-            f" {v(f.get('summary') or '')} [{v(f.get('state'))}]"
-        )
-    if kind == "coverage":
-        delta = f.get("delta")
-        change = f" ({delta:+.2f})" if isinstance(delta, int | float) else ""
-        value = f.get("value")
-        shown = f"{value:.2f}%" if isinstance(value, int | float) else "?"
-        return f"coverage on {v(f.get('branch'))}: {shown}{change}"
-    if kind == "dependency":
-        return f"Dependabot PR #{v(f.get('number'))}: {v(f.get('title'))} [{v(f.get('state'))}]"
-    if kind == "push":
-        forced = "force-" if f.get("forced") else ""
-        return (
-            f"{forced}push of {v(f.get('commits'))} commit(s) to {v(f.get('branch'))}"
-            f" by {v(f.get('author'))}"
-        )
-    if kind == "repo":
-        return f"repository {v(f.get('action'))}"
-    if kind == "spec":
-        return (
-            f"{v(f.get('path'))}: {v(f.get('previous'))} --> {v(f.get('status'))}"
-            f" {v(f.get('note') or '')}"
-        )
-    if kind == "health":
-        return f"health score {v(f.get('previous'))} --> {v(f.get('score'))}"
-    return v(kind)
+    """One line saying what happened, as its kind says it, as marked text."""
+    return facts.kind(kind).describe(f, v)
 
 
 def subject_url(kind: str, f: dict[str, Any]) -> str | None:

@@ -10,16 +10,14 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlite_utils import Database
-
 from ..alerts import digest, engine, lifecycle
-from ..clock import Clock, iso, parse_iso
+from ..clock import Clock, iso
 from ..facts import Fact
 from ..rules.evaluate import Evaluator
 from ..rules.model import RuleSet
 from ..store import health as health_store
-from ..store import retention, sweeps
-from ..store.db import NORMAL, Writer
+from ..store import marks, retention, sweeps
+from ..store.db import NORMAL, Tx, Writer
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +30,12 @@ RESCORE = "rescore"  # the daily sweep over every repository's score
 SWEEP_SECONDS = 0.005
 
 
-def daily_due(db: Database, name: str, now: datetime) -> bool:
+def daily_due(db: Tx, name: str, now: datetime) -> bool:
     """True once per day per name (and at first sight); records the run."""
-    row = next(
-        db.query("SELECT last_run_at FROM schedule_marks WHERE name = ?", (f"daily:{name}",)), None
-    )
-    if row and now - parse_iso(row["last_run_at"]) < timedelta(days=1):
+    last = marks.last_run(db, f"daily:{name}")
+    if last is not None and now - last < timedelta(days=1):
         return False
-    db.execute(
-        "INSERT OR REPLACE INTO schedule_marks (name, last_run_at) VALUES (?, ?)",
-        (f"daily:{name}", iso(now)),
-    )
+    marks.mark(db, f"daily:{name}", now)
     return True
 
 
@@ -84,7 +77,7 @@ class Scheduler:
         """Do what is due now; return how many notices were queued."""
         now = self._clock.now()
 
-        def job(db: Database) -> int:
+        def job(db: Tx) -> int:
             queued = engine.release_held(db, self._rules, now=now)
             queued += engine.release_unsilenced(db, self._rules, now=now, policy=self._policy)
             queued += engine.release_repeats(db, self._rules, now=now)
@@ -112,7 +105,7 @@ class Scheduler:
         for 50 s; in turns of ``SWEEP_SECONDS`` intake and processing go on."""
         now = self._clock.now()
 
-        def chunk(db: Database) -> int:
+        def chunk(db: Tx) -> int:
             cursor = sweeps.position(db, RESCORE)
             if cursor is None:
                 self._sweeping = False

@@ -11,13 +11,14 @@ connections; WAL lets them read while the writer writes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 import sqlite_utils
 from sqlite_utils.utils import dedupe_keys
 
-from ..errors import StorageUnavailable
+from ..errors import StorageError, StorageRefused, StorageUnavailable
 from .checkpoint import Checkpointer
 from .migrations import migrate
 
@@ -123,6 +124,46 @@ def wrap(conn: sqlite3.Connection) -> sqlite_utils.Database:
     return Database(conn, execute_plugins=False)
 
 
+# SQLite's primary result codes that say the database cannot take the work now
+# (another connection holds it, the disk is full or failing, the file cannot be
+# opened or written, memory ran out), not that the statement is wrong.
+_UNAVAILABLE = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+# Errors about the data of one row (a constraint, a value SQLite cannot hold).
+_REFUSED = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
+
+
+def _storage_error(exc: sqlite3.Error, doing: str) -> StorageUnavailable | StorageError:
+    """The project's error for the driver's ``exc`` while ``doing`` (the caller
+    raises it ``from exc``).
+
+    Only the state of the store is StorageUnavailable (a 503: try again later);
+    anything else is a fault of a statement — StorageRefused for one row's data,
+    StorageError for the SQL itself — which no retry mends.
+    """
+    # The primary code: extended ones (SQLITE_IOERR_WRITE ...) carry it in the low byte.
+    code = getattr(exc, "sqlite_errorcode", None)
+    if (
+        isinstance(exc, sqlite3.OperationalError)
+        and code is not None
+        and code & 0xFF in _UNAVAILABLE
+    ):
+        return StorageUnavailable(f"database {doing} failed: {exc}")
+    if isinstance(exc, _REFUSED):
+        return StorageRefused(f"database {doing} refused: {type(exc).__name__}: {exc}")
+    return StorageError(f"database {doing} failed: {type(exc).__name__}: {exc}")
+
+
 def transaction(db: sqlite_utils.Database, fn: Callable[[sqlite_utils.Database], T]) -> T:
     """Run ``fn`` in one immediate transaction; roll back on any error.
 
@@ -138,6 +179,43 @@ def transaction(db: sqlite_utils.Database, fn: Callable[[sqlite_utils.Database],
         raise
     db.conn.execute("COMMIT")
     return result
+
+
+class Savepoint:
+    """A step inside the open transaction (``savepoint``): undone alone if it fails."""
+
+    def __init__(self, db: Tx, name: str) -> None:
+        self._db = db
+        self._name = name
+
+    def rollback(self, after: BaseException) -> None:
+        """Undo what the step wrote before ``after`` stopped it; the step goes
+        on, and what it writes next is kept when it ends.
+
+        SQLite rolls the whole transaction back itself on some errors (a full
+        disk, an I/O error): then nothing is left to go on in, and ``after`` is
+        raised again, for the transaction's owner to see.
+        """
+        if not self._db.conn.in_transaction:
+            raise after
+        self._db.execute(f"ROLLBACK TO SAVEPOINT {self._name}")
+
+
+@contextlib.contextmanager
+def savepoint(db: Tx, name: str) -> Iterator[Savepoint]:
+    """A step of the open transaction (a delivery of a chunk): what it wrote stays
+    when it ends, unless rolled back; an exception leaving it undoes it first."""
+    if not name.isidentifier():
+        raise ValueError(f"not a savepoint name: {name!r}")
+    db.execute(f"SAVEPOINT {name}")
+    try:
+        yield Savepoint(db, name)
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            db.execute(f"RELEASE SAVEPOINT {name}")
+        raise
+    db.execute(f"RELEASE SAVEPOINT {name}")
 
 
 class Writer:
@@ -210,13 +288,15 @@ class Writer:
     async def run(self, fn: Callable[[sqlite_utils.Database], T], lane: int = NORMAL) -> T:
         """Run ``fn`` in one transaction on the writer thread and wait for the commit.
 
-        sqlite3 errors (locked past the busy timeout, disk full, I/O error)
-        surface as StorageUnavailable: the caller must not acknowledge.
+        A store that cannot take the write (locked past the busy timeout, disk
+        full, I/O error) raises StorageUnavailable: the caller must not
+        acknowledge. Any other sqlite3 error is a statement's fault:
+        StorageRefused (a row's data) or StorageError (the SQL).
         """
         try:
             return await asyncio.wrap_future(self.submit(fn, lane))
         except sqlite3.Error as exc:
-            raise StorageUnavailable(f"database write failed: {exc}") from exc
+            raise _storage_error(exc, "write") from exc
 
     def _run(self) -> None:
         while (job := self._next()) is not None:
@@ -225,10 +305,12 @@ class Writer:
                 continue
             try:
                 future.set_result(transaction(self.db, fn))
-            except sqlite3.OperationalError as exc:
+            except sqlite3.Error as exc:
                 # Disk full, I/O error, locked past the timeout: readiness says so
-                # until a transaction commits again.
-                self.failing = str(exc)
+                # until a transaction commits again. A faulty statement is a bug of
+                # one job, not the store's state: the next job may well commit.
+                if isinstance(_storage_error(exc, "write"), StorageUnavailable):
+                    self.failing = str(exc)
                 future.set_exception(exc)
             except BaseException as exc:  # handed to the waiting caller
                 future.set_exception(exc)
@@ -278,6 +360,7 @@ class Readers:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._closed = False
 
     def connection(self) -> sqlite_utils.Database:
         db: sqlite_utils.Database | None = getattr(self._local, "db", None)
@@ -293,12 +376,17 @@ class Readers:
         def call() -> T:
             return fn(self.connection())
 
+        if self._closed:
+            raise StorageUnavailable("the database is closing")
         try:
             return await asyncio.to_thread(call)
         except sqlite3.Error as exc:
-            raise StorageUnavailable(f"database read failed: {exc}") from exc
+            if self._closed:  # closed under a read in flight: shutting down, not a bug
+                raise StorageUnavailable("the database is closing") from exc
+            raise _storage_error(exc, "read") from exc
 
     def close(self) -> None:
+        self._closed = True
         with self._lock:
             for conn in self._all:
                 conn.close()

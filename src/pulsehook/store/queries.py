@@ -8,10 +8,11 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..facts import NEUTRAL_CONCLUSIONS
+from ..facts import NEUTRAL_CONCLUSIONS, PASSED_CONCLUSIONS, counted
+from .db import Tx
 
 # A run's conclusion that makes its build "success".
-GOOD = ("success",)
+GOOD = tuple(sorted(PASSED_CONCLUSIONS))
 
 
 def latest_builds(db: Database, repo_id: int | None = None) -> list[dict[str, Any]]:
@@ -54,7 +55,7 @@ def build_state(workflows: list[dict[str, Any]]) -> str | None:
     if not workflows:
         return None
     statuses = [w["status"] for w in workflows]
-    if any(s not in GOOD and s not in NEUTRAL_CONCLUSIONS for s in statuses):
+    if any(s not in GOOD and counted(s) for s in statuses):
         return "failure"
     return "success" if any(s in GOOD for s in statuses) else statuses[0]
 
@@ -327,3 +328,75 @@ def table_page(
     ids = [int(r["id"]) for r in rows]
     health = _health_of(db, ids)
     return summaries(db, rows, ids), health, total
+
+
+@dataclass(frozen=True)
+class RepoRef:
+    """A repository found by name: enough to name it and to read the rest by key."""
+
+    id: int
+    full_name: str
+    owner: str | None  # as recorded at first sight
+    default_branch: str | None
+    deleted: bool
+
+
+def find_repos(
+    db: Tx,
+    name: str | None = None,
+    *,
+    owner: str | None = None,
+    include_deleted: bool = False,
+    any_case: bool = False,
+) -> list[RepoRef]:
+    """Repositories by name: live ones first, then by full name and id.
+
+    ``name`` "owner/repo" is that full name, a bare "repo" that name under any
+    owner, None every repository. ``owner`` keeps to one owner's repositories;
+    deleted ones count only with ``include_deleted``. Names compare exactly, or
+    with ``any_case`` regardless of the case of ASCII letters. A name is compared,
+    never matched as a pattern, so nothing in it needs escaping.
+    """
+    clauses: list[str] = [] if include_deleted else ["deleted = 0"]
+    params: list[Any] = []
+    if owner is not None:
+        clauses.append("owner = ?")
+        params.append(owner)
+    if name is not None:
+        collate = " COLLATE NOCASE" if any_case else ""
+        if "/" in name:
+            clauses.append(f"full_name = ?{collate}")
+            params.append(name)
+        else:
+            # The full name's last characters: "/" and the bare name.
+            suffix = f"/{name}"
+            clauses.append(f"substr(full_name, ?) = ?{collate}")
+            params.extend((-len(suffix), suffix))
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    return [
+        RepoRef(
+            id=int(r["id"]),
+            full_name=r["full_name"],
+            owner=r["owner"],
+            default_branch=r["default_branch"],
+            deleted=bool(r["deleted"]),
+        )
+        for r in db.query(
+            "SELECT id, full_name, owner, default_branch, deleted FROM repositories"
+            f"{where} ORDER BY deleted, full_name, id",
+            params,
+        )
+    ]
+
+
+def vulnerability_rows(db: Tx, *, include_closed: bool = False) -> list[dict[str, Any]]:
+    """Dependabot alerts with their repository's id and full name, the most severe
+    first, then by repository (open ones only unless ``include_closed``)."""
+    state = "" if include_closed else "WHERE v.state = 'open'"
+    return list(
+        db.query(
+            "SELECT r.id, r.full_name, v.* FROM vulnerabilities v JOIN repositories r"
+            f" ON r.id = v.repo_id {state} ORDER BY CASE v.severity WHEN 'critical'"
+            " THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, r.full_name"
+        )
+    )

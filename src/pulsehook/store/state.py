@@ -1,34 +1,96 @@
-"""Applying facts to the state tables.
+"""Applying facts to the state tables: one state writer per kind of fact.
 
 Deliveries arrive out of order, so every upsert keeps the row whose payload
 timestamp is newest (for builds: the highest attempt, then the newest update),
 never simply the last one processed.
+
+Each kind's writer is registered here by its class (``@writes(Build)``); a kind
+that is never applied, because its own store module keeps it, is listed in
+``NOT_APPLIED``. A fact of any other kind is an error, never skipped.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
-
-from sqlite_utils import Database
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from ..facts import (
     Build,
     Coverage,
     Dependency,
     Fact,
+    Health,
     HookPing,
     IssueActivity,
     Profile,
     Push,
     Repo,
+    Spec,
     Vulnerability,
 )
 from . import activity
+from .db import Tx
 from .deliveries import record_hook
+from .migrations import DERIVED_TABLES
+
+F = TypeVar("F")
 
 
-def _ensure_repo(db: Database, fact: Any, now: str) -> int | None:
+@dataclass
+class Applying:
+    """One ``apply`` call: its time, and what its facts did to repositories so far."""
+
+    now: str
+    ensured: set[int] = field(default_factory=set)  # repositories whose row it touched
+    branch_known: set[int] = field(default_factory=set)  # ... and whose default branch it set
+
+    def repository(self, db: Tx, fact: Any) -> int | None:
+        """The fact's repository id, its row created on first sight; None when the
+        fact has no id and its repository was never seen (nothing to attach it to)."""
+        known = fact.repo_id
+        if isinstance(known, int) and known in self.ensured:
+            return known
+        repo_id = _ensure_repo(db, fact, self.now)
+        if repo_id is not None:
+            self.ensured.add(repo_id)
+        return repo_id
+
+
+# A kind's state writer: writes the fact, returns it as applied (None: not applied).
+StateWriter = Callable[[Tx, Any, Applying], Any]
+WRITERS: dict[type[Any], StateWriter] = {}
+# Kinds never applied here: pulsehook makes them from the state, and their own
+# store module keeps them.
+NOT_APPLIED: dict[type[Any], str] = {
+    Spec: "summary items keep their own state (summary/items.py)",
+    Health: "scores are kept by store/health.py",
+}
+
+
+def writes(kind: type[F]) -> Callable[[Callable[[Tx, F, Applying], F | None]], StateWriter]:
+    """Register the decorated function as the state writer of ``kind``."""
+
+    def register(write: Callable[[Tx, F, Applying], F | None]) -> StateWriter:
+        if kind in WRITERS or kind in NOT_APPLIED:
+            raise ValueError(f"{kind.__name__} is registered already")
+        WRITERS[kind] = write
+        return write
+
+    return register
+
+
+def writer(kind: type[Any]) -> StateWriter:
+    """The state writer of ``kind``; a kind without one is an error."""
+    found = WRITERS.get(kind)
+    if found is None:
+        why = NOT_APPLIED.get(kind, "no state writer is registered for it")
+        raise LookupError(f"a {kind.__name__} fact cannot be applied: {why}")
+    return found
+
+
+def _ensure_repo(db: Tx, fact: Any, now: str) -> int | None:
     """The repository's id, creating its row on first sight. Keyed by GitHub's id."""
     repo_id: int | None = fact.repo_id
     if repo_id is None:
@@ -49,8 +111,11 @@ def _ensure_repo(db: Database, fact: Any, now: str) -> int | None:
     return repo_id
 
 
-def _build(db: Database, b: Build, repo_id: int, *, branch_known: bool) -> None:
-    if b.default_branch and b.branch and not branch_known:
+@writes(Build)
+def _build(db: Tx, b: Build, call: Applying) -> Build | None:
+    if (repo_id := call.repository(db, b)) is None:
+        return None
+    if b.default_branch and b.branch and repo_id not in call.branch_known:
         db.execute(
             "UPDATE repositories SET default_branch = coalesce(default_branch, ?) WHERE id = ?",
             (b.branch, repo_id),
@@ -90,9 +155,11 @@ def _build(db: Database, b: Build, repo_id: int, *, branch_known: bool) -> None:
             b.updated_at,
         ),
     )
+    _workflow_state(db, b, repo_id)
+    return b
 
 
-def _workflow_state(db: Database, b: Build, repo_id: int) -> None:
+def _workflow_state(db: Tx, b: Build, repo_id: int) -> None:
     """Keep each workflow's last counted default-branch run current."""
     if not b.counts_on_default_branch:
         return
@@ -108,7 +175,10 @@ def _workflow_state(db: Database, b: Build, repo_id: int) -> None:
     )
 
 
-def _vulnerability(db: Database, v: Vulnerability, repo_id: int) -> None:
+@writes(Vulnerability)
+def _vulnerability(db: Tx, v: Vulnerability, call: Applying) -> Vulnerability | None:
+    if (repo_id := call.repository(db, v)) is None:
+        return None
     db.execute(
         "INSERT INTO vulnerabilities (repo_id, number, state, severity, package, ecosystem,"
         " manifest, ghsa_id, cve_id, summary, description, url, created_at, updated_at,"
@@ -140,9 +210,14 @@ def _vulnerability(db: Database, v: Vulnerability, repo_id: int) -> None:
             v.dismissed_at,
         ),
     )
+    return v
 
 
-def _coverage(db: Database, c: Coverage, repo_id: int) -> Coverage:
+@writes(Coverage)
+def _coverage(db: Tx, c: Coverage, call: Applying) -> Coverage | None:
+    """Returns the figure with its delta against the previous one on its branch."""
+    if (repo_id := call.repository(db, c)) is None:
+        return None
     # The same status seen by webhook and by scan: one measurement.
     same = next(
         db.query(
@@ -172,7 +247,10 @@ def _coverage(db: Database, c: Coverage, repo_id: int) -> Coverage:
     return enriched
 
 
-def _dependency(db: Database, d: Dependency, repo_id: int) -> None:
+@writes(Dependency)
+def _dependency(db: Tx, d: Dependency, call: Applying) -> Dependency | None:
+    if (repo_id := call.repository(db, d)) is None:
+        return None
     db.execute(
         "INSERT INTO dependency_prs (repo_id, number, state, merged, title, package,"
         " from_version, to_version, url, opened_at, closed_at, updated_at)"
@@ -198,6 +276,7 @@ def _dependency(db: Database, d: Dependency, repo_id: int) -> None:
             d.updated_at,
         ),
     )
+    return d
 
 
 _REPO_FLAGS = {
@@ -211,7 +290,12 @@ _REPO_FLAGS = {
 }
 
 
-def _repo(db: Database, r: Repo, repo_id: int) -> None:
+@writes(Repo)
+def _repo(db: Tx, r: Repo, call: Applying) -> Repo | None:
+    if (repo_id := call.repository(db, r)) is None:
+        return None
+    if r.default_branch:
+        call.branch_known.add(repo_id)
     if r.action == "seen":
         # A snapshot from any payload (one statement: every delivery has one): its
         # flags are current unless a newer one was applied. The CASEs read the
@@ -236,7 +320,7 @@ def _repo(db: Database, r: Repo, repo_id: int) -> None:
                 repo_id,
             ),
         )
-        return
+        return r
     db.execute(
         "UPDATE repositories SET owner = coalesce(?, owner),"
         " default_branch = coalesce(?, default_branch), url = coalesce(?, url),"
@@ -254,55 +338,66 @@ def _repo(db: Database, r: Repo, repo_id: int) -> None:
             "UPDATE repositories SET archived = ?, private = ?, deleted = 0 WHERE id = ?",
             (int(r.archived), int(r.private), repo_id),
         )
+    return r
 
 
-def apply(db: Database, facts: list[Fact], *, now: str, hook_id: int | None = None) -> list[Fact]:
-    """Write facts to the state tables; return them enriched (coverage delta)."""
+@writes(Push)
+def _push(db: Tx, p: Push, call: Applying) -> Push | None:
+    if (repo_id := call.repository(db, p)) is None:
+        return None
+    activity.push(db, p, repo_id)
+    return p
+
+
+@writes(IssueActivity)
+def _issue_activity(db: Tx, fact: IssueActivity, call: Applying) -> IssueActivity | None:
+    if (repo_id := call.repository(db, fact)) is None:
+        return None
+    activity.issue(db, fact, repo_id)
+    return fact
+
+
+@writes(Profile)
+def _profile(db: Tx, fact: Profile, call: Applying) -> Profile | None:
+    if (repo_id := call.repository(db, fact)) is None:
+        return None
+    activity.profile(db, fact, repo_id, call.now)
+    return fact
+
+
+@writes(HookPing)
+def _hook_ping(db: Tx, fact: HookPing, call: Applying) -> HookPing:
+    # A hook belongs to a repository or an organisation by name: no repository row.
+    if fact.hook_id is not None:
+        record_hook(
+            db,
+            hook_id=fact.hook_id,
+            events=list(fact.events),
+            content_type=fact.content_type,
+            target=fact.target,
+            repo=fact.repo,
+            org=fact.org,
+            ping_at=fact.at or call.now,
+            delivery_at=call.now,
+        )
+    return fact
+
+
+def apply(db: Tx, facts: list[Fact], *, now: str, hook_id: int | None = None) -> list[Fact]:
+    """Write facts to the state tables; return those applied, enriched (coverage delta).
+
+    A fact with no repository id whose repository was never seen is left out.
+    """
+    call = Applying(now)
     out: list[Fact] = []
-    ensured: set[int] = set()  # repositories whose row this call already touched
-    branch_known: set[int] = set()  # ... and whose default branch it has set
     for fact in facts:
-        if isinstance(fact, HookPing):
-            if fact.hook_id is not None:
-                record_hook(
-                    db,
-                    hook_id=fact.hook_id,
-                    events=list(fact.events),
-                    content_type=fact.content_type,
-                    target=fact.target,
-                    repo=fact.repo,
-                    org=fact.org,
-                    ping_at=fact.at or now,
-                    delivery_at=now,
-                )
-            out.append(fact)
-            continue
-        known = getattr(fact, "repo_id", None)
-        if isinstance(known, int) and known in ensured:
-            repo_id: int | None = known
-        else:
-            repo_id = _ensure_repo(db, fact, now)
-        if repo_id is None:
-            continue  # no id and never seen: nothing to attach the fact to
-        ensured.add(repo_id)
-        if isinstance(fact, Build):
-            _build(db, fact, repo_id, branch_known=repo_id in branch_known)
-            _workflow_state(db, fact, repo_id)
-        elif isinstance(fact, Vulnerability):
-            _vulnerability(db, fact, repo_id)
-        elif isinstance(fact, Coverage):
-            fact = _coverage(db, fact, repo_id)
-        elif isinstance(fact, Dependency):
-            _dependency(db, fact, repo_id)
-        elif isinstance(fact, Push):
-            activity.push(db, fact, repo_id)
-        elif isinstance(fact, Repo):
-            _repo(db, fact, repo_id)
-            if fact.default_branch:
-                branch_known.add(repo_id)
-        elif isinstance(fact, IssueActivity):
-            activity.issue(db, fact, repo_id)
-        elif isinstance(fact, Profile):
-            activity.profile(db, fact, repo_id, now)
-        out.append(fact)
+        applied = writer(type(fact))(db, fact, call)
+        if applied is not None:
+            out.append(applied)
     return out
+
+
+def reset(db: Tx) -> None:
+    """Forget every table facts are applied to (and scores): replay rebuilds them."""
+    for table in DERIVED_TABLES:
+        db.execute(f"DELETE FROM {table}")

@@ -1,16 +1,20 @@
-"""The summary_items table: reading and writing items, keeping deadlines current."""
+"""Summary items: rows as items, reports and declarations, deadlines kept current.
+
+The rows are store/summary.py's; here is what they mean: an item's schedule,
+when it turns MISSING, and who may report it.
+"""
 
 from __future__ import annotations
 
 import functools
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlite_utils import Database
-
-from ..clock import iso, parse_iso_or_none
+from ..clock import parse_iso_or_none
 from ..facts import Build
 from ..rules.model import Expectation
+from ..store import summary as store
+from ..store.db import Tx
+from ..store.summary import ItemRow
 from ..timing import iso_duration, parse_duration
 from .model import Item, due
 
@@ -29,7 +33,7 @@ def _schedule(text: str | None) -> timedelta | str | None:
     return parse_duration(text) if text.startswith("P") else text
 
 
-def from_row(row: Any) -> Item:
+def from_row(row: ItemRow) -> Item:
     return cached_item(
         row["path"],
         row["owner"],
@@ -73,25 +77,15 @@ def cached_item(
     )
 
 
-def load_all(db: Database) -> list[tuple[Item, Any]]:
-    """Every item with its row (``sqlite3.Row``: read by column name)."""
-    cursor = db.conn.execute("SELECT * FROM summary_items ORDER BY path")
-    return [(from_row(r), r) for r in cursor.fetchall()]
-
-
-def _refresh_due(db: Database, path: str, tz: str) -> None:
-    row = next(db.query("SELECT * FROM summary_items WHERE path = ?", (path,)), None)
+def _refresh_due(db: Tx, path: str, tz: str) -> None:
+    row = store.item(db, path)
     if row is None:
         return
-    deadline = due(from_row(row), tz, created=parse_iso_or_none(row["created_at"]))
-    db.execute(
-        "UPDATE summary_items SET due_at = ? WHERE path = ?",
-        (iso(deadline) if deadline else None, path),
-    )
+    store.set_due(db, path, due(from_row(row), tz, created=parse_iso_or_none(row["created_at"])))
 
 
 def record_report(
-    db: Database,
+    db: Tx,
     *,
     path: str,
     owner: str,
@@ -104,23 +98,23 @@ def record_report(
     now: datetime,
     tz: str,
 ) -> bool:
-    """Store a report for an item (creating it); older reports than the stored one lose."""
-    cursor = db.execute(
-        "INSERT INTO summary_items (path, owner, repo, kind, link, report, note, updated,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET"
-        " report = excluded.report, note = excluded.note, updated = excluded.updated,"
-        " link = coalesce(excluded.link, summary_items.link)"
-        " WHERE coalesce(summary_items.updated, '') <= excluded.updated"
-        # The same report again (a redelivery, a scan) changes nothing: no refresh.
-        " AND (summary_items.updated IS NOT excluded.updated"
-        " OR summary_items.report IS NOT excluded.report"
-        " OR summary_items.note IS NOT excluded.note"
-        " OR summary_items.link IS NOT coalesce(excluded.link, summary_items.link))",
-        (path, owner, repo, kind, link, report, note, iso(at), iso(now)),
+    """Store a report for an item (creating it); older reports than the stored one lose.
+    A report that changed the item moves its deadline."""
+    changed = store.record_report(
+        db,
+        path=path,
+        owner=owner,
+        repo=repo,
+        kind=kind,
+        report=report,
+        note=note,
+        at=at,
+        link=link,
+        now=now,
     )
-    if cursor.rowcount:
+    if changed:
         _refresh_due(db, path, tz)
-    return bool(cursor.rowcount)
+    return changed
 
 
 def _workflow_path(path: str) -> bool:
@@ -129,7 +123,7 @@ def _workflow_path(path: str) -> bool:
     return len(parts) > 3 and parts[2].lower() == "actions"
 
 
-def kept_by_webhooks(db: Database, path: str) -> bool:
+def kept_by_webhooks(db: Tx, path: str) -> bool:
     """Whether webhooks (and CI reports) keep the item at ``path``, so no heartbeat may
     change it.
 
@@ -139,16 +133,17 @@ def kept_by_webhooks(db: Database, path: str) -> bool:
     workflow items live: a heartbeat cannot claim one before the first build
     does, nor put a look-alike next to it (``Actions/``).
     """
-    row = next(db.query("SELECT kind, declared FROM summary_items WHERE path = ?", (path,)), None)
-    if row is None:
+    found = store.kind_and_declared(db, path)
+    if found is None:
         return _workflow_path(path)
-    if row["kind"] != "heartbeat":
+    kind, declared = found
+    if kind != "heartbeat":
         return True
-    return _workflow_path(path) and not row["declared"]
+    return _workflow_path(path) and not declared
 
 
 def record_heartbeat(
-    db: Database,
+    db: Tx,
     *,
     path: str,
     owner: str,
@@ -180,7 +175,7 @@ def record_heartbeat(
     return True
 
 
-def record_build(db: Database, build: Build, *, now: datetime, tz: str) -> bool:
+def record_build(db: Tx, build: Build, *, now: datetime, tz: str) -> bool:
     """A completed default-branch run is the report of its workflow's item."""
     if not build.counts_on_default_branch:
         return False
@@ -202,41 +197,24 @@ def record_build(db: Database, build: Build, *, now: datetime, tz: str) -> bool:
 
 
 def sync_expectations(
-    db: Database, expectations: tuple[Expectation, ...], *, now: datetime, tz: str
+    db: Tx, expectations: tuple[Expectation, ...], *, now: datetime, tz: str
 ) -> None:
     """Make the declared items match the rules: schedules set, dropped ones undeclared."""
     declared = {e.item_path for e in expectations}
-    for row in list(db.query("SELECT path FROM summary_items WHERE declared = 1")):
-        if row["path"] not in declared:
-            db.execute(
-                "UPDATE summary_items SET declared = 0, schedule = NULL, grace_s = 0"
-                " WHERE path = ?",
-                (row["path"],),
-            )
-            _refresh_due(db, row["path"], tz)
+    for path in store.declared_paths(db):
+        if path not in declared:
+            store.undeclare(db, path)
+            _refresh_due(db, path, tz)
     for e in expectations:
-        db.execute(
-            "INSERT INTO summary_items (path, owner, repo, kind, note, schedule, grace_s,"
-            " declared, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)"
-            " ON CONFLICT(path) DO UPDATE SET schedule = excluded.schedule,"
-            " grace_s = excluded.grace_s, declared = 1",
-            (
-                e.item_path,
-                e.owner,
-                e.repo,
-                "workflow" if e.workflow else "heartbeat",
-                e.note,
-                _schedule_text(e.schedule),
-                int(e.grace.total_seconds()),
-                iso(now),
-            ),
+        store.declare(
+            db,
+            path=e.item_path,
+            owner=e.owner,
+            repo=e.repo,
+            kind="workflow" if e.workflow else "heartbeat",
+            note=e.note,
+            schedule=_schedule_text(e.schedule),
+            grace_s=int(e.grace.total_seconds()),
+            now=now,
         )
         _refresh_due(db, e.item_path, tz)
-
-
-def next_deadline(db: Database, now: datetime) -> datetime | None:
-    """The next time an item would turn MISSING: when the summary must be redone."""
-    row = next(
-        db.query("SELECT min(due_at) AS at FROM summary_items WHERE due_at > ?", (iso(now),)), None
-    )
-    return parse_iso_or_none(row["at"]) if row and row["at"] else None

@@ -30,14 +30,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from ..alerts import engine
 from ..clock import Clock, iso, parse_iso_or_none
 from ..facts import Fact, Spec
 from ..rules.evaluate import Evaluator
 from ..rules.model import RuleSet
-from ..store.db import NORMAL, Readers, Writer
+from ..store import summary as store
+from ..store.db import NORMAL, Readers, Tx, Writer
 from . import items, render
 from .model import Item, status
 from .render import Change, Snapshot, dashboard_json, text
@@ -97,11 +96,12 @@ class Target:
     tz: str
 
 
-def snapshot_of(db: Database, now: datetime) -> tuple[list[tuple[Item, str]], list[Change]]:
+def snapshot_of(db: Tx, now: datetime) -> tuple[list[tuple[Item, str]], list[Change]]:
     """Every item's status now, and which differ from the last summary."""
     current: list[tuple[Item, str]] = []
     changes: list[Change] = []
-    for item, row in items.load_all(db):
+    for row in store.all_items(db):
+        item = items.from_row(row)
         state = status(item, now, parse_iso_or_none(row["due_at"]))
         current.append((item, state))
         if state != row["status"]:
@@ -110,7 +110,7 @@ def snapshot_of(db: Database, now: datetime) -> tuple[list[tuple[Item, str]], li
 
 
 def record(
-    db: Database,
+    db: Tx,
     rules: RuleSet,
     changes: list[Change],
     *,
@@ -126,11 +126,7 @@ def record(
     applied: list[Change] = []
     facts: list[Fact] = []
     for c in changes:
-        moved = db.execute(
-            "UPDATE summary_items SET status = ?, status_since = ? WHERE path = ? AND status IS ?",
-            (c.current, at, c.item.path, c.previous),
-        ).rowcount
-        if not moved:
+        if not store.set_status(db, c.item.path, previous=c.previous, current=c.current, at=now):
             continue
         applied.append(c)
         facts.append(
@@ -178,7 +174,7 @@ def compose(
 
 
 def regenerate(
-    db: Database,
+    db: Tx,
     rules: RuleSet,
     *,
     now: datetime,
@@ -194,7 +190,7 @@ def regenerate(
 
 
 def preview(
-    db: Database, *, now: datetime, target: Target, mode: str = "md", previous: str | None = None
+    db: Tx, *, now: datetime, target: Target, mode: str = "md", previous: str | None = None
 ) -> str:
     """The summary as it stands now, without recording anything (for the CLI)."""
     current, changes = snapshot_of(db, now)
@@ -327,7 +323,7 @@ class Summarizer:
 
     async def seconds_to_deadline(self) -> float:
         now = self._clock.now()
-        deadline = await self._writer.run(lambda db: items.next_deadline(db, now), NORMAL)
+        deadline = await self._writer.run(lambda db: store.next_due(db, now), NORMAL)
         if deadline is None:
             return 3600.0
         # A moment past the deadline, so the item is strictly late when looked at.

@@ -22,7 +22,6 @@ from urllib.parse import urlencode
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, PackageLoader, select_autoescape
-from sqlite_utils import Database
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -30,6 +29,7 @@ from starlette.routing import Route
 
 from ..clock import local_minute
 from ..settings import Settings
+from ..store.db import Tx
 from . import dashboard_pages as pages
 from .auth import matches, require_token
 from .dashboard_pages import View
@@ -143,7 +143,7 @@ def _denied(request: Request, why: str) -> HTMLResponse:
     )
 
 
-Build = Callable[[Database, View], "dict[str, Any] | None"]
+Build = Callable[[Tx, View], "dict[str, Any] | None"]
 
 
 def page(template: str, active: str) -> Callable[[Build], Endpoint]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlite_utils import Database
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ..store import metrics
-from ..store.queries import SORTS, RepoFilter
+from ..store.db import Tx
+from ..store.queries import SORTS, RepoFilter, RepoRef, find_repos
 from .models import (
     BareRepoPath,
     BuildsQuery,
@@ -36,21 +36,14 @@ def _name(request: Request) -> str:
     return read_path(request, BareRepoPath).name
 
 
-def _resolve(db: Database, name: str) -> dict[str, Any] | None:
-    """By "owner/name", or by the bare name when only one repository has it."""
-    found = metrics.find_repo(db, name)
-    if found or "/" in name:
-        return found
-    # The name is a literal: its % and _ must not act as LIKE's wildcards.
-    literal = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    rows = list(
-        db.query(
-            "SELECT id, full_name FROM repositories WHERE full_name LIKE ? ESCAPE '\\'"
-            " AND deleted = 0",
-            (f"%/{literal}",),
-        )
-    )
-    return rows[0] if len(rows) == 1 else None
+def _resolve(db: Tx, name: str) -> RepoRef | None:
+    """By "owner/name" (a deleted repository too, when no live one has the name), or
+    by the bare name, in any case, when exactly one live repository has it."""
+    if "/" in name:
+        found = find_repos(db, name, include_deleted=True)
+        return found[0] if found else None
+    found = find_repos(db, name, any_case=True)
+    return found[0] if len(found) == 1 else None
 
 
 async def health(request: Request) -> FastJSON:
@@ -100,11 +93,11 @@ async def repo(request: Request) -> Response:
     read_query(request, NoQuery)
     now = svc.clock.now()
 
-    def query(db: Database) -> dict[str, Any] | None:
+    def query(db: Tx) -> dict[str, Any] | None:
         found = _resolve(db, name)
         if found is None:
             return None
-        return metrics.one_repo(db, found["id"], now)
+        return metrics.one_repo(db, found.id, now)
 
     row = await svc.readers.run(query)
     if row is None:
@@ -118,13 +111,11 @@ async def repo_metrics(request: Request) -> Response:
     days = read_query(request, MetricsQuery).days
     now = svc.clock.now()
 
-    def query(db: Database) -> dict[str, Any] | None:
+    def query(db: Tx) -> dict[str, Any] | None:
         found = _resolve(db, name)
         if found is None:
             return None
-        return {"name": found["full_name"]} | metrics.repo_metrics(
-            db, found["id"], days=days, now=now
-        )
+        return {"name": found.full_name} | metrics.repo_metrics(db, found.id, days=days, now=now)
 
     body = await svc.readers.run(query)
     if body is None:

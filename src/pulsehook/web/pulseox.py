@@ -22,14 +22,16 @@ import json
 import re
 from typing import Any
 
-from sqlite_utils import Database
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ..clock import iso
 from ..errors import PayloadTooLarge
 from ..notify.escape import single_line
+from ..store import pulseox as files
+from ..store import summary as summary_store
+from ..store.db import Tx
+from ..store.summary import ItemRow
 from ..summary import items
 from ..summary.service import FILES
 from .auth import authorization
@@ -92,7 +94,7 @@ def file_json(owner: str, repo: str, path: str, content: bytes) -> dict[str, Any
     }
 
 
-def synthesized(row: dict[str, Any]) -> bytes:
+def synthesized(row: ItemRow) -> bytes:
     """A pulseox report file for an item pulsehook knows from webhooks."""
     lines = ["# Metadata", f"- report: {row['report']}", f"- updated: {row['updated'] or ''}"]
     if row["note"]:
@@ -127,27 +129,17 @@ async def get_contents(request: Request) -> JSONResponse:
     if not covers(scope, f"{owner}/{repo}"):
         return github_error(403, "forbidden", f"this token may not read {owner}/{repo}")
 
-    def find(db: Database) -> tuple[str, Any] | None:
-        row = next(
-            db.query(
-                "SELECT content FROM pulseox_files WHERE owner = ? AND repo = ? AND path = ?",
-                (owner, repo, path),
-            ),
-            None,
-        )
-        if row:
-            return "file", row["content"]
-        item = next(
-            db.query("SELECT * FROM summary_items WHERE path = ?", (f"{owner}/{repo}/{path}",)),
-            None,
-        )
-        return ("item", item) if item else None
+    def find(db: Tx) -> str | ItemRow | None:
+        """The stored file's text, else the item webhooks report, else None."""
+        stored = files.stored_content(db, owner, repo, path)
+        if stored is not None:
+            return stored
+        return summary_store.item(db, f"{owner}/{repo}/{path}")
 
     found = await svc.readers.run(find)
     if found is None:
         return github_error(404, "not_found", "Not Found")
-    kind, value = found
-    content = value.encode() if kind == "file" else synthesized(value)
+    content = found.encode() if isinstance(found, str) else synthesized(found)
     return JSONResponse(file_json(owner, repo, path, content))
 
 
@@ -192,26 +184,16 @@ async def put_contents(request: Request) -> JSONResponse:
     new_sha = blob_sha(content)
     item_path = f"{owner}/{repo}/{path}"
 
-    def store(db: Database) -> int:
+    def store(db: Tx) -> int:
         # The file and its heartbeat in one transaction: both, or neither.
         if items.kept_by_webhooks(db, item_path):
             return 0
-        row = next(
-            db.query(
-                "SELECT sha FROM pulseox_files WHERE owner = ? AND repo = ? AND path = ?",
-                (owner, repo, path),
-            ),
-            None,
-        )
-        if row and not given_sha:
+        stored_sha = files.stored_sha(db, owner, repo, path)
+        if stored_sha is not None and not given_sha:
             return 422
-        if row and given_sha != row["sha"]:
+        if stored_sha is not None and given_sha != stored_sha:
             return 409
-        db.execute(
-            "INSERT OR REPLACE INTO pulseox_files (owner, repo, path, content, sha,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (owner, repo, path, text, new_sha, iso(now)),
-        )
+        files.store_file(db, owner, repo, path, text=text, sha=new_sha, at=now)
         items.record_heartbeat(
             db,
             path=item_path,
@@ -222,7 +204,7 @@ async def put_contents(request: Request) -> JSONResponse:
             now=now,
             tz=svc.settings.timezone,
         )
-        return 200 if row else 201
+        return 200 if stored_sha is not None else 201
 
     status = await svc.writer.run(store)
     if status == 0:

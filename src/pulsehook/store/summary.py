@@ -1,0 +1,151 @@
+"""``summary_items``: the status summary's items, their reports, deadlines and last status.
+
+The one module that writes the table. It stores and reads rows; what a row means
+(the item, its schedule, when it turns MISSING, who may report it) is decided in
+summary/items.py. Times are ISO-8601 UTC strings in the table, datetimes here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TypedDict, cast
+
+from ..clock import iso, parse_iso_or_none
+from .db import Tx
+
+
+class ItemRow(TypedDict):
+    """A row of ``summary_items``, as stored."""
+
+    path: str
+    owner: str
+    repo: str
+    kind: str  # "workflow" | "heartbeat"
+    link: str | None
+    report: str
+    note: str | None
+    updated: str | None
+    schedule: str | None  # an ISO-8601 duration or a cron string; None: never MISSING
+    grace_s: int
+    declared: int  # 1: from an expectation in rules/
+    created_at: str
+    due_at: str | None
+    status: str | None  # as of the last summary
+    status_since: str | None
+
+
+def all_items(db: Tx) -> list[ItemRow]:
+    """Every item, by path."""
+    return cast(list[ItemRow], list(db.query("SELECT * FROM summary_items ORDER BY path")))
+
+
+def item(db: Tx, path: str) -> ItemRow | None:
+    row = next(db.query("SELECT * FROM summary_items WHERE path = ?", (path,)), None)
+    return cast(ItemRow | None, row)
+
+
+def kind_and_declared(db: Tx, path: str) -> tuple[str, bool] | None:
+    """The item's kind and whether rules/ declare it; None for no item at ``path``."""
+    row = next(db.query("SELECT kind, declared FROM summary_items WHERE path = ?", (path,)), None)
+    return None if row is None else (str(row["kind"]), bool(row["declared"]))
+
+
+def set_due(db: Tx, path: str, due: datetime | None) -> None:
+    db.execute(
+        "UPDATE summary_items SET due_at = ? WHERE path = ?",
+        (iso(due) if due else None, path),
+    )
+
+
+def record_report(
+    db: Tx,
+    *,
+    path: str,
+    owner: str,
+    repo: str,
+    kind: str,
+    report: str,
+    note: str | None,
+    at: datetime,
+    link: str | None,
+    now: datetime,
+) -> bool:
+    """Store a report for an item (creating it): whether the row changed. A report
+    older than the stored one loses, and the same report again changes nothing."""
+    cursor = db.execute(
+        "INSERT INTO summary_items (path, owner, repo, kind, link, report, note, updated,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET"
+        " report = excluded.report, note = excluded.note, updated = excluded.updated,"
+        " link = coalesce(excluded.link, summary_items.link)"
+        " WHERE coalesce(summary_items.updated, '') <= excluded.updated"
+        # The same report again (a redelivery, a scan) changes nothing: no refresh.
+        " AND (summary_items.updated IS NOT excluded.updated"
+        " OR summary_items.report IS NOT excluded.report"
+        " OR summary_items.note IS NOT excluded.note"
+        " OR summary_items.link IS NOT coalesce(excluded.link, summary_items.link))",
+        (path, owner, repo, kind, link, report, note, iso(at), iso(now)),
+    )
+    return bool(cursor.rowcount)
+
+
+def declared_paths(db: Tx) -> list[str]:
+    """The paths of the items rules/ declared, as last synced."""
+    return [str(r["path"]) for r in db.query("SELECT path FROM summary_items WHERE declared = 1")]
+
+
+def undeclare(db: Tx, path: str) -> None:
+    """The item is no longer declared: no schedule, no grace."""
+    db.execute(
+        "UPDATE summary_items SET declared = 0, schedule = NULL, grace_s = 0 WHERE path = ?",
+        (path,),
+    )
+
+
+def declare(
+    db: Tx,
+    *,
+    path: str,
+    owner: str,
+    repo: str,
+    kind: str,
+    note: str | None,
+    schedule: str | None,
+    grace_s: int,
+    now: datetime,
+) -> None:
+    """Create a declared item, or set an existing one's schedule (its report stays)."""
+    db.execute(
+        "INSERT INTO summary_items (path, owner, repo, kind, note, schedule, grace_s,"
+        " declared, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)"
+        " ON CONFLICT(path) DO UPDATE SET schedule = excluded.schedule,"
+        " grace_s = excluded.grace_s, declared = 1",
+        (path, owner, repo, kind, note, schedule, grace_s, iso(now)),
+    )
+
+
+def next_due(db: Tx, now: datetime) -> datetime | None:
+    """The earliest deadline after ``now``: when the next item would turn MISSING."""
+    row = next(
+        db.query("SELECT min(due_at) AS at FROM summary_items WHERE due_at > ?", (iso(now),)), None
+    )
+    return parse_iso_or_none(row["at"]) if row and row["at"] else None
+
+
+def set_status(db: Tx, path: str, *, previous: str | None, current: str, at: datetime) -> bool:
+    """Compare-and-set the item's status: False (nothing written) if it is no longer
+    ``previous``."""
+    cursor = db.execute(
+        "UPDATE summary_items SET status = ?, status_since = ? WHERE path = ? AND status IS ?",
+        (current, iso(at), path, previous),
+    )
+    return bool(cursor.rowcount)
+
+
+def reset_reported(db: Tx) -> None:
+    """Forget what builds reported, for a replay to report it again: undeclared
+    workflow items go, declared ones keep their schedule and lose their report."""
+    db.execute("DELETE FROM summary_items WHERE kind = 'workflow' AND declared = 0")
+    db.execute(
+        "UPDATE summary_items SET report = 'NOT_REPORTED', note = NULL, updated = NULL,"
+        " link = NULL WHERE kind = 'workflow'"
+    )
