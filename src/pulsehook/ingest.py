@@ -47,19 +47,26 @@ CHUNK_SECONDS = 0.01
 RETRY_FIRST, RETRY_LAST = 1.0, 30.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class Alerting:
     """What rule evaluation needs; absent during replay (alerts are history)."""
 
     rules: RuleSet
     policy: engine.Policy
     evaluator: Evaluator = field(default_factory=Evaluator)
-    outcome: engine.Outcome = field(default_factory=engine.Outcome)  # since last looked at
-    summary_changes: int = 0  # summary items reported since last looked at
-    # The silences as read at the start of the current chunk's transaction.
-    silences: list[dict[str, Any]] | None = None
-    # The events of deliveries whose processing failed since last looked at.
-    failed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class News:
+    """What one chunk's transaction did that others must hear of once it commits.
+
+    Made for each chunk and handed back with its result: a chunk rolled back
+    takes its news with it.
+    """
+
+    outcome: engine.Outcome = field(default_factory=engine.Outcome)
+    summary_changes: int = 0  # summary items reported
+    failed: list[str] = field(default_factory=list)  # events whose processing failed
 
 
 def _record_hook(db: Tx, row: dict[str, Any], payload: Any) -> None:
@@ -90,6 +97,8 @@ def process_one(
     clock_now: datetime | None = None,
     tz: str = "UTC",
     processed: list[int] | None = None,
+    news: News | None = None,
+    active_silences: list[dict[str, Any]] | None = None,
 ) -> list[Fact]:
     """Process one stored delivery inside the caller's transaction.
 
@@ -114,29 +123,31 @@ def process_one(
                 for f in facts
                 if isinstance(f, Build)
             )
-            if alerting is not None:
-                alerting.summary_changes += reports
+            if news is not None:
+                news.summary_changes += reports
             if alerting is not None and clock_now is not None:
-                alerting.outcome += engine.evaluate(
+                outcome = engine.evaluate(
                     db,
                     alerting.rules,
                     facts,
                     now=clock_now,
                     evaluator=alerting.evaluator,
                     policy=alerting.policy,
-                    active_silences=alerting.silences,
+                    active_silences=active_silences,
                     received_at=row["received_at"],
                 )
+                if news is not None:
+                    news.outcome += outcome
             status, error = "processed", None
         except NormalizerFailed as exc:  # a bug, not a payload to ignore
             step.rollback(exc)
-            status, error, facts = "error", _failed(row, str(exc), alerting), []
+            status, error, facts = "error", _failed(row, str(exc), news), []
         except UnsupportedEvent as exc:
             step.rollback(exc)
             status, error, facts = "ignored", str(exc), []
         except Exception as exc:  # a bug must not stop the worker; the reason is kept
             step.rollback(exc)
-            status, error = "error", _failed(row, f"{type(exc).__name__}: {exc}", alerting)
+            status, error = "error", _failed(row, f"{type(exc).__name__}: {exc}", news)
             facts = []
         if status == "processed" and processed is not None:
             processed.append(row["id"])
@@ -145,7 +156,7 @@ def process_one(
     return facts
 
 
-def _failed(row: dict[str, Any], error: str, alerting: Alerting | None) -> str:
+def _failed(row: dict[str, Any], error: str, news: News | None) -> str:
     """Log a delivery's failure with the traceback being handled; return the reason."""
     note(
         log,
@@ -157,8 +168,8 @@ def _failed(row: dict[str, Any], error: str, alerting: Alerting | None) -> str:
         event=row["event"],
         error=error,
     )
-    if alerting is not None:
-        alerting.failed.append(row["event"])
+    if news is not None:
+        news.failed.append(row["event"])
     return error
 
 
@@ -180,19 +191,20 @@ def process_chunk(
     alerting: Alerting | None = None,
     clock_now: datetime | None = None,
     tz: str = "UTC",
+    news: News | None = None,
 ) -> tuple[int, int, list[Fact]]:
     """Process the deliveries after ``after_id``: (last id seen, how many, facts).
 
     With a ``budget`` (seconds), stops after the delivery that used it up; the
-    rest wait for the next chunk.
+    rest wait for the next chunk. What the caller must announce after the
+    commit (alert changes, notices, failures) is added to ``news``.
     """
     rows = deliveries.next_batch(db, after_id=after_id, limit=limit, statuses=statuses)
     facts: list[Fact] = []
     stop = None if budget is None else time.perf_counter() + budget
     done = 0
-    if alerting is not None and clock_now is not None and rows:
-        # Read once per chunk: nothing else writes while the chunk holds the writer.
-        alerting.silences = silences.load(db, clock_now)
+    # Read once per chunk: nothing else writes while the chunk holds the writer.
+    active = silences.load(db, clock_now) if alerting and clock_now and rows else None
     processed: list[int] = []
     for row in rows:
         facts.extend(
@@ -204,6 +216,8 @@ def process_chunk(
                 clock_now=clock_now,
                 tz=tz,
                 processed=processed,
+                news=news,
+                active_silences=active,
             )
         )
         done += 1
@@ -217,17 +231,17 @@ def process_chunk(
     touched = sorted({r for f in facts if isinstance(r := getattr(f, "repo_id", None), int)})
     scores = [s for r in touched if (s := health_store.recompute(db, r, moment)) is not None]
     if scores and alerting is not None and clock_now is not None:
-        alerting.outcome += engine.evaluate(
+        outcome = engine.evaluate(
             db,
             alerting.rules,
             list(scores),
             now=clock_now,
             evaluator=alerting.evaluator,
             policy=alerting.policy,
-            active_silences=alerting.silences,
+            active_silences=active,
         )
-    if alerting is not None:
-        alerting.silences = None
+        if news is not None:
+            news.outcome += outcome
     facts.extend(scores)
     return (rows[-1]["id"] if rows else after_id), len(rows), facts
 
@@ -286,7 +300,8 @@ class Worker:
                 now: str = now,
                 moment: datetime = moment,
                 limit: int = fetch,
-            ) -> tuple[int, int, str | None]:
+            ) -> tuple[int, int, str | None, News]:
+                news = News()
                 last, count, _facts = process_chunk(
                     db,
                     after_id=start,
@@ -297,36 +312,27 @@ class Worker:
                     alerting=self._alerting,
                     clock_now=moment,
                     tz=self._alerting.policy.timezone if self._alerting else "UTC",
+                    news=news,
                 )
-                return last, count, deliveries.next_received_at(db, last)
+                return last, count, deliveries.next_received_at(db, last), news
 
-            try:
-                after_id, count, waiting_since = await self._writer.run(job, NORMAL)
-            except BaseException:
-                self._forget()  # rolled back: nothing of it happened
-                raise
+            # A chunk rolled back raises here, and its news is gone with it.
+            after_id, count, waiting_since, news = await self._writer.run(job, NORMAL)
             # Fetch about what the budget allows: rows read and left over are waste.
             fetch = max(8, min(PROCESS_CHUNK, 2 * count))
             self.lag = processing_lag(waiting_since, moment)
-            self._announce()
+            self._announce(news)
             if not count:
                 return seen
             seen += count
 
-    def _forget(self) -> None:
-        if self._alerting is not None:
-            self._alerting.outcome = engine.Outcome()
-            self._alerting.failed = []
-            self._alerting.summary_changes = 0
-
-    def _announce(self) -> None:
+    def _announce(self, news: News) -> None:
         """Tell what the last chunk committed, and wake whoever must act on it."""
         if self._alerting is None:
             return
-        outcome, self._alerting.outcome = self._alerting.outcome, engine.Outcome()
-        failed, self._alerting.failed = self._alerting.failed, []
+        outcome = news.outcome
         telemetry = self._telemetry
-        for event in failed:  # each logged, with its traceback, as it failed
+        for event in news.failed:  # each logged, with its traceback, as it failed
             telemetry.processing_errors.labels(event_label(event)).inc()
         for change in outcome.changes:
             telemetry.alert_changes.labels(change.rule, change.kind).inc()
@@ -345,8 +351,7 @@ class Worker:
             self._on_notices()
         if outcome.held:
             self._on_held()
-        if self._alerting.summary_changes:
-            self._alerting.summary_changes = 0
+        if news.summary_changes:
             self._on_summary()
 
     async def run(self) -> None:

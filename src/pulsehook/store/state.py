@@ -30,7 +30,6 @@ from ..facts import (
     Spec,
     Vulnerability,
 )
-from . import activity
 from .db import Tx
 from .deliveries import record_hook
 from .migrations import DERIVED_TABLES
@@ -345,7 +344,23 @@ def _repo(db: Tx, r: Repo, call: Applying) -> Repo | None:
 def _push(db: Tx, p: Push, call: Applying) -> Push | None:
     if (repo_id := call.repository(db, p)) is None:
         return None
-    activity.push(db, p, repo_id)
+    db.execute(
+        "INSERT OR IGNORE INTO activity (repo_id, branch, author, commits, forced, bot,"
+        " head_sha, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (repo_id, p.branch, p.author, p.commits, int(p.forced), int(p.bot), p.head_sha, p.at),
+    )
+    # The newest time seen (``max``), whatever order deliveries arrive in; a bot's
+    # push is recorded but is no sign of life.
+    db.execute(
+        "UPDATE repositories SET last_push_at = max(coalesce(last_push_at, ''), ?) WHERE id = ?",
+        (p.at or "", repo_id),
+    )
+    if not p.bot and p.commits:
+        db.execute(
+            "UPDATE repositories SET last_activity_at = max(coalesce(last_activity_at, ''), ?)"
+            " WHERE id = ?",
+            (p.at or "", repo_id),
+        )
     return p
 
 
@@ -353,7 +368,12 @@ def _push(db: Tx, p: Push, call: Applying) -> Push | None:
 def _issue_activity(db: Tx, fact: IssueActivity, call: Applying) -> IssueActivity | None:
     if (repo_id := call.repository(db, fact)) is None:
         return None
-    activity.issue(db, fact, repo_id)
+    if not fact.bot and fact.at:
+        db.execute(
+            "UPDATE repositories SET last_issue_activity_at ="
+            " max(coalesce(last_issue_activity_at, ''), ?) WHERE id = ?",
+            (fact.at, repo_id),
+        )
     return fact
 
 
@@ -361,7 +381,12 @@ def _issue_activity(db: Tx, fact: IssueActivity, call: Applying) -> IssueActivit
 def _profile(db: Tx, fact: Profile, call: Applying) -> Profile | None:
     if (repo_id := call.repository(db, fact)) is None:
         return None
-    activity.profile(db, fact, repo_id, call.now)
+    db.execute(
+        "UPDATE repositories SET readme = coalesce(?, readme),"
+        " api_docs = coalesce(?, api_docs), dependabot = coalesce(?, dependabot),"
+        " profile_checked_at = ? WHERE id = ?",
+        (fact.readme, fact.api_docs, fact.dependabot, fact.at or call.now, repo_id),
+    )
     return fact
 
 
