@@ -92,17 +92,6 @@ def one_repo(db: Database, repo_id: int, now: datetime) -> dict[str, Any] | None
     return seed_shape(rows[0], health, now)
 
 
-def find_repo(db: Database, name: str) -> dict[str, Any] | None:
-    return next(
-        db.query(
-            "SELECT id, full_name, default_branch FROM repositories WHERE full_name = ?"
-            " ORDER BY deleted LIMIT 1",
-            (name,),
-        ),
-        None,
-    )
-
-
 def repo_metrics(db: Database, repo_id: int, *, days: int = 90, now: datetime) -> dict[str, Any]:
     row = next(db.query("SELECT * FROM health WHERE repo_id = ?", (repo_id,)), None)
     history = [

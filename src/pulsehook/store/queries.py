@@ -389,6 +389,14 @@ def find_repos(
     ]
 
 
+def find_repo(db: Tx, full_name: str) -> RepoRef | None:
+    """The repository of this exact full name, the live one if a deleted one shares it."""
+    if "/" not in full_name:  # a bare name would match under any owner
+        return None
+    found = find_repos(db, full_name, include_deleted=True)
+    return found[0] if found else None
+
+
 def vulnerability_rows(db: Tx, *, include_closed: bool = False) -> list[dict[str, Any]]:
     """Dependabot alerts with their repository's id and full name, the most severe
     first, then by repository (open ones only unless ``include_closed``)."""

@@ -15,7 +15,7 @@ from sqlite_utils import Database
 
 from ..alerts import silences
 from ..clock import iso, parse_iso
-from ..store import metrics, outbox
+from ..store import metrics, outbox, queries
 from . import charts
 
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -130,12 +130,12 @@ def repos(db: Database, view: View) -> dict[str, Any]:
 
 
 def repo(db: Database, view: View) -> dict[str, Any] | None:
-    found = metrics.find_repo(db, f"{view.path['owner']}/{view.path['name']}")
+    found = queries.find_repo(db, f"{view.path['owner']}/{view.path['name']}")
     if found is None:
         return None
-    name = found["full_name"]
-    row = metrics.one_repo(db, found["id"], view.now)  # by key: not every repository
-    data = metrics.repo_metrics(db, found["id"], days=TREND_DAYS, now=view.now)
+    name = found.full_name
+    row = metrics.one_repo(db, found.id, view.now)  # by key: not every repository
+    data = metrics.repo_metrics(db, found.id, days=TREND_DAYS, now=view.now)
     history = [(parse_iso(h["at"]), h["score"]) for h in data["history"]]
     title = f"Health of {name}, last {TREND_DAYS} days"
     return {

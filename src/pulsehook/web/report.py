@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 
 from ..clock import iso
 from ..errors import BadRequest
-from ..store import metrics
+from ..store import queries
 from ..store.deliveries import Delivery
 from .auth import credential
 from .responses import error
@@ -105,7 +105,7 @@ async def report(request: Request) -> JSONResponse:
     for field in (*LIMITS, "sha", "run_id", "attempt"):
         if (refused := field_problem(field, body.get(field))) is not None:
             return error(422, *refused)
-    row = await svc.readers.run(lambda db: metrics.find_repo(db, name))
+    row = await svc.readers.run(lambda db: queries.find_repo(db, name))
     if row is None:
         return error(
             404,
@@ -133,19 +133,19 @@ async def report(request: Request) -> JSONResponse:
         "id": report_id,
         "at": iso(now),
         "repository": {
-            "id": row["id"],
-            "full_name": row["full_name"],
-            "default_branch": row["default_branch"],
+            "id": row.id,
+            "full_name": row.full_name,
+            "default_branch": row.default_branch,
         },
     }
     delivery = Delivery(
-        guid=f"report:{row['id']}:{report_id}",
+        guid=f"report:{row.id}:{report_id}",
         event="pulsehook.report",
         payload=json.dumps(payload),
         content_type="application/json",
         received_at=iso(now),
         action=None,
-        repo=row["full_name"],
+        repo=row.full_name,
     )
     fresh = await svc.intake.submit(delivery)
     return JSONResponse(
