@@ -47,7 +47,7 @@ frequency = "daily_digest"
 webhook_url = "${{SLACK_WEBHOOK_URL}}"
 {extra}
 """)
-    return load_rules(rules, ENV, timezone=timezone)
+    return load_rules(rules, ENV)
 
 
 def build(

@@ -63,12 +63,12 @@ class Kind:
     internal: ClassVar[bool] = False
 
     @classmethod
-    def closes(cls, f: Mapping[str, Any]) -> bool:
+    def closes(cls, _f: Mapping[str, Any]) -> bool:
         """Ends its subject whatever the rule says (a fixed vulnerability ...)."""
         return False
 
     @classmethod
-    def recovers(cls, f: Mapping[str, Any]) -> bool:
+    def recovers(cls, _f: Mapping[str, Any]) -> bool:
         """Not matching the rule, says its subject is well again."""
         return False
 
@@ -194,7 +194,7 @@ class Coverage(Kind):
         return f"coverage@{f.get('branch')}"
 
     @classmethod
-    def recovers(cls, f: Mapping[str, Any]) -> bool:
+    def recovers(cls, _f: Mapping[str, Any]) -> bool:
         return True  # any figure the rule does not match is a recovery
 
     @classmethod
@@ -339,7 +339,7 @@ class Profile(Kind):
     at: str | None
 
     @classmethod
-    def subject(cls, f: Mapping[str, Any]) -> str:
+    def subject(cls, _f: Mapping[str, Any]) -> str:
         return "profile"
 
     @classmethod
@@ -420,11 +420,11 @@ class Health(Kind):
     at: str | None
 
     @classmethod
-    def subject(cls, f: Mapping[str, Any]) -> str:
+    def subject(cls, _f: Mapping[str, Any]) -> str:
         return "health"  # one score per repository
 
     @classmethod
-    def recovers(cls, f: Mapping[str, Any]) -> bool:
+    def recovers(cls, _f: Mapping[str, Any]) -> bool:
         return True  # any score the rule does not match is a recovery
 
     @classmethod

@@ -145,7 +145,7 @@ def process_one(
         except UnsupportedEvent as exc:
             step.rollback(exc)
             status, error, facts = "ignored", str(exc), []
-        except Exception as exc:  # a bug must not stop the worker; the reason is kept
+        except Exception as exc:  # noqa: BLE001 — a bug must not stop the worker; kept as error
             step.rollback(exc)
             status, error = "error", _failed(row, f"{type(exc).__name__}: {exc}", news)
             facts = []

@@ -90,7 +90,7 @@ class Intake:
             fresh = await self._writer.run(
                 partial(deliveries.insert_batch, batch=[d for d, _ in batch]), URGENT
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 — every sender of the batch must hear
             if _whole_batch(exc):
                 # Nothing of the batch was stored: every sender hears so (a 503
                 # when the store cannot take it now, else the bug it is), each

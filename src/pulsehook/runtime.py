@@ -61,7 +61,7 @@ def load_rule_set(settings: Settings) -> RuleSet:
     if not settings.rules_dir.exists():
         log.warning("rules directory %s does not exist: no alert rules", settings.rules_dir)
         return RuleSet()
-    return load_rules(settings.rules_dir, os.environ, timezone=settings.timezone)
+    return load_rules(settings.rules_dir, os.environ)
 
 
 def publish_target(settings: Settings) -> PublishTarget | None:
@@ -163,7 +163,7 @@ class Runtime:
             readers=self.readers,
             on_summary=(lambda files: publisher.offer(published(files)))
             if publisher is not None
-            else (lambda files: None),
+            else (lambda _files: None),
         )
         self.intake = Intake(
             self.writer,

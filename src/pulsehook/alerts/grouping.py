@@ -122,7 +122,7 @@ _DISCORD = _Form(
     item="• ",
 )
 # Discord's 2,000 characters hold about 26 linked names, four times as many bare ones.
-_DISCORD_BARE = replace(_DISCORD, name=lambda n, u: escape.discord_escape(n))
+_DISCORD_BARE = replace(_DISCORD, name=lambda n, _url: escape.discord_escape(n))
 _TEXT = _Form(
     bold=lambda t: t,
     name=lambda n, u: f"{escape.single_line(n)} {u}" if u else escape.single_line(n),

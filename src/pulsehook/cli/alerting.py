@@ -31,7 +31,7 @@ RULES_DIR_HELP = "Directory of rule files [PULSEHOOK_RULES_DIR, else ./rules]."
 def _load(ctx: click.Context, directory: Path | None) -> RuleSet:
     settings = _settings(ctx)
     try:
-        return load_rules(directory or settings.rules_dir, os.environ, timezone=settings.timezone)
+        return load_rules(directory or settings.rules_dir, os.environ)
     except RulesInvalid as exc:
         for problem in exc.problems:
             click.echo(f"error: {problem}", err=True)
@@ -240,7 +240,10 @@ def digest() -> None:
 @click.option("--rules-dir", type=click.Path(path_type=Path), default=None, help=RULES_DIR_HELP)
 @click.pass_context
 def digest_send(
-    ctx: click.Context, now_flag: bool, data_dir: Path | None, rules_dir: Path | None
+    ctx: click.Context,
+    now_flag: bool,  # noqa: ARG001 — required, so that sending is asked for by name
+    data_dir: Path | None,
+    rules_dir: Path | None,
 ) -> None:
     """Gather pending digest entries into digests now, and send them."""
     from ..alerts import digest as digests

@@ -92,9 +92,7 @@ def scan(
     _logging(settings)  # --debug: the GitHub client logs each request
     try:
         rules = (
-            load_rules(settings.rules_dir, os.environ, timezone=settings.timezone)
-            if settings.rules_dir.exists()
-            else RuleSet()
+            load_rules(settings.rules_dir, os.environ) if settings.rules_dir.exists() else RuleSet()
         )
     except RulesInvalid as exc:
         for problem in exc.problems:

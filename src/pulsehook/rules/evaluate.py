@@ -157,7 +157,8 @@ def _check_pattern(call: ast.Call) -> None:
         compile_pattern(pattern.value)
 
 
-def compile_condition(text: str) -> tuple[ast.Expression, str, frozenset[str]]:
+# Each refusal of a condition is one branch here, so the load names its reason.
+def compile_condition(text: str) -> tuple[ast.Expression, str, frozenset[str]]:  # noqa: C901
     """Parse and check a condition: (tree, the fact kind it speaks of, fields read)."""
     if not isinstance(text, str) or not text.strip():
         raise ConditionError("condition is empty")

@@ -108,7 +108,8 @@ def rule_files(directory: Path) -> list[Path]:
     )
 
 
-def load_rules(directory: Path, env: Mapping[str, str], *, timezone: str = "UTC") -> RuleSet:
+# Collects every problem of every file before refusing, one branch per problem.
+def load_rules(directory: Path, env: Mapping[str, str]) -> RuleSet:  # noqa: C901
     """Load and validate every rule file in ``directory``; raise RulesInvalid on any problem."""
     if not directory.is_dir():
         raise RulesInvalid([f"{directory}: rules directory does not exist"])
@@ -140,7 +141,7 @@ def load_rules(directory: Path, env: Mapping[str, str], *, timezone: str = "UTC"
             problems.append(f"{path}: ALERT_RULES must be a list of rule tables")
             continue
         for index, raw in enumerate(raw_rules):
-            rule, errors = rule_from_dict(raw, path, index, timezone=timezone)
+            rule, errors = rule_from_dict(raw, path, index)
             problems.extend(errors)
             if rule is not None:
                 rules.append(rule)

@@ -58,7 +58,7 @@ def describe(kind: str, f: dict[str, Any]) -> str:
     return facts.kind(kind).describe(f, v)
 
 
-def subject_url(kind: str, f: dict[str, Any]) -> str | None:
+def subject_url(f: dict[str, Any]) -> str | None:
     """The fact's link, when it is one that can be linked (http or https)."""
     return escape.link_url(f.get("url"))
 
@@ -69,7 +69,7 @@ def summary(rule: Rule, state: str, fact: dict[str, Any]) -> str:
     if rule.message and state != "resolved":
         try:
             what = render_template(rule.message, fact, rule.fact)
-        except Exception as exc:  # a template must never stop a notice
+        except Exception as exc:  # noqa: BLE001 — a template must never stop a notice
             detail = "" if isinstance(exc, SecurityError) else f": {str(exc)[:200]}"
             _report(rule, escape.single_line(_problem(exc) + detail))
             what = f"{what} (message template failed: {v(_problem(exc))})"
@@ -99,7 +99,7 @@ def render(
     tail = f" ({', '.join(extra)})" if extra else ""
     name, where = v(rule.name), v(repo)
     title = escape.single_line(escape.plain(f"[{word}] {name} — {where}: {what}"))
-    url = subject_url(rule.fact, fact)
+    url = subject_url(fact)
     link_md = f" <{url}|open>" if url else ""
     markdown = f"{ICONS.get(state, '')} *{word}* `{name}` — *{where}*: {what}{tail}{link_md}"
     link_dc = f" [open]({url})" if url else ""

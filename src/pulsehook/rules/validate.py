@@ -37,9 +37,7 @@ def _strings(value: Any) -> tuple[str, ...] | None:
     return None
 
 
-def rule_from_dict(
-    raw: Any, path: Path, index: int, *, timezone: str = "UTC"
-) -> tuple[Rule | None, list[str]]:
+def rule_from_dict(raw: Any, path: Path, index: int) -> tuple[Rule | None, list[str]]:
     if not isinstance(raw, dict):
         return None, [f"{path}: rule #{index + 1}: must be a table/dict"]
     name = raw.get("name")

@@ -312,7 +312,7 @@ class Writer:
                 if isinstance(_storage_error(exc, "write"), StorageUnavailable):
                     self.failing = str(exc)
                 future.set_exception(exc)
-            except BaseException as exc:  # handed to the waiting caller
+            except BaseException as exc:  # noqa: BLE001 — handed to the waiting caller
                 future.set_exception(exc)
             else:
                 self.failing = None

@@ -408,7 +408,7 @@ def _hook_ping(db: Tx, fact: HookPing, call: Applying) -> HookPing:
     return fact
 
 
-def apply(db: Tx, facts: list[Fact], *, now: str, hook_id: int | None = None) -> list[Fact]:
+def apply(db: Tx, facts: list[Fact], *, now: str) -> list[Fact]:
     """Write facts to the state tables; return those applied, enriched (coverage delta).
 
     A fact with no repository id whose repository was never seen is left out.

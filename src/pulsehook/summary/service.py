@@ -233,7 +233,7 @@ class Summarizer:
         target: Target,
         policy: engine.Policy,
         on_notices: Callable[[], None],
-        on_summary: Callable[[dict[str, str]], None] = lambda files: None,
+        on_summary: Callable[[dict[str, str]], None] = lambda _files: None,
         debounce: float = 0.25,
         readers: Readers | None = None,
     ) -> None:

@@ -22,7 +22,7 @@ from .services import services
 DISK_FLOOR = 64 * 1024 * 1024
 
 
-async def healthz(request: Request) -> JSONResponse:
+async def healthz(_request: Request) -> JSONResponse:
     """Liveness, open to anyone: the process answers. Says nothing else."""
     return JSONResponse({"status": "ok"})
 

@@ -440,5 +440,5 @@ def rendered() -> bytes:
     return orjson.dumps(document())
 
 
-async def openapi(request: Request) -> Response:
+async def openapi(_request: Request) -> Response:
     return Response(rendered(), media_type="application/json")

@@ -26,7 +26,7 @@ def error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-async def http_exception(request: Request, exc: Exception) -> Response:
+async def http_exception(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     answer = error(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail))
     # A 405 carries the methods the route takes (Allow, RFC 9110 §15.5.6).
@@ -34,12 +34,12 @@ async def http_exception(request: Request, exc: Exception) -> Response:
     return answer
 
 
-async def rejected(request: Request, exc: Exception) -> Response:
+async def rejected(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, WebhookRejected)
     return error(exc.status, exc.code, exc.message)
 
 
-async def storage_unavailable(request: Request, exc: Exception) -> Response:
+async def storage_unavailable(_request: Request, exc: Exception) -> Response:
     return error(503, "storage_unavailable", str(exc))
 
 

@@ -235,7 +235,8 @@ def _greatest(db: Database, key: Key) -> str:
     return str(row[0]) if row and row[0] is not None else ""
 
 
-def _index_one(db: Database, row: dict[str, Any]) -> None:
+# Mirrors state.apply's per-kind merges one branch each: kept side by side on purpose.
+def _index_one(db: Database, row: dict[str, Any]) -> None:  # noqa: C901
     """Record what the delivery decides, following state.apply's merges."""
     did, eff = int(row["id"]), effects(row)
     if eff is None:
