@@ -79,6 +79,9 @@ def refused(answer: httpx.Response, status: int, *names: str) -> str:
         ({"rule": "a", "comment": {"text": "deploy"}}, "'comment'"),
         ({"rule": "a", "comment": "c" * 2001}, "'comment'"),
         ({"duration": "1h"}, "rule"),
+        # One that never ends is refused, as `pulsehook silence add` refuses it.
+        ({"rule": "a"}, "never ends"),
+        ({"rule": "a", "ends_at": "2026-01-02T00:00:00Z", "duration": "1h"}, "not both"),
         ({"rule": "", "repo": None, "duration": "1h"}, "repo"),
     ],
 )

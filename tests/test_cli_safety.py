@@ -411,3 +411,12 @@ def test_sdist_and_wheel_carry_the_starter_rules(tmp_path: Path, build_backend: 
     assert {p.name: p.read_bytes() for p in starter.iterdir()} == {
         p.name: p.read_bytes() for p in RULES.iterdir()
     }
+
+
+def test_the_cli_and_the_api_refuse_an_endless_silence_alike(tmp_path: Path) -> None:
+    """One check of a silence: both refuse one that would hold for ever, in one wording."""
+    data = make_store(tmp_path / "data").parent
+    result = run("silence", "add", "--rule", "build_*", "--data-dir", str(data))
+    assert result.exit_code == 2
+    (line,) = error_lines(result)
+    assert "needs an end: --for, --until or --cron; one that never ends is refused" in line

@@ -16,6 +16,7 @@ from pulsehook.facts import Build, Fact, Vulnerability
 from pulsehook.rules.evaluate import Evaluator
 from pulsehook.rules.load import load_rules
 from pulsehook.rules.model import RuleSet
+from pulsehook.store import silences as silence_store
 from pulsehook.store.db import open_database, transaction, wrap
 
 START = datetime(2026, 3, 27, 12, 0, tzinfo=UTC)
@@ -225,7 +226,7 @@ def test_the_end_of_a_silence_tells_what_it_held_at_its_end(h: Harness) -> None:
     until = START + timedelta(minutes=20)
     transaction(
         h.db,
-        lambda db: silences.create(
+        lambda db: silence_store.create(
             db,
             rule="build_failure",
             repo=None,
@@ -253,7 +254,7 @@ def test_the_end_of_a_silence_tells_what_it_held_at_its_end(h: Harness) -> None:
 def test_silence_holds_and_releases(h: Harness) -> None:
     transaction(
         h.db,
-        lambda db: silences.create(
+        lambda db: silence_store.create(
             db,
             rule="build_*",
             repo="octo/*",

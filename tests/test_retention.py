@@ -35,6 +35,7 @@ from pulsehook.rules.model import RuleSet
 from pulsehook.schedule.runner import Scheduler
 from pulsehook.store import health as health_store
 from pulsehook.store import retention
+from pulsehook.store import silences as silence_store
 from pulsehook.store.db import URGENT, Tx, Writer, open_database, transaction, wrap
 from pulsehook.store.deliveries import Delivery, insert_batch
 from pulsehook.store.migrations import DERIVED_TABLES
@@ -870,7 +871,7 @@ def alerting(tmp_path: Path) -> Alerting:
 
 
 def test_alert_history_goes_by_age_except_what_is_still_needed(tmp_path: Path) -> None:
-    from pulsehook.alerts import digest, silences
+    from pulsehook.alerts import digest
 
     db = store(tmp_path / "a.db")
     alerts = alerting(tmp_path)
@@ -893,15 +894,15 @@ def test_alert_history_goes_by_age_except_what_is_still_needed(tmp_path: Path) -
         rescore(db, at)
     end = START + timedelta(days=10)
     cutoff = iso(end - timedelta(days=3))
-    ended = silences.create(
+    ended = silence_store.create(
         db, rule=None, repo=None, starts_at=START, ends_at=START + timedelta(days=1),
         cron=None, duration=None, comment="ended", now=START,
     )  # fmt: skip
-    active = silences.create(
+    active = silence_store.create(
         db, rule="x", repo=None, starts_at=START, ends_at=None,
         cron=None, duration=None, comment="open-ended", now=START,
     )  # fmt: skip
-    recurring = silences.create(
+    recurring = silence_store.create(
         db, rule="y", repo=None, starts_at=START, ends_at=None, cron="0 2 * * *",
         duration=timedelta(hours=1), comment="nightly", now=START,
     )  # fmt: skip

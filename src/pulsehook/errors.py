@@ -10,6 +10,7 @@
     ├── StorageUnavailable       the database cannot take the work now (locked, disk full): a 503
     ├── StorageError             the database refused a statement: a bug (SQL, schema), a 500
     │   └── StorageRefused       ... for the data of one row (a constraint, a value it cannot hold)
+    ├── SilenceInvalid           a silence that cannot hold as asked (alerts/silences.py)
     ├── GitHubError              the GitHub API answered with an error (github/api.py)
     │   └── RateLimited          ... a rate limit that cannot be waited out here
     ├── UnknownRepository        EcosystemMonitor: no such repository (monitor.py)
@@ -66,6 +67,19 @@ class StorageError(PulsehookError):
 class StorageRefused(StorageError):
     """The database refused the data of a row (a constraint, a value it cannot
     hold): that row's fault, not the store's; the others of its write may go."""
+
+
+class SilenceInvalid(PulsehookError):
+    """A silence asked for without what it needs: a target, an end, a window's length.
+
+    ``field`` is the one field at fault, when it is one, and ``detail`` what is
+    wrong with its value (the message without the field's name).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, detail: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+        self.detail = detail or message
 
 
 class WebhookRejected(PulsehookError):

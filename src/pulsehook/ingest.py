@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from .alerts import engine, silences
+from .alerts import engine
 from .clock import Clock, iso, parse_iso
 from .errors import NormalizerFailed, StorageUnavailable, UnsupportedEvent
 from .facts import Build, Fact
@@ -32,6 +32,7 @@ from .rules.evaluate import Evaluator
 from .rules.model import RuleSet
 from .store import deliveries, state
 from .store import health as health_store
+from .store import silences as silence_store
 from .store import summary as summary_store
 from .store.db import NORMAL, Tx, Writer, savepoint
 from .summary import items as summary_items
@@ -204,7 +205,7 @@ def process_chunk(
     stop = None if budget is None else time.perf_counter() + budget
     done = 0
     # Read once per chunk: nothing else writes while the chunk holds the writer.
-    active = silences.load(db, clock_now) if alerting and clock_now and rows else None
+    active = silence_store.load(db, clock_now) if alerting and clock_now and rows else None
     processed: list[int] = []
     for row in rows:
         facts.extend(

@@ -11,13 +11,12 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlite_utils import Database
-
 from ..clock import iso
 from ..notify import escape
 from ..notify.base import Message
 from ..rules.model import RuleSet
-from ..store import outbox
+from ..store import digests, marks, outbox
+from ..store.db import Tx
 from ..timing import last_due, next_due
 
 
@@ -77,39 +76,17 @@ def render_digest(channel: str, due: str, entries: list[dict[str, Any]]) -> Mess
     )
 
 
-def _build(db: Database, rules: RuleSet, schedule: str, due: str, now: str) -> int:
+def _build(db: Tx, rules: RuleSet, schedule: str, due: str, now: str) -> int:
     """Turn the open entries of ``schedule`` into one digest per channel; return queued."""
     queued = 0
-    channels = [
-        r["channel"]
-        for r in db.query(
-            "SELECT DISTINCT channel FROM digest_entries WHERE schedule = ? AND digest_id IS NULL",
-            (schedule,),
-        )
-    ]
-    for channel in channels:
-        entries = list(
-            db.query(
-                "SELECT * FROM digest_entries WHERE schedule = ? AND channel = ?"
-                " AND digest_id IS NULL ORDER BY id",
-                (schedule, channel),
-            )
-        )
+    for channel in digests.open_channels(db, schedule):
+        entries = digests.open_entries(db, schedule, channel)
         if not entries:
             continue  # an empty digest is not sent
-        cursor = db.execute(
-            "INSERT INTO digests (schedule, channel, due_at, entries, created_at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (schedule, channel, due, len(entries), now),
-        )
-        if cursor.rowcount != 1:
+        if not digests.take(
+            db, schedule=schedule, channel=channel, due=due, entries=entries, now=now
+        ):
             continue
-        digest_id = cursor.lastrowid
-        db.execute(
-            "UPDATE digest_entries SET digest_id = ? WHERE schedule = ? AND channel = ?"
-            " AND digest_id IS NULL AND id <= ?",
-            (digest_id, schedule, channel, entries[-1]["id"]),
-        )
         reason = (
             None
             if channel in rules.channels
@@ -128,28 +105,26 @@ def _build(db: Database, rules: RuleSet, schedule: str, due: str, now: str) -> i
     return queued
 
 
-def run_due(db: Database, rules: RuleSet, *, now: datetime, tz: str) -> int:
+def run_due(db: Tx, rules: RuleSet, *, now: datetime, tz: str) -> int:
     """Send the digests whose time has come (at most one per schedule and channel)."""
     queued = 0
     at = iso(now)
     for schedule in sorted(schedules(rules)):
         name = f"digest:{schedule}"
         due = last_due(schedule, now, tz)
-        row = next(db.query("SELECT last_run_at FROM schedule_marks WHERE name = ?", (name,)), None)
-        if row is None:
+        mark = marks.last_run(db, name)
+        if mark is None:
             # First sight of this schedule: start counting from its latest due time.
-            db.execute(
-                "INSERT INTO schedule_marks (name, last_run_at) VALUES (?, ?)", (name, iso(due))
-            )
+            marks.mark(db, name, due)
             continue
-        if iso(due) <= row["last_run_at"]:
+        if due <= mark:
             continue
         queued += _build(db, rules, schedule, iso(due), at)
-        db.execute("UPDATE schedule_marks SET last_run_at = ? WHERE name = ?", (iso(due), name))
+        marks.mark(db, name, due)
     return queued
 
 
-def send_now(db: Database, rules: RuleSet, *, now: datetime) -> int:
+def send_now(db: Tx, rules: RuleSet, *, now: datetime) -> int:
     """Send every open digest entry now, whatever the schedule (``digest send --now``)."""
     return sum(_build(db, rules, s, iso(now), iso(now)) for s in sorted(schedules(rules)))
 

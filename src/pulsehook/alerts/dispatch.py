@@ -116,7 +116,7 @@ async def in_daemon_thread(
     def run() -> None:
         try:
             result, error = transport(channel, message), None
-        except BaseException as exc:  # handed to the awaiting coroutine
+        except BaseException as exc:  # noqa: BLE001 — handed to the awaiting coroutine
             result, error = None, exc
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
             loop.call_soon_threadsafe(settle, result, error)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
-
-from sqlite_utils import Database
 
 from ..clock import iso, parse_iso
 from ..facts import Fact, HookPing, fact_dict
@@ -19,7 +16,10 @@ from ..notify.base import Message
 from ..rules.evaluate import Evaluator
 from ..rules.messages import render, summary
 from ..rules.model import Rule, RuleSet
-from ..store import outbox
+from ..store import alerts as alert_store
+from ..store import digests, outbox
+from ..store import silences as silence_store
+from ..store.db import Tx
 from . import lifecycle, silences
 from .grouping import Member, group_key
 from .lifecycle import Alert, Step
@@ -69,29 +69,21 @@ HOLDING_EVENTS = frozenset({"held", "silenced"})
 _ALERT_FIELDS = [f.name for f in dataclasses.fields(Alert)]
 
 
-def load_alert(db: Database, key: str) -> Alert | None:
-    row = next(db.query("SELECT * FROM alerts WHERE key = ?", (key,)), None)
+def load_alert(db: Tx, key: str) -> Alert | None:
+    row = alert_store.load(db, key)
+    return Alert(**{k: row[k] for k in _ALERT_FIELDS}) if row is not None else None
+
+
+def _with_fact(db: Tx, key: str) -> tuple[Alert, dict[str, Any]] | None:
+    """The alert and the fact it last saw."""
+    row = alert_store.load(db, key, fact=True)
     if row is None:
         return None
-    values = {k: row[k] for k in _ALERT_FIELDS}
-    for flag in ("notified_firing", "silenced"):
-        values[flag] = bool(values[flag])
-    values["changes"] = tuple(json.loads(values["changes"] or "[]"))
-    return Alert(**values)
+    return Alert(**{k: row[k] for k in _ALERT_FIELDS}), row["fact"]
 
 
-_ALERT_COLUMNS = (*_ALERT_FIELDS, "fact")
-_SAVE_ALERT = (
-    f"INSERT INTO alerts ({', '.join(_ALERT_COLUMNS)})"
-    f" VALUES ({', '.join('?' for _ in _ALERT_COLUMNS)}) ON CONFLICT(key) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _ALERT_COLUMNS if c != "key")
-)
-
-
-def save_alert(db: Database, alert: Alert, fact: dict[str, Any]) -> None:
-    values = [getattr(alert, name) for name in _ALERT_FIELDS]
-    values[_ALERT_FIELDS.index("changes")] = json.dumps(list(alert.changes))
-    db.execute(_SAVE_ALERT, [*values, json.dumps(fact, default=str)])
+def save_alert(db: Tx, alert: Alert, fact: dict[str, Any]) -> None:
+    alert_store.save(db, {name: getattr(alert, name) for name in _ALERT_FIELDS}, fact)
 
 
 def _applies(rule: Rule, repo: str) -> bool:
@@ -100,26 +92,8 @@ def _applies(rule: Rule, repo: str) -> bool:
     return not any(fnmatchcase(repo, p) for p in rule.exclude_repos)
 
 
-def _rule_error(db: Database, rule: str, error: str, now: str) -> None:
-    db.execute(
-        "INSERT INTO rule_stats (rule, errors, last_error, last_error_at) VALUES (?, 1, ?, ?)"
-        " ON CONFLICT(rule) DO UPDATE SET errors = errors + 1, last_error = excluded.last_error,"
-        " last_error_at = excluded.last_error_at",
-        (rule, error, now),
-    )
-
-
-def _fired(db: Database, rule: str, now: str) -> None:
-    db.execute(
-        "INSERT INTO rule_stats (rule, fired, last_fired_at) VALUES (?, 1, ?)"
-        " ON CONFLICT(rule) DO UPDATE SET fired = fired + 1,"
-        " last_fired_at = excluded.last_fired_at",
-        (rule, now),
-    )
-
-
 def queue_notice(
-    db: Database,
+    db: Tx,
     rules: RuleSet,
     rule: Rule,
     step: Step,
@@ -157,20 +131,18 @@ def queue_notice(
     queued = 0
     for channel in rule.channels:
         if rule.is_digest:
-            db.execute(
-                "INSERT INTO digest_entries (schedule, channel, rule, repo, alert_key, state,"
-                " title, url, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    rule.cron,
-                    channel,
-                    rule.name,
-                    step.alert.repo,
-                    step.alert.key,
-                    step.notice,
-                    message.title,
-                    message.url,
-                    now,
-                ),
+            assert rule.cron is not None  # a digest rule has its schedule
+            digests.add_entry(
+                db,
+                schedule=rule.cron,
+                channel=channel,
+                rule=rule.name,
+                repo=step.alert.repo,
+                alert_key=step.alert.key,
+                state=step.notice or "",
+                title=message.title,
+                url=message.url,
+                at=now,
             )
         else:
             reason = rules.unconfigured.get(channel) if channel not in rules.channels else None
@@ -194,7 +166,7 @@ def queue_notice(
 
 
 def _queue_grouped(
-    db: Database,
+    db: Tx,
     rule: Rule,
     step: Step,
     message: Message,
@@ -224,7 +196,7 @@ def _queue_grouped(
 
 
 def _commit_step(
-    db: Database,
+    db: Tx,
     rules: RuleSet,
     rule: Rule,
     step: Step,
@@ -245,18 +217,15 @@ def _commit_step(
         queued = queue_notice(db, rules, rule, step, fact, now, received_at)
         alert = dataclasses.replace(alert, flips=0)
         if step.notice == "firing":
-            _fired(db, rule.name, now)
+            alert_store.rule_fired(db, rule.name, now)
     save_alert(db, alert, fact)
-    db.execute(
-        "INSERT INTO alert_events (alert_key, event, at, detail) VALUES (?, ?, ?, ?)",
-        (alert.key, step.event, now, step.notice),
-    )
+    alert_store.record_event(db, alert.key, step.event, now, step.notice)
     told = (Change(rule.name, step.notice, alert.repo, alert.key),) if step.notice else ()
     return Outcome(queued, 1 if step.event in HOLDING_EVENTS else 0, told)
 
 
 def evaluate(
-    db: Database,
+    db: Tx,
     rules: RuleSet,
     facts: list[Fact],
     *,
@@ -277,7 +246,7 @@ def evaluate(
         return outcome
     at = iso(now)
     if active_silences is None:
-        active_silences = silences.load(db, now)
+        active_silences = silence_store.load(db, now)
     for fact in facts:
         if isinstance(fact, HookPing):
             continue
@@ -288,9 +257,9 @@ def evaluate(
                 continue
             try:
                 matched = evaluator.matches(rule, data)
-            except Exception as exc:  # one rule failing on one fact must not stop the rest
+            except Exception as exc:  # noqa: BLE001 — one rule failing must not stop the rest
                 error = f"{type(exc).__name__}: {exc}"
-                _rule_error(db, rule.name, error, at)
+                alert_store.rule_error(db, rule.name, error, at)
                 outcome += Outcome(errors=((rule.name, error),))
                 continue
             subj = lifecycle.subject(rule.fact, data)
@@ -326,41 +295,35 @@ def evaluate(
     return outcome
 
 
-def release_held(db: Database, rules: RuleSet, *, now: datetime) -> int:
+def release_held(db: Tx, rules: RuleSet, *, now: datetime) -> int:
     """Send what flap damping held back, once each subject's interval is over."""
     at = iso(now)
     queued = 0
-    for row in list(
-        db.query(
-            "SELECT key, rule, fact FROM alerts WHERE held_until IS NOT NULL AND held_until <= ?",
-            (at,),
-        )
-    ):
-        rule = rules.rule(row["rule"])
-        current = load_alert(db, row["key"])
-        if current is None:
+    for key in alert_store.held_until(db, at):
+        if (found := _with_fact(db, key)) is None:
             continue
+        current, fact = found
+        rule = rules.rule(current.rule)
         if rule is None:  # the rule is gone: nothing to say any more
-            save_alert(db, dataclasses.replace(current, held_until=None), json.loads(row["fact"]))
+            save_alert(db, dataclasses.replace(current, held_until=None), fact)
             continue
         step = lifecycle.release(current, now=now, notify_resolved=rule.notify_resolved)
-        queued += _commit_step(db, rules, rule, step, json.loads(row["fact"]), at).queued
+        queued += _commit_step(db, rules, rule, step, fact, at).queued
     return queued
 
 
-def release_unsilenced(db: Database, rules: RuleSet, *, now: datetime, policy: Policy) -> int:
+def release_unsilenced(db: Tx, rules: RuleSet, *, now: datetime, policy: Policy) -> int:
     """Tell the firing alerts whose silence has ended, at its end."""
     at = iso(now)
-    active_silences = silences.load(db, now)
+    active_silences = silence_store.load(db, now)
     queued = 0
-    for row in list(db.query("SELECT key, fact FROM alerts WHERE silenced = 1")):
-        current = load_alert(db, row["key"])
-        if current is None or silences.silenced(
-            active_silences, current.rule, current.repo, now, policy.timezone
-        ):
+    for key in alert_store.silenced(db):
+        if (found := _with_fact(db, key)) is None:
+            continue
+        current, fact = found
+        if silences.silenced(active_silences, current.rule, current.repo, now, policy.timezone):
             continue
         rule = rules.rule(current.rule)
-        fact = json.loads(row["fact"])
         if rule is None or current.state != "firing":
             save_alert(db, dataclasses.replace(current, silenced=False), fact)
             continue
@@ -377,52 +340,33 @@ def _repeating(rules: RuleSet) -> list[Rule]:
     ]
 
 
-def release_repeats(db: Database, rules: RuleSet, *, now: datetime) -> int:
+def release_repeats(db: Tx, rules: RuleSet, *, now: datetime) -> int:
     """Remind of what still fires a ``repeat_interval`` after its last notice."""
     at = iso(now)
     queued = 0
     for rule in _repeating(rules):
         assert rule.repeat_interval is not None
-        for row in list(
-            db.query(
-                "SELECT key, fact FROM alerts WHERE rule = ? AND state = 'firing'"
-                " AND last_notified_state = 'firing' AND silenced = 0 AND held_until IS NULL"
-                " AND last_notified_at <= ?",
-                (rule.name, iso(now - rule.repeat_interval)),
-            )
-        ):
-            current = load_alert(db, row["key"])
-            if current is None:
+        for key in alert_store.remindable(db, rule.name, iso(now - rule.repeat_interval)):
+            if (found := _with_fact(db, key)) is None:
                 continue
+            current, fact = found
             step = lifecycle.remind(current, now=now)
-            queued += _commit_step(db, rules, rule, step, json.loads(row["fact"]), at).queued
+            queued += _commit_step(db, rules, rule, step, fact, at).queued
     return queued
 
 
-def next_due(db: Database, rules: RuleSet, *, now: datetime, timezone: str) -> datetime | None:
+def next_due(db: Tx, rules: RuleSet, *, now: datetime, timezone: str) -> datetime | None:
     """The next moment an alert needs the scheduler: a hold ends, a silence over a
     firing alert ends, or a reminder falls due."""
     candidates: list[datetime] = []
-    row = next(
-        db.query("SELECT min(held_until) AS at FROM alerts WHERE held_until IS NOT NULL"), None
-    )
-    if row and row["at"]:
-        candidates.append(parse_iso(row["at"]))
-    if next(db.query("SELECT 1 FROM alerts WHERE silenced = 1 LIMIT 1"), None):
-        end = silences.next_end(silences.load(db, now), now, timezone)
+    if (held := alert_store.next_hold_end(db)) is not None:
+        candidates.append(parse_iso(held))
+    if alert_store.any_silenced(db):
+        end = silences.next_end(silence_store.load(db, now), now, timezone)
         if end is not None:
             candidates.append(end)
     for rule in _repeating(rules):
         assert rule.repeat_interval is not None
-        row = next(
-            db.query(
-                "SELECT min(last_notified_at) AS at FROM alerts WHERE rule = ?"
-                " AND state = 'firing' AND last_notified_state = 'firing' AND silenced = 0"
-                " AND held_until IS NULL",
-                (rule.name,),
-            ),
-            None,
-        )
-        if row and row["at"]:
-            candidates.append(parse_iso(row["at"]) + rule.repeat_interval)
+        if (told := alert_store.first_reminder_from(db, rule.name)) is not None:
+            candidates.append(parse_iso(told) + rule.repeat_interval)
     return min(candidates) if candidates else None

@@ -2,14 +2,75 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
-from sqlite_utils import Database
-
 from ..clock import iso, parse_iso
+from ..errors import SilenceInvalid
+from ..store import silences as store
+from ..store.db import Tx
 from ..timing import last_due, next_due
+
+# How the API names a silence's fields; the CLI passes its flags instead.
+API_NAMES = {name: name for name in ("rule", "repo", "ends_at", "duration", "cron")}
+
+
+@dataclass(frozen=True)
+class Window:
+    """When a silence holds: from ``starts_at`` to ``ends_at`` (None: while its cron
+    recurs), or, with ``cron``, for ``duration`` after each cron time."""
+
+    starts_at: datetime
+    ends_at: datetime | None
+    cron: str | None
+    duration: timedelta | None
+
+
+def window(
+    *,
+    rule: str | None,
+    repo: str | None,
+    now: datetime,
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+    duration: timedelta | None = None,
+    cron: str | None = None,
+    names: Mapping[str, str] = API_NAMES,
+) -> Window:
+    """The one check of a silence, for the API and the CLI alike (pure).
+
+    A silence names a rule and/or a repository; it ends (an end time or a
+    duration), or recurs (a cron with its window's length); its end is in the
+    future. One that would hold for ever is refused: forgotten, it would hide
+    every alert it matches. ``names`` spells the fields as the caller takes them.
+    SilenceInvalid says what is missing.
+    """
+    n = names
+    if not rule and not repo:
+        raise SilenceInvalid(f"a silence needs a {n['rule']} and/or a {n['repo']} pattern")
+    start = starts_at or now
+    if cron is not None:
+        if duration is None:
+            raise SilenceInvalid(
+                f"a recurring silence ({n['cron']}) needs {n['duration']}, its length"
+            )
+        end = ends_at
+    elif duration is not None and ends_at is not None:
+        raise SilenceInvalid(f"give {n['duration']} or {n['ends_at']}, not both")
+    elif duration is None and ends_at is None:
+        raise SilenceInvalid(
+            f"a silence needs an end: {n['duration']}, {n['ends_at']} or {n['cron']};"
+            " one that never ends is refused"
+        )
+    else:
+        end = ends_at if ends_at is not None else start + (duration or timedelta(0))
+    if end is not None and (end <= now or end <= start):
+        detail = f"{iso(end)} is not in the future"
+        raise SilenceInvalid(f"{n['ends_at']} {detail}", field="ends_at", detail=detail)
+    return Window(start, end, cron, duration if cron else None)
 
 
 def active(silence: dict[str, Any], now: datetime, tz: str = "UTC") -> bool:
@@ -54,48 +115,9 @@ def silenced(
     )
 
 
-def load(db: Database, now: datetime) -> list[dict[str, Any]]:
-    """Silences not yet ended (recurring ones included)."""
-    return list(
-        db.query("SELECT * FROM silences WHERE ends_at IS NULL OR ends_at > ?", (iso(now),))
-    )
-
-
-def create(
-    db: Database,
-    *,
-    rule: str | None,
-    repo: str | None,
-    starts_at: datetime,
-    ends_at: datetime | None,
-    cron: str | None,
-    duration: timedelta | None,
-    comment: str | None,
-    now: datetime,
-) -> int:
-    cursor = db.execute(
-        "INSERT INTO silences (rule, repo, starts_at, ends_at, cron, duration_s, comment,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            rule,
-            repo,
-            iso(starts_at),
-            iso(ends_at) if ends_at else None,
-            cron,
-            int(duration.total_seconds()) if duration else None,
-            comment,
-            iso(now),
-        ),
-    )
-    return int(cursor.lastrowid or 0)
-
-
-def delete(db: Database, silence_id: int) -> bool:
-    return db.execute("DELETE FROM silences WHERE id = ?", (silence_id,)).rowcount == 1
-
-
-def listing(db: Database, now: datetime, tz: str = "UTC") -> list[dict[str, Any]]:
-    rows = list(db.query("SELECT * FROM silences ORDER BY id"))
+def listing(db: Tx, now: datetime, tz: str = "UTC") -> list[dict[str, Any]]:
+    """Every silence, each marked as holding at ``now`` or not."""
+    rows = store.every(db)
     for row in rows:
         row["active"] = active(row, now, tz)
     return rows

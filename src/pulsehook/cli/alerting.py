@@ -21,11 +21,20 @@ from ..rules.evaluate import Evaluator
 from ..rules.load import RulesInvalid, load_rules
 from ..rules.messages import render
 from ..rules.model import RuleSet
+from ..runtime import Runtime, run_once
 from ..timing import iso_duration
-from . import _existing, _settings, data_dir_option, main, open_store
+from . import _existing, _require_database, _settings, data_dir_option, main
 from .params import CRON, DURATION, TIME
 
 RULES_DIR_HELP = "Directory of rule files [PULSEHOOK_RULES_DIR, else ./rules]."
+# A silence's fields as ``silence add`` takes them, for the shared check's messages.
+FLAGS = {
+    "rule": "--rule",
+    "repo": "--repo",
+    "ends_at": "--until",
+    "duration": "--for",
+    "cron": "--cron",
+}
 
 
 def _load(ctx: click.Context, directory: Path | None) -> RuleSet:
@@ -107,7 +116,7 @@ def rules_test(
         for rule in rule_set.by_fact(item.name):
             try:
                 hit = evaluator.matches(rule, data)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 — shown as the service would record it
                 click.echo(f"  ERROR {rule.name}: {type(exc).__name__}: {exc}")
                 continue
             if not hit:
@@ -155,43 +164,48 @@ def silence_add(
 ) -> None:
     """Add a silence: for a time (--for, --until) or recurring (--cron with --for)."""
     from ..alerts import silences
-    from ..store.db import transaction
+    from ..errors import SilenceInvalid
+    from ..store import silences as silence_store
 
-    if not rule and not repo:
-        raise click.UsageError("give --rule and/or --repo")
-    if cron and length is None:
-        raise click.UsageError("a recurring silence (--cron) needs --for, its length")
-    if not cron and length is not None and until is not None:
-        raise click.UsageError("give --for or --until, not both")
-    if not cron and length is None and until is None:
-        raise click.UsageError("give --for, --until or --cron")
-    settings = _existing(ctx, data_dir)
+    # What was asked is checked before the store is looked for: a usage error first.
+    settings = _settings(ctx, data_dir=data_dir)
     now = SystemClock().now()
     if until is not None and until.tzinfo is None:
         until = until.replace(tzinfo=ZoneInfo(settings.timezone))
-    if until is not None and until <= now:
-        raise click.BadParameter(f"{iso(until)} is not in the future", param_hint="'--until'")
-    ends = until if cron or until is not None else now + (length or timedelta(0))
-    db = open_store(settings)
     try:
-        silence_id = transaction(
-            db,
-            lambda d: silences.create(
+        held = silences.window(
+            rule=rule,
+            repo=repo,
+            now=now,
+            ends_at=until,
+            duration=length,
+            cron=cron,
+            names=FLAGS,
+        )
+    except SilenceInvalid as exc:
+        if exc.field is not None:
+            raise click.BadParameter(exc.detail, param_hint=f"'{FLAGS[exc.field]}'") from exc
+        raise click.UsageError(str(exc)) from exc
+    _require_database(settings)
+
+    async def work(runtime: Runtime) -> int:
+        return await runtime.write(
+            lambda d: silence_store.create(
                 d,
                 rule=rule,
                 repo=repo,
-                starts_at=now,
-                ends_at=ends,
-                cron=cron,
-                duration=length if cron else None,
+                starts_at=held.starts_at,
+                ends_at=held.ends_at,
+                cron=held.cron,
+                duration=held.duration,
                 comment=comment,
                 now=now,
-            ),
+            )
         )
-    finally:
-        db.conn.close()
+
+    silence_id = run_once(settings, work, rules=RuleSet())
     when = [f"at each '{cron}' for {iso_duration(length)}"] if cron and length else []
-    when += [f"until {iso(ends)}"] if ends is not None else []
+    when += [f"until {iso(held.ends_at)}"] if held.ends_at is not None else []
     click.echo(f"silence {silence_id} added: {', '.join(when)} ({settings.db_path})")
 
 
@@ -203,7 +217,12 @@ def silence_list(ctx: click.Context, data_dir: Path | None) -> None:
     from ..alerts import silences
 
     settings = _existing(ctx, data_dir)
-    for row in silences.listing(open_store(settings), SystemClock().now(), settings.timezone):
+
+    async def work(runtime: Runtime) -> list[dict[str, Any]]:
+        now = runtime.clock.now()
+        return await runtime.read(lambda d: silences.listing(d, now, settings.timezone))
+
+    for row in run_once(settings, work, rules=RuleSet()):
         state = "active" if row["active"] else "inactive"
         click.echo(
             f"{row['id']}: rule={row['rule'] or '*'} repo={row['repo'] or '*'}"
@@ -218,11 +237,14 @@ def silence_list(ctx: click.Context, data_dir: Path | None) -> None:
 @click.pass_context
 def silence_delete(ctx: click.Context, silence_id: int, data_dir: Path | None) -> None:
     """Delete the silence SILENCE_ID (see silence list)."""
-    from ..alerts import silences
-    from ..store.db import transaction
+    from ..store import silences as silence_store
 
     settings = _existing(ctx, data_dir)
-    if not transaction(open_store(settings), lambda d: silences.delete(d, silence_id)):
+
+    async def work(runtime: Runtime) -> bool:
+        return await runtime.write(lambda d: silence_store.delete(d, silence_id))
+
+    if not run_once(settings, work, rules=RuleSet()):
         raise click.ClickException(f"no silence {silence_id}")
     click.echo(f"silence {silence_id} deleted")
 
@@ -247,7 +269,6 @@ def digest_send(
 ) -> None:
     """Gather pending digest entries into digests now, and send them."""
     from ..alerts import digest as digests
-    from ..runtime import Runtime, run_once
     from ..store import outbox
 
     settings = _existing(ctx, data_dir, rules_dir=rules_dir)

@@ -25,7 +25,7 @@ def _provider_names() -> set[str]:
     # Loading entry points imports third-party plugins; a broken one mustn't break config.
     try:
         return set(notifiers.all_providers())
-    except Exception:
+    except Exception:  # noqa: BLE001 — a broken third-party plugin must not break config
         from notifiers.providers import _all_providers
 
         return set(_all_providers)

@@ -120,7 +120,7 @@ def attempt(channel: ChannelConfig, call: Callable[[], SendResult]) -> SendResul
         return SendResult(
             ok=False, permanent=True, error=f"unknown notifiers provider {channel.kind!r}"
         )
-    except Exception as e:  # a provider bug or odd answer: retry later rather than crash
+    except Exception as e:  # noqa: BLE001 — a provider bug or odd answer: retry later
         return SendResult(ok=False, error=scrub(f"{type(e).__name__}: {e}", channel))
 
 

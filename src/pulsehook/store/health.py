@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -153,3 +154,15 @@ def recompute_batch(
         if stop is not None and time.perf_counter() >= stop:
             break
     return last, done, facts
+
+
+def history_since(db: Database, since: datetime) -> list[dict[str, Any]]:
+    """Every live repository's scores since ``since``: name, at, score, by name and time."""
+    return list(
+        db.query(
+            "SELECT r.full_name AS name, h.at, h.score FROM health_history h"
+            " JOIN repositories r ON r.id = h.repo_id WHERE r.deleted = 0 AND h.at >= ?"
+            " ORDER BY r.full_name, h.at, h.id",
+            (iso(since),),
+        )
+    )

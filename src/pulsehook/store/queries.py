@@ -408,3 +408,16 @@ def vulnerability_rows(db: Tx, *, include_closed: bool = False) -> list[dict[str
             " THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, r.full_name"
         )
     )
+
+
+def open_dependency_prs(db: Tx, repo: str | None = None) -> list[dict[str, Any]]:
+    """Open Dependabot pull requests (what is outdated), of one repository or all."""
+    return list(
+        db.query(
+            "SELECT r.full_name AS repo, d.number, d.title, d.package, d.from_version,"
+            " d.to_version, d.url, d.opened_at FROM dependency_prs d"
+            " JOIN repositories r ON r.id = d.repo_id WHERE d.state = 'open' AND r.deleted = 0"
+            " AND (? IS NULL OR r.full_name = ?) ORDER BY r.full_name, d.package, d.number",
+            (repo, repo),
+        )
+    )

@@ -239,7 +239,7 @@ class Publisher:
                 continue
             try:
                 result = await self._publish(files)
-            except Exception as e:  # a bug must not end publishing for the service's life
+            except Exception as e:  # noqa: BLE001 — a bug must not end publishing for good
                 result = PublishResult(ok=False, error=f"unexpected {type(e).__name__}")
             if result.ok:
                 backoff = BACKOFF_START

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from sqlite_utils import Database
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ..alerts import silences
+from ..errors import InputInvalid, SilenceInvalid
+from ..store import alerts as alert_store
 from ..store import outbox
+from ..store import silences as silence_store
+from ..store.db import Tx
 from .models import (
     AlertsQuery,
     NoQuery,
@@ -31,23 +33,10 @@ async def list_alerts(request: Request) -> JSONResponse:
     given = read_query(request, AlertsQuery)
     state, limit = given.state, given.limit
 
-    def query(db: Database) -> list[dict[str, Any]]:
-        tests = [("state = ?", state), ("rule = ?", given.rule)]
-        chosen = [(sql, value) for sql, value in tests if value is not None]
-        where = ("WHERE " + " AND ".join(sql for sql, _ in chosen)) if chosen else ""
-        params = [value for _, value in chosen]
-        rows = list(
-            db.query(
-                f"SELECT * FROM alerts {where} ORDER BY state = 'firing' DESC, last_seen_at DESC"
-                " LIMIT ?",
-                (*params, limit),
-            )
-        )
+    def query(db: Tx) -> list[dict[str, Any]]:
+        rows = alert_store.listing(db, state=state, rule=given.rule, limit=limit)
         sends = outbox.for_alerts(db, [r["key"] for r in rows])
         for row in rows:
-            row["fact"] = json.loads(row["fact"])
-            row["notified_firing"] = bool(row["notified_firing"])
-            row["silenced"] = bool(row["silenced"])
             row["deliveries"] = sends.get(row["key"], [])
         return rows
 
@@ -58,10 +47,7 @@ async def list_alerts(request: Request) -> JSONResponse:
 async def list_rules(request: Request) -> JSONResponse:
     svc = services(request)
     read_query(request, NoQuery)
-    stats = {
-        r["rule"]: r
-        for r in await svc.readers.run(lambda db: list(db.query("SELECT * FROM rule_stats")))
-    }
+    stats = {r["rule"]: r for r in await svc.readers.run(alert_store.rule_stats)}
     rules = []
     for rule in svc.rules.rules:
         s = stats.get(rule.name, {})
@@ -116,19 +102,28 @@ async def create_silence(request: Request) -> JSONResponse:
     svc = services(request)
     body = await read_body(request, SilenceIn)
     now = svc.clock.now()
-    starts = body.starts_at or now
-    ends, cron, duration = body.ends_at, body.cron, body.duration
-    if cron is None and ends is None and duration is not None:
-        ends = starts + duration  # both bounded (models.py): cannot overflow
+    try:
+        # Times and durations are bounded (models.py): start + duration cannot overflow.
+        held = silences.window(
+            rule=body.rule,
+            repo=body.repo,
+            now=now,
+            starts_at=body.starts_at,
+            ends_at=body.ends_at,
+            duration=body.duration,
+            cron=body.cron,
+        )
+    except SilenceInvalid as exc:
+        raise InputInvalid(str(exc)) from exc
     silence_id = await svc.writer.run(
-        lambda db: silences.create(
+        lambda db: silence_store.create(
             db,
             rule=body.rule,
             repo=body.repo,
-            starts_at=starts,
-            ends_at=ends,
-            cron=cron,
-            duration=duration if cron else None,
+            starts_at=held.starts_at,
+            ends_at=held.ends_at,
+            cron=held.cron,
+            duration=held.duration,
             comment=body.comment,
             now=now,
         )
@@ -146,7 +141,7 @@ async def silences_endpoint(request: Request) -> JSONResponse:
 async def delete_silence(request: Request) -> JSONResponse:
     svc = services(request)
     silence_id = read_path(request, SilencePath).silence_id
-    deleted = await svc.writer.run(lambda db: silences.delete(db, silence_id))
+    deleted = await svc.writer.run(lambda db: silence_store.delete(db, silence_id))
     svc.scheduler.wake()  # what it held is told now
     if not deleted:
         return JSONResponse(

@@ -3,7 +3,6 @@ view and returns its template's context (queries over the same store as the API)
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,11 +10,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from markupsafe import Markup
-from sqlite_utils import Database
 
 from ..alerts import silences
-from ..clock import iso, parse_iso
-from ..store import metrics, outbox, queries
+from ..clock import parse_iso
+from ..store import alerts as alert_store
+from ..store import health, metrics, outbox, queries
+from ..store.db import Tx
 from . import charts
 
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -47,57 +47,19 @@ def _svg(markup: str) -> Markup:
     return Markup(markup)  # noqa: S704 - charts.py escapes every text it writes
 
 
-SEVERITY_RANK = (
-    "CASE severity WHEN 'critical' THEN 0 WHEN 'error' THEN 1 WHEN 'warning' THEN 2 ELSE 3 END"
-)
-FIRING = ("state = 'firing'", f"{SEVERITY_RANK}, last_seen_at DESC")
-RECENT = ("1", "last_seen_at DESC")
-
-
-def _alerts(
-    db: Database, which: tuple[str, str], limit: int, rule: str | None = None
-) -> list[dict[str, Any]]:
-    where, order = which
-    rows = list(
-        db.query(
-            "SELECT rule, repo, subject, state, severity, fact, started_at, last_seen_at,"
-            f" resolved_at, occurrences, silenced FROM alerts WHERE {where}"
-            f" AND (? IS NULL OR rule = ?) ORDER BY {order} LIMIT ?",
-            (rule, rule, limit),
-        )
-    )
-    for row in rows:
-        fact = json.loads(row.pop("fact"))  # written by pulsehook itself: always JSON
-        row["url"] = fact.get("url") if isinstance(fact, dict) else None
-    return rows
-
-
-def _dependency_prs(db: Database, repo: str | None) -> list[dict[str, Any]]:
-    """Open Dependabot pull requests: what is outdated."""
-    return list(
-        db.query(
-            "SELECT r.full_name AS repo, d.number, d.title, d.package, d.from_version,"
-            " d.to_version, d.url, d.opened_at FROM dependency_prs d"
-            " JOIN repositories r ON r.id = d.repo_id WHERE d.state = 'open' AND r.deleted = 0"
-            " AND (? IS NULL OR r.full_name = ?) ORDER BY r.full_name, d.package, d.number",
-            (repo, repo),
-        )
-    )
-
-
-def _open_vulns(db: Database, repo: str | None) -> list[dict[str, Any]]:
+def _open_vulns(db: Tx, repo: str | None) -> list[dict[str, Any]]:
     """Open Dependabot alerts, worst first."""
     return metrics.vulnerabilities(
         db, severity=None, state="open", repo=repo, package=None, limit=100_000
     )
 
 
-def overview(db: Database, view: View) -> dict[str, Any]:
-    firing = _alerts(db, FIRING, 50)
+def overview(db: Tx, view: View) -> dict[str, Any]:
+    firing = alert_store.for_page(db, firing=True, limit=50)
     return {"data": metrics.overview(db, view.now), "firing": firing}
 
 
-def repos(db: Database, view: View) -> dict[str, Any]:
+def repos(db: Tx, view: View) -> dict[str, Any]:
     key = view.query.get("sort", "score")
     key = key if key in SORTS else "score"  # an unknown column falls back, never an error
     order = view.query.get("order", SORTS[key][1])
@@ -129,7 +91,7 @@ def repos(db: Database, view: View) -> dict[str, Any]:
     }
 
 
-def repo(db: Database, view: View) -> dict[str, Any] | None:
+def repo(db: Tx, view: View) -> dict[str, Any] | None:
     found = queries.find_repo(db, f"{view.path['owner']}/{view.path['name']}")
     if found is None:
         return None
@@ -145,28 +107,23 @@ def repo(db: Database, view: View) -> dict[str, Any] | None:
         "chart": _svg(charts.line_chart(history, title=title)),
         "builds": metrics.builds(db, repo=name, branch=None, status=None, limit=15),
         "vulns": _open_vulns(db, name),
-        "prs": _dependency_prs(db, name),
+        "prs": queries.open_dependency_prs(db, name),
     }
 
 
-def dependencies(db: Database, view: View) -> dict[str, Any]:
+def dependencies(db: Tx, _view: View) -> dict[str, Any]:
     vulns = _open_vulns(db, None)  # the template groups them by package
     severity = dict.fromkeys(SEVERITIES, 0) | Counter(v["severity"] for v in vulns)
-    return {"severity": severity, "vulns": vulns, "prs": _dependency_prs(db, None)}
+    return {"severity": severity, "vulns": vulns, "prs": queries.open_dependency_prs(db)}
 
 
-def trends(db: Database, view: View) -> dict[str, Any]:
+def trends(db: Tx, view: View) -> dict[str, Any]:
     try:
         days = min(max(int(view.query.get("days", TREND_DAYS)), 1), 3650)
     except ValueError:
         days = TREND_DAYS
     series: dict[str, list[charts.Point]] = {}
-    for row in db.query(
-        "SELECT r.full_name AS name, h.at, h.score FROM health_history h"
-        " JOIN repositories r ON r.id = h.repo_id WHERE r.deleted = 0 AND h.at >= ?"
-        " ORDER BY r.full_name, h.at, h.id",
-        (iso(view.now - timedelta(days=days)),),
-    ):
+    for row in health.history_since(db, view.now - timedelta(days=days)):
         series.setdefault(row["name"], []).append((parse_iso(row["at"]), row["score"]))
     daily = charts.daily_average(series, until=view.now.date())
     title = f"Ecosystem average health per day, last {days} days"
@@ -178,14 +135,14 @@ def trends(db: Database, view: View) -> dict[str, Any]:
     return {"days": days, "daily": daily, "sparks": sparks, "chart": chart}
 
 
-def alerts(db: Database, view: View) -> dict[str, Any]:
+def alerts(db: Tx, view: View) -> dict[str, Any]:
     """Alerts firing and recent (of one rule: ``?rule=``, where a grouped notice links),
     the latest notices with how many alerts each named, and the silences."""
     rule = view.query.get("rule") or None
     return {
         "rule": rule,
-        "firing": _alerts(db, FIRING, 1000 if rule else 200, rule),
-        "recent": _alerts(db, RECENT, 50, rule),
+        "firing": alert_store.for_page(db, firing=True, limit=1000 if rule else 200, rule=rule),
+        "recent": alert_store.for_page(db, firing=False, limit=50, rule=rule),
         "notices": outbox.listing(db, status=None, limit=20),
         "silences": silences.listing(db, view.now, view.tz),
     }

@@ -28,7 +28,6 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     WithJsonSchema,
-    model_validator,
 )
 from pydantic_core import PydanticCustomError
 from starlette.requests import Request
@@ -176,16 +175,6 @@ class SilenceIn(Model):
         Cron | None, Field(description="recurring: holds for `duration` after each cron time")
     ] = None
     comment: str | None = Field(None, max_length=2000)
-
-    @model_validator(mode="after")
-    def _complete(self) -> SilenceIn:
-        if not self.rule and not self.repo:
-            raise PydanticCustomError(
-                "silence_target", "a silence needs a rule and/or a repo pattern (rule, repo)"
-            )
-        if self.cron is not None and self.duration is None:
-            raise PydanticCustomError("silence_cron", "a recurring silence (cron) needs a duration")
-        return self
 
 
 Limit = Annotated[int, Field(ge=1, description="how many, newest first")]

@@ -1,0 +1,68 @@
+"""``digest_entries`` and ``digests``: alert notices gathered per schedule and channel,
+and the digests made of them (one per schedule, channel and due time)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .db import Tx
+
+
+def add_entry(
+    db: Tx,
+    *,
+    schedule: str,
+    channel: str,
+    rule: str,
+    repo: str,
+    alert_key: str,
+    state: str,
+    title: str,
+    url: str | None,
+    at: str,
+) -> None:
+    db.execute(
+        "INSERT INTO digest_entries (schedule, channel, rule, repo, alert_key, state,"
+        " title, url, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (schedule, channel, rule, repo, alert_key, state, title, url, at),
+    )
+
+
+def open_channels(db: Tx, schedule: str) -> list[str]:
+    """The channels with entries of ``schedule`` that no digest took yet."""
+    return [
+        r["channel"]
+        for r in db.query(
+            "SELECT DISTINCT channel FROM digest_entries WHERE schedule = ? AND digest_id IS NULL",
+            (schedule,),
+        )
+    ]
+
+
+def open_entries(db: Tx, schedule: str, channel: str) -> list[dict[str, Any]]:
+    return list(
+        db.query(
+            "SELECT * FROM digest_entries WHERE schedule = ? AND channel = ?"
+            " AND digest_id IS NULL ORDER BY id",
+            (schedule, channel),
+        )
+    )
+
+
+def take(
+    db: Tx, *, schedule: str, channel: str, due: str, entries: list[dict[str, Any]], now: str
+) -> bool:
+    """Make the digest of ``entries`` due at ``due``; False if it was made already."""
+    cursor = db.execute(
+        "INSERT INTO digests (schedule, channel, due_at, entries, created_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (schedule, channel, due, len(entries), now),
+    )
+    if cursor.rowcount != 1:
+        return False
+    db.execute(
+        "UPDATE digest_entries SET digest_id = ? WHERE schedule = ? AND channel = ?"
+        " AND digest_id IS NULL AND id <= ?",
+        (cursor.lastrowid, schedule, channel, entries[-1]["id"]),
+    )
+    return True
