@@ -738,6 +738,32 @@ def test_rules_test_needs_a_payload_and_event_or_a_fact() -> None:
     assert "--event" in result.output
 
 
+def test_rules_test_leaves_out_a_repository_the_rule_excludes(tmp_path: Path) -> None:
+    """As the service does: a rule that does not cover the fact's repository never fires."""
+    write(tmp_path, "alerts.toml", rule_toml(exclude_repos=["o/*"]))
+    fact = 'build={"repo": "o/r", "status": "failure"}'
+    result = CliRunner().invoke(
+        main, ["rules", "test", "--fact", fact, "--rules-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "skip  x: o/r is not among its repos" in result.output
+    assert "0 rule(s) would fire" in result.output
+    other = fact.replace("o/r", "p/r")
+    covered = CliRunner().invoke(
+        main, ["rules", "test", "--fact", other, "--rules-dir", str(tmp_path)]
+    )
+    assert "FIRES x" in covered.output
+
+
+def test_rules_test_says_a_fixed_alert_resolves_rather_than_fires() -> None:
+    """A fixed advisory is still "critical": the service closes its alert, never fires."""
+    fact = 'vulnerability={"repo":"o/r","severity":"critical","package":"lodash","state":"fixed"}'
+    result = rules_test("--fact", fact)
+    assert result.exit_code == 0, result.output
+    assert "FIRES" not in result.output
+    assert "no    critical_vulnerability (resolves its alert if one is firing)" in result.output
+
+
 def test_rules_test_with_invalid_rules_exits_1(tmp_path: Path) -> None:
     write(tmp_path, "alerts.toml", rule_toml(condition="build.colour == 1"))
     result = CliRunner().invoke(

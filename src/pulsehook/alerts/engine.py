@@ -92,6 +92,30 @@ def _applies(rule: Rule, repo: str) -> bool:
     return not any(fnmatchcase(repo, p) for p in rule.exclude_repos)
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What one rule says of one fact, before any alert's state is looked at."""
+
+    applies: bool  # the fact's repository is among the rule's repos, not excluded
+    fires: bool = False  # the condition matches and the fact does not end its subject
+    ends: bool = False  # were its alert firing, it would resolve (closed, or recovered)
+    error: str | None = None  # the condition failed on this fact
+
+
+def verdict(rule: Rule, data: dict[str, Any], evaluator: Evaluator) -> Verdict:
+    """The rule on the fact (pure): what the service acts on and ``rules test`` shows."""
+    if not _applies(rule, str(data.get("repo") or "")):
+        return Verdict(applies=False)
+    try:
+        matched = evaluator.matches(rule, data)
+    except Exception as exc:  # noqa: BLE001 — one rule failing must not stop the rest
+        return Verdict(applies=True, error=f"{type(exc).__name__}: {exc}")
+    closing = lifecycle.closes(rule.fact, data)
+    if matched and not closing:
+        return Verdict(applies=True, fires=True)
+    return Verdict(applies=True, ends=closing or lifecycle.recovers(rule.fact, data))
+
+
 def queue_notice(
     db: Tx,
     rules: RuleSet,
@@ -253,20 +277,17 @@ def evaluate(
         data = fact_dict(fact)
         repo = str(data.get("repo") or "")
         for rule in rules.by_fact(fact.name):
-            if not _applies(rule, repo):
+            said = verdict(rule, data, evaluator)
+            if not said.applies:
                 continue
-            try:
-                matched = evaluator.matches(rule, data)
-            except Exception as exc:  # noqa: BLE001 — one rule failing must not stop the rest
-                error = f"{type(exc).__name__}: {exc}"
-                alert_store.rule_error(db, rule.name, error, at)
-                outcome += Outcome(errors=((rule.name, error),))
+            if said.error is not None:
+                alert_store.rule_error(db, rule.name, said.error, at)
+                outcome += Outcome(errors=((rule.name, said.error),))
                 continue
             subj = lifecycle.subject(rule.fact, data)
             key = lifecycle.alert_key(rule.name, repo, subj)
             current = load_alert(db, key)
-            closing = lifecycle.closes(rule.fact, data)
-            if matched and not closing:
+            if said.fires:
                 quiet = silences.silenced(active_silences, rule.name, repo, now, policy.timezone)
                 step = lifecycle.on_match(
                     current,
@@ -281,11 +302,7 @@ def evaluate(
                     repeat=rule.repeat_interval,
                     flap=policy.flap,
                 )
-            elif (
-                current
-                and current.state == "firing"
-                and (closing or lifecycle.recovers(rule.fact, data))
-            ):
+            elif current and current.state == "firing" and said.ends:
                 step = lifecycle.on_recover(
                     current, now=now, notify_resolved=rule.notify_resolved, flap=policy.flap
                 )

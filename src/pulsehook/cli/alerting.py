@@ -107,20 +107,30 @@ def rules_test(
     fact: str | None,
     rules_dir: Path | None,
 ) -> None:
-    """Show which rules fire on a payload and the exact messages — sends nothing."""
+    """Show which rules fire on a payload and the exact messages — sends nothing.
+
+    Each rule is judged as the service judges it (its repos and exclude_repos, a
+    fact that closes its subject); what an alert's past would change — a
+    firing alert resolving, flap damping, silences — is said, not looked up.
+    """
+    from ..alerts.engine import verdict
+
     rule_set = _load(ctx, rules_dir)
     evaluator, fired = Evaluator(), 0
     for item in _facts(payload, event, fact):
         data = fact_dict(item)
         click.echo(f"fact {item.name}: {json.dumps(data, default=str)}")
         for rule in rule_set.by_fact(item.name):
-            try:
-                hit = evaluator.matches(rule, data)
-            except Exception as exc:  # noqa: BLE001 — shown as the service would record it
-                click.echo(f"  ERROR {rule.name}: {type(exc).__name__}: {exc}")
+            said = verdict(rule, data, evaluator)
+            if not said.applies:
+                click.echo(f"  skip  {rule.name}: {data.get('repo')} is not among its repos")
                 continue
-            if not hit:
-                click.echo(f"  no    {rule.name}")
+            if said.error is not None:
+                click.echo(f"  ERROR {rule.name}: {said.error}")
+                continue
+            if not said.fires:
+                ends = " (resolves its alert if one is firing)" if said.ends else ""
+                click.echo(f"  no    {rule.name}{ends}")
                 continue
             fired += 1
             message = render(rule, "firing", data)
