@@ -308,21 +308,6 @@ def replay(ctx: click.Context, data_dir: Path | None) -> None:
     )
 
 
-def open_store(settings: Settings) -> Any:
-    """The database for a one-off command (migrated); settings from ``_existing``."""
-    from ..store.db import open_database, wrap
-
-    if not settings.db_path.is_file():  # opening it would create an empty one
-        raise DatabaseMissing(f"no pulsehook database at {settings.db_path}", path=settings.db_path)
-    return wrap(
-        open_database(
-            settings.db_path,
-            synchronous=settings.synchronous,
-            busy_timeout_ms=settings.busy_timeout_ms,
-        )
-    )
-
-
 # Registers their commands on ``main``.
 from . import alerting, backup, init, prune, scan, summary, worker  # noqa: E402
 
