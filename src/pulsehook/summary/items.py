@@ -10,7 +10,7 @@ import functools
 from datetime import datetime, timedelta
 
 from ..clock import parse_iso_or_none
-from ..facts import Build
+from ..facts import PASSED_CONCLUSIONS, Build
 from ..rules.model import Expectation
 from ..store import summary as store
 from ..store.db import Tx
@@ -187,7 +187,7 @@ def record_build(db: Tx, build: Build, *, now: datetime, tz: str) -> bool:
         owner=owner,
         repo=name,
         kind="workflow",
-        report="GOOD" if build.status == "success" else "BAD",
+        report="GOOD" if build.status in PASSED_CONCLUSIONS else "BAD",
         note=f"{build.status} ({build.event})" if build.event else build.status,
         at=at,
         link=build.url,

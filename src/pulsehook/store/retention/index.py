@@ -35,6 +35,7 @@ from sqlite_utils import Database
 from ...clock import iso, parse_iso_or_none
 from ...errors import UnsupportedEvent
 from ...facts import (
+    PASSED_CONCLUSIONS,
     Build,
     Coverage,
     Dependency,
@@ -186,7 +187,7 @@ def decides_current(db: Database, fact: Fact, repo: int) -> bool:
             " AND updated = ? AND (? IS NULL OR link = ?)",
             (
                 f"{b.repo}/actions/{b.workflow}",
-                "GOOD" if b.status == "success" else "BAD",
+                "GOOD" if b.status in PASSED_CONCLUSIONS else "BAD",
                 f"{b.status} ({b.event})" if b.event else b.status,
                 iso(at),
                 b.url,
