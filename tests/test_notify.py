@@ -8,9 +8,7 @@ import email.policy
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime
 from typing import Any
 
 import notifiers
@@ -27,7 +25,6 @@ from pulsehook.notify import discord, generic, pagerduty, slack
 from pulsehook.notify import email as email_transport
 from pulsehook.notify.base import ChannelConfig, Message
 from pulsehook.notify.registry import KNOWN_KINDS, required_options, transport_for
-from pulsehook.notify.result import parse_retry_after
 
 from .conftest import free_port, live
 
@@ -150,13 +147,6 @@ def test_malformed_webhook_url_is_permanent() -> None:
     # requests fails before connecting; notifiers reports that like a network error.
     result = slack.send(_slack(f"hooks.slack.com/services/{TOKEN}"), MESSAGE)
     assert not result.ok and result.permanent and TOKEN not in (result.error or "")
-
-
-def test_retry_after_http_date() -> None:
-    when = datetime.now(UTC) + timedelta(seconds=120)
-    seconds = parse_retry_after(format_datetime(when, usegmt=True))
-    assert seconds is not None and 100 < seconds <= 120
-    assert parse_retry_after("soon") is None and parse_retry_after("-3") == 0.0
 
 
 # --- Discord -------------------------------------------------------------------------

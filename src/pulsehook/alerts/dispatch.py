@@ -5,6 +5,8 @@ through the single writer at normal priority. A transient failure is retried
 with exponential backoff and jitter (at least ``Retry-After`` when the channel
 says so); a permanent one (4xx other than 408/429, invalid configuration) or
 one still failing after ``max_age`` is parked with its error, visible in the API.
+A transport that raises has a bug, not a failing channel: the traceback is logged
+once and the notice parked with the exception as its error, never retried.
 """
 
 from __future__ import annotations
@@ -20,19 +22,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlite_utils import Database
-
 from ..clock import Clock, iso, parse_iso
 from ..instance import Instance
 from ..logs import note
 from ..notify.base import ChannelConfig, Message, SendResult, Transport
 from ..notify.pace import Pacer
-from ..notify.registry import transport_for
+from ..notify.registry import kind_of, transport_for
+from ..notify.result import scrub
 from ..rules.model import RuleSet
 from ..store import outbox
-from ..store.db import NORMAL, Writer
+from ..store.db import NORMAL, Tx, Writer
 from ..telemetry import Telemetry
-from .grouping import INCIDENT_KINDS, Tally, alerts_link, render_group
+from .grouping import Tally, alerts_link, render_group
 
 log = logging.getLogger(__name__)
 
@@ -194,13 +195,15 @@ class Dispatcher:
                     result = await in_daemon_thread(transport_for(channel.kind), channel, message)
             except TimeoutError:
                 result = SendResult(ok=False, error="timed out")
+            except Exception as exc:  # noqa: BLE001 — a transport's bug: a retry fails alike
+                result = self._fault(row, channel, exc)
         moment = self._clock.now()
         if channel is not None and channel.rate is not None:
             limited = result.retry_after if result.status == 429 else None
             self._pacer.finished(channel.name, moment, channel.rate, limited)
         outcome = decide(row, result, now=moment, policy=self._policy, rng=self._rng)
 
-        def save(db: Database) -> None:
+        def save(db: Tx) -> None:
             outbox.record(
                 db,
                 row["id"],
@@ -216,6 +219,22 @@ class Dispatcher:
 
         await self._writer.run(save, NORMAL)
         self._told(item, outcome, moment)
+
+    @staticmethod
+    def _fault(row: dict[str, Any], channel: ChannelConfig, exc: Exception) -> SendResult:
+        """A transport that raised: its traceback logged (the log's redactor masks the
+        channel's credentials), the notice parked with the exception as its error."""
+        error = scrub(f"{type(exc).__name__}: {exc}", channel) or type(exc).__name__
+        note(
+            log,
+            logging.ERROR,
+            "transport raised",
+            trace=True,
+            notice=row["id"],
+            channel=row["channel"],
+            error=error,
+        )
+        return SendResult(ok=False, permanent=True, error=f"transport raised {error}")
 
     def _told(self, item: outbox.Claimed, outcome: dict[str, Any], moment: datetime) -> None:
         """The log line and the counts for a send whose outcome is now stored."""
@@ -261,7 +280,8 @@ class Dispatcher:
         """What each configured channel may send now (others: unpaced)."""
         lanes = {}
         for name, channel in self._rules.channels.items():
-            incident = channel.kind in INCIDENT_KINDS
+            kind = kind_of(channel.kind)
+            incident = kind is not None and kind.incident
             if channel.rate is None:
                 lanes[name] = outbox.Lane(slots=free, incident=incident)
             else:
@@ -332,7 +352,7 @@ class Dispatcher:
         instance = self._instance
         now = iso(self._clock.now())
 
-        def job(db: Database) -> int:
+        def job(db: Tx) -> int:
             dead = [o for o in outbox.lease_holders(db, now) if not instance.alive(o)]
             return sum(outbox.release_leases(db, owner, now) for owner in dead)
 

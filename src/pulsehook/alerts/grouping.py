@@ -33,9 +33,6 @@ BUDGETS: dict[str, int] = {
     "pagerduty": 20_000,  # custom details: well under the Events API's 512 KB
 }
 OTHER_BUDGET = 4_000
-# Channels where a group is one incident: its notices are merged only with the same
-# group's, and each says whether the group still fires (PagerDuty's dedup_key).
-INCIDENT_KINDS = frozenset({"pagerduty"})
 DETAIL_NAMES = 500  # repositories listed in a PagerDuty incident's custom details
 SEVERITY_ORDER = ("critical", "error", "warning", "info")
 WORDS = {"firing": "FIRING", "resolved": "RESOLVED"}

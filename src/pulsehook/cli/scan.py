@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,19 +23,20 @@ from . import (
 )
 from .params import HTTP_URL, REPO
 
+if TYPE_CHECKING:
+    from ..github.api import Failure
+
 ERRORS_SHOWN = 20  # a whole organisation failing the same way says so in a few lines
-# How GitHubClient.error() words an answer it could not use: "HTTP 404 on /repos/...".
-HTTP_STATUS = re.compile(r"\bHTTP (\d{3}) on ")
 # What GitHub answers a request without a token for what only a token may see.
 NEEDS_TOKEN = {401, 403, 404}
 
 
-def statuses(errors: Iterable[str]) -> set[int]:
-    """The HTTP statuses the scan's errors report."""
-    return {int(m.group(1)) for e in errors for m in HTTP_STATUS.finditer(e)}
+def statuses(errors: Iterable[Failure]) -> set[int]:
+    """The HTTP statuses GitHub answered in the scan's errors."""
+    return {e.status for e in errors if e.status is not None}
 
 
-def token_hint(errors: list[str], *, token: bool) -> str | None:
+def token_hint(errors: list[Failure], *, token: bool) -> str | None:
     """What to do about the statuses in ``errors``, if the token is the likely cause."""
     found = sorted(statuses(errors) & NEEDS_TOKEN)
     if not found:

@@ -5,10 +5,12 @@ GETs are conditional: the last ETag seen for a URL is sent as ``If-None-Match`` 
 a 304 (which costs no rate limit) hands back the body remembered with it; a caller
 that keeps its own ETags (the scan's ledger) passes ``etag=`` and ``cache=False`` and
 gets the 304 itself. A metered client (``metered``) stops before a request that would
-spend more than the meter's share of the rate limit. Rate limits
-are waited out with the injected clock and sleep, never past ``max_wait``; without a
-token a limit is final (60 requests an hour), so it fails at once with a clear error.
-The token is only ever put in the Authorization header: never in a log line or error.
+spend more than the meter's share of the rate limit. Rate limits (primary, secondary,
+``Retry-After``) are waited out with the injected clock and sleep, never past
+``max_wait`` nor more than ``max_retries`` times; past those, and at once without a
+token (60 requests an hour), RateLimited says how long to wait. A caller that keeps
+its own retry schedule (publishing) sets both to 0. The token is only ever put in the
+Authorization header: never in a log line or error.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import httpx
 
 from ..clock import Clock, SystemClock
 from ..errors import PulsehookError
+from ..retry_after import parse_retry_after
 from .budget import Share
 from .response import SHORT, Response, decode
 
@@ -47,7 +50,33 @@ class GitHubError(PulsehookError):
 
 
 class RateLimited(GitHubError):
-    """The rate limit cannot be waited out here: every further request would fail too."""
+    """The rate limit cannot be waited out here: every further request would fail too.
+
+    ``retry_after``: seconds until GitHub takes requests again, as far as it said.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class Failure(str):
+    """An error as a report lists it: its text, and ``status``, the HTTP status GitHub
+    answered (None: no answer, or not an HTTP failure). A str: it reads as its text."""
+
+    status: int | None
+
+    def __new__(cls, text: str, status: int | None = None) -> Failure:
+        made = super().__new__(cls, text)
+        made.status = status
+        return made
+
+
+def failure(where: str, exc: Exception) -> Failure:
+    """``where: exc`` as a report's error, with GitHub's status when ``exc`` carries one."""
+    return Failure(f"{where}: {exc}", exc.status if isinstance(exc, GitHubError) else None)
 
 
 class GitHubClient:
@@ -157,6 +186,9 @@ class GitHubClient:
     async def post(self, path: str, json: Any = None) -> Response:
         return await self._request("POST", path, json=json)
 
+    async def put(self, path: str, json: Any = None) -> Response:
+        return await self._request("PUT", path, json=json)
+
     async def paginate(
         self,
         path: str,
@@ -261,44 +293,47 @@ class GitHubClient:
         if status not in (403, 429):
             return None
         message = str(body.get("message") or "") if isinstance(body, dict) else ""
-        retry_after = rsp.headers.get("retry-after")
+        header = rsp.headers.get("retry-after")
         primary = rsp.headers.get("x-ratelimit-remaining") == "0"
         secondary = "secondary rate limit" in message.lower()
-        if not (retry_after is not None or primary or secondary or status == 429):
+        if not (header is not None or primary or secondary or status == 429):
             return None  # a plain refusal (no access, a feature disabled)
+        said = parse_retry_after(header, self._clock.now())
+        reset = self._until_reset(rsp) if primary and said is None else None
+        if said is not None:
+            wait = said
+        elif reset is not None:
+            said, wait = reset, reset + RESET_MARGIN
+        else:
+            said = wait = SECONDARY_WAIT * 2**retries
         if self._token is None:
-            raise RateLimited(UNAUTHENTICATED_LIMIT, status=status)
+            raise RateLimited(UNAUTHENTICATED_LIMIT, status=status, retry_after=said)
         if retries >= self.max_retries:
             raise RateLimited(
-                f"GitHub API rate limit exceeded: still limited after {retries} retries",
+                f"GitHub API rate limit exceeded: still limited after {retries} retries"
+                if retries
+                else f"GitHub API rate limit exceeded: try again in {said:.0f} s",
                 status=status,
+                retry_after=said,
             )
-        wait: float | None = None
-        if retry_after is not None:
-            try:
-                wait = max(0.0, float(retry_after))
-            except ValueError:
-                wait = None
-        if wait is None and primary:
-            wait = self._until_reset(rsp)
-        if wait is None:
-            wait = SECONDARY_WAIT * 2**retries
-        self._check_wait(wait, status)
+        self._check_wait(wait, status, said)
         return wait
 
     def _until_reset(self, rsp: httpx.Response) -> float | None:
+        """Seconds until the window GitHub named in ``x-ratelimit-reset`` (an epoch) is over."""
         try:
             reset = float(rsp.headers["x-ratelimit-reset"])
         except (KeyError, ValueError):
             return None
-        return max(0.0, reset - self._clock.now().timestamp()) + RESET_MARGIN
+        return max(0.0, reset - self._clock.now().timestamp())
 
-    def _check_wait(self, wait: float, status: int | None) -> None:
+    def _check_wait(self, wait: float, status: int | None, said: float) -> None:
         if wait > self.max_wait:
             raise RateLimited(
                 f"GitHub API rate limit exceeded: it resets in {wait:.0f} s,"
                 f" longer than the {self.max_wait:.0f} s allowed to wait",
                 status=status,
+                retry_after=said,
             )
 
     def _note_budget(self, rsp: httpx.Response) -> None:
@@ -326,8 +361,8 @@ class GitHubClient:
         if wait <= 0:
             return
         if self._token is None:
-            raise RateLimited(UNAUTHENTICATED_LIMIT)
+            raise RateLimited(UNAUTHENTICATED_LIMIT, retry_after=wait)
+        self._check_wait(wait + RESET_MARGIN, None, wait)
         wait += RESET_MARGIN
-        self._check_wait(wait, None)
         log.warning("GitHub rate limit spent; waiting %.0f s for the reset", wait)
         await self._sleep(wait)

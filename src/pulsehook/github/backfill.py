@@ -20,12 +20,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
-from ..clock import Clock, SystemClock, iso, parse_iso
+from ..clock import Clock, SystemClock, iso
 from ..logs import note
-from ..store import deliveries, scans
-from ..store.db import NORMAL, Readers, Writer
+from ..store import deliveries, marks, scans
+from ..store.db import NORMAL, Readers, Tx, Writer
 from ..store.deliveries import Delivery
 from ..store.scans import Memory, Scanned
 from ..telemetry import Telemetry
@@ -37,6 +35,7 @@ from .scan import Pace, Progress, ScanReport, scan
 log = logging.getLogger(__name__)
 FIRST_LOOK = timedelta(days=3)  # how far back recovery looks the first time
 MIN_PAUSE = 1.0  # seconds between rounds, whatever the last one took
+RECOVERY = "recovery"  # its mark in the store: when recovery last looked
 
 
 class StoreLedger:
@@ -55,7 +54,7 @@ class StoreLedger:
     async def record(self, done: Scanned, memory: Memory, share: Share) -> None:
         saved = share.dump()
 
-        def write(db: Database) -> None:
+        def write(db: Tx) -> None:
             scans.record(db, done, memory)
             scans.save_state(db, scans.SHARE, saved)
 
@@ -73,11 +72,11 @@ class StoreLedger:
         await self._writer.run(lambda db: scans.save_state(db, scans.LAST_ROUND, figures), NORMAL)
 
 
-def hook_refs(db: Database) -> list[HookRef]:
+def hook_refs(db: Tx) -> list[HookRef]:
     """The hooks pulsehook has seen, with where they live (GitHub App hooks excluded:
     their deliveries are listed with the app's JWT, not a token)."""
     refs = []
-    for row in db.query("SELECT hook_id, target, repo, org FROM hooks"):
+    for row in deliveries.hooks(db):
         target = (row["target"] or "").lower()
         if target == "repository" and row["repo"] and "/" in row["repo"]:
             owner, _, name = row["repo"].partition("/")
@@ -87,31 +86,12 @@ def hook_refs(db: Database) -> list[HookRef]:
     return refs
 
 
-def known_guids(db: Database, guids: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(guids), 500):
-        chunk = guids[start : start + 500]
-        marks = ",".join("?" for _ in chunk)
-        found |= {
-            r["guid"]
-            for r in db.query(f"SELECT guid FROM deliveries WHERE guid IN ({marks})", chunk)
-        }
-    return found
-
-
-def _since(db: Database, now: datetime) -> datetime:
-    row = next(db.query("SELECT last_run_at FROM schedule_marks WHERE name = 'recovery'"), None)
-    if row is None:
+def _since(db: Tx, now: datetime) -> datetime:
+    last = marks.last_run(db, RECOVERY)
+    if last is None:
         return now - FIRST_LOOK
     # A little overlap: deliveries GitHub was still retrying at the last look.
-    return parse_iso(row["last_run_at"]) - timedelta(hours=1)
-
-
-def _mark(db: Database, now: datetime) -> None:
-    db.execute(
-        "INSERT OR REPLACE INTO schedule_marks (name, last_run_at) VALUES ('recovery', ?)",
-        (iso(now),),
-    )
+    return last - timedelta(hours=1)
 
 
 async def recover_missed(
@@ -123,10 +103,10 @@ async def recover_missed(
     since = await writer.run(lambda db: _since(db, now), NORMAL)
 
     async def known(guids: list[str]) -> set[str]:
-        return await writer.run(lambda db: known_guids(db, guids), NORMAL)
+        return await writer.run(lambda db: deliveries.known_guids(db, guids), NORMAL)
 
     report = await recover(client, hooks, known, since=since, now=now)
-    await writer.run(lambda db: _mark(db, now), NORMAL)
+    await writer.run(lambda db: marks.mark(db, RECOVERY, now), NORMAL)
     return report
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..clock import iso, parse_iso
-from .api import GitHubClient, GitHubError, RateLimited
+from .api import Failure, GitHubClient, GitHubError, RateLimited, failure
 
 Json = dict[str, Any]
 Attempt = tuple[datetime, Json]  # when delivered, the attempt as GitHub lists it
@@ -52,7 +52,7 @@ class RecoveryReport:
     redelivered: int = 0  # redeliveries GitHub accepted
     failed: int = 0  # redeliveries GitHub refused (or that could not be asked)
     expired: int = 0  # missed, but too old for GitHub to redeliver
-    errors: list[str] = field(default_factory=list)
+    errors: list[Failure] = field(default_factory=list)
     guids: list[str] = field(default_factory=list)  # the guids redelivered
     checked_at: str | None = None
 
@@ -122,7 +122,7 @@ async def recover(
         except RateLimited:
             raise
         except GitHubError as exc:
-            report.errors.append(f"{hook}: listing deliveries: {exc}")
+            report.errors.append(failure(f"{hook}: listing deliveries", exc))
             continue
         report.listed += len(attempts)
         for at, attempt in attempts:
@@ -146,12 +146,12 @@ async def recover(
             raise
         except GitHubError as exc:
             report.failed += 1
-            report.errors.append(f"{hook}: redelivering {guid}: {exc}")
+            report.errors.append(failure(f"{hook}: redelivering {guid}", exc))
             continue
         if rsp.ok:
             report.redelivered += 1
             report.guids.append(guid)
         else:
             report.failed += 1
-            report.errors.append(f"{hook}: redelivering {guid}: {client.error(rsp)}")
+            report.errors.append(failure(f"{hook}: redelivering {guid}", client.error(rsp)))
     return report

@@ -24,7 +24,7 @@ from urllib.parse import quote
 from ..clock import iso
 from ..store.deliveries import Delivery
 from ..store.scans import Memory, Scanned
-from .api import GitHubClient, GitHubError, RateLimited
+from .api import Failure, GitHubClient, GitHubError, RateLimited, failure
 from .budget import Share, ShareSpent
 from .response import Response
 from .scan_payloads import CODECOV_PROJECT, Json, push_delivery, run_delivery, status_delivery
@@ -84,7 +84,7 @@ class Pace:
 class ScanReport:
     counts: dict[str, int] = field(default_factory=dict)  # deliveries per event
     repos: list[str] = field(default_factory=list)  # full names scanned
-    errors: list[str] = field(default_factory=list)
+    errors: list[Failure] = field(default_factory=list)  # text, and GitHub's status
     listed: int = 0  # repositories found
     behind: dict[str, int] = field(default_factory=dict)  # left for later rounds, per reason
     stopped: str | None = None  # why the round ended before its list did
@@ -178,7 +178,7 @@ class _Repo:
         self.id = repo["id"]
         self.received_at = iso(now)
         self.deliveries: list[Delivery] = []
-        self.errors: list[str] = []
+        self.errors: list[Failure] = []
         self.known = memory  # what the last scan left
         self.learned = Memory(dict(memory.etags), dict(memory.facts))
 
@@ -232,7 +232,7 @@ async def _repositories(
         except (RateLimited, ShareSpent):
             raise
         except (GitHubError, KeyError, TypeError) as exc:
-            report.errors.append(f"{org}: listing repositories: {exc}")
+            report.errors.append(failure(f"{org}: listing repositories", exc))
     for name in names:
         owner, _, repo_name = name.partition("/")
         try:
@@ -240,12 +240,12 @@ async def _repositories(
         except (RateLimited, ShareSpent):
             raise
         except GitHubError as exc:
-            report.errors.append(f"{name}: {exc}")
+            report.errors.append(failure(name, exc))
             continue
         if rsp.ok and isinstance(rsp.body, dict) and "full_name" in rsp.body:
             found.setdefault(rsp.body["full_name"], slim(rsp.body))
         else:
-            report.errors.append(f"{name}: {client.error(rsp)}")
+            report.errors.append(failure(name, client.error(rsp)))
     return [Listed(repo) for repo in found.values() if isinstance(repo.get("id"), int)]
 
 
@@ -351,7 +351,7 @@ async def _scan_repo(client: GitHubClient, r: _Repo) -> None:  # noqa: C901
             # 404 (and 422 for some forks): no community profile, so unknown.
             facts["api_docs"] = facts["profile_readme"] = None
             if rsp.status not in (404, 422):
-                r.errors.append(f"{r.full_name}: community profile: {client.error(rsp)}")
+                r.errors.append(failure(f"{r.full_name}: community profile", client.error(rsp)))
         if facts.get("profile_readme"):
             facts["readme"] = True
             return
@@ -360,7 +360,7 @@ async def _scan_repo(client: GitHubClient, r: _Repo) -> None:  # noqa: C901
         if rsp.status != 304:
             facts["readme"] = True if rsp.ok else False if rsp.status == 404 else None
         if facts.get("readme") is None:
-            r.errors.append(f"{r.full_name}: readme: {client.error(rsp)}")
+            r.errors.append(failure(f"{r.full_name}: readme", client.error(rsp)))
             facts["readme"] = facts.get("profile_readme")  # the profile's word, if any
 
     async def commits() -> None:
@@ -411,7 +411,7 @@ async def _scan_repo(client: GitHubClient, r: _Repo) -> None:  # noqa: C901
         except (RateLimited, ShareSpent):
             raise
         except (GitHubError, KeyError, TypeError, AttributeError) as exc:
-            r.errors.append(f"{r.full_name}: {name}: {exc}")
+            r.errors.append(failure(f"{r.full_name}: {name}", exc))
     checked = r.received_at
     r.add(
         f"scan:profile:{r.id}:{checked}",

@@ -1,15 +1,29 @@
-"""What every transport takes and returns.
+"""What every transport takes and returns, and what makes a kind of channel.
 
 A transport is a plain synchronous function ``send(channel, message) ->
 SendResult``; the dispatcher runs it in a worker thread (notifiers is
 synchronous) and decides from the result whether to retry, park or record
-success. Errors are data here, never exceptions.
+success. What a channel answers, and a network that does not, are data here,
+never exceptions: an exception out of a transport is a bug, which the
+dispatcher logs with its traceback and parks the notice on (retrying runs the
+same code again).
+
+A kind of channel (``ChannelKind``) is one object, defined beside its transport
+and listed in ``notify/registry.py``: everything else that differs by kind
+(which options it needs, which are credentials, the channel the environment
+alone configures, the hint when none is, its pace) is read from it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+# Option names that are credentials in a channel of any kind, notifiers' providers
+# included (webhook URLs are bearer credentials). A channel's secret options are
+# these, its kind's own ``secrets``, and every option whose value came from ${VAR}.
+ALWAYS_SECRET = frozenset({"webhook_url", "webhook", "password", "routing_key", "token", "api_key"})
 
 
 @dataclass(frozen=True)
@@ -58,3 +72,30 @@ class SendResult:
 
 class Transport(Protocol):
     def __call__(self, channel: ChannelConfig, message: Message) -> SendResult: ...
+
+
+@dataclass(frozen=True, eq=False)
+class ChannelKind:
+    """One kind of channel: its transport and its configuration."""
+
+    name: str  # as ``kind = ...`` names it
+    send: Transport
+    required: frozenset[str]  # options a channel of this kind must set
+    secrets: frozenset[str]  # its options that are credentials, wherever their value came from
+    # option -> environment variable: the channel named after the kind that the
+    # environment alone configures (no rule file needed)
+    env: Mapping[str, str]
+    rate: float  # sends per second its provider accepts (a channel's ``rate`` overrides it)
+    # the environment's strings -> the options as the transport takes them
+    read_env: Callable[[dict[str, str]], dict[str, Any]] = dict
+    # a group is one incident: its notices merge only with the same group's, and each
+    # says whether the group still fires (PagerDuty's dedup_key)
+    incident: bool = False
+
+    @property
+    def hint(self) -> str:
+        """What to do when a rule names this kind's channel and nothing configured it."""
+        needed = [self.env[option] for option in sorted(self.required) if option in self.env]
+        if needed:
+            return "set " + " and ".join(needed)
+        return f"configure a channel of kind {self.name!r} in the rules directory"

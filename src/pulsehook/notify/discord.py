@@ -17,7 +17,7 @@ from notifiers.utils import requests
 from pydantic import Field
 
 from . import providers
-from .base import ChannelConfig, Message, SendResult
+from .base import ChannelConfig, ChannelKind, Message, SendResult
 from .escape import discord_escape, link_url
 from .result import attempt, bad_url, from_response, truncate
 
@@ -98,3 +98,13 @@ def send(channel: ChannelConfig, message: Message) -> SendResult:
         return from_response(rsp, channel)
 
     return attempt(channel, call)
+
+
+KIND = ChannelKind(
+    name="discord",
+    send=send,
+    required=frozenset({"webhook_url"}),
+    secrets=frozenset({"webhook_url"}),  # the URL is the credential
+    env={"webhook_url": "DISCORD_WEBHOOK_URL"},
+    rate=0.5,  # Discord: 30 messages a minute per channel (5 per 2 s per webhook)
+)

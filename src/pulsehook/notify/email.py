@@ -19,7 +19,7 @@ from notifiers.providers.email import SMTP, SMTPSchema
 from pydantic import Field
 
 from . import escape
-from .base import ChannelConfig, Message, SendResult
+from .base import ChannelConfig, ChannelKind, Message, SendResult
 from .result import attempt, scrub
 
 # Channel options handed to the provider ("from_" is normalised to "from" by notifiers).
@@ -137,3 +137,34 @@ def send(channel: ChannelConfig, message: Message) -> SendResult:
         return SendResult(ok=False, permanent=permanent, error=scrub(error, channel))
 
     return attempt(channel, call)
+
+
+def from_env(values: dict[str, str]) -> dict[str, Any]:
+    """The options as the environment gives them (strings) -> as ``send`` takes them."""
+    options: dict[str, Any] = dict(values)
+    for flag in ("tls", "ssl"):
+        if flag in options:
+            options[flag] = options[flag].lower() in ("1", "true", "yes", "on")
+    if "to" in options:
+        options["to"] = recipients(options["to"])
+    return options
+
+
+KIND = ChannelKind(
+    name="email",
+    send=send,
+    required=frozenset({"host", "to"}),
+    secrets=frozenset({"password"}),
+    env={
+        "host": "PULSEHOOK_SMTP_HOST",
+        "port": "PULSEHOOK_SMTP_PORT",
+        "username": "PULSEHOOK_SMTP_USERNAME",
+        "password": "PULSEHOOK_SMTP_PASSWORD",
+        "from": "PULSEHOOK_SMTP_FROM",
+        "to": "PULSEHOOK_SMTP_TO",
+        "tls": "PULSEHOOK_SMTP_STARTTLS",
+        "ssl": "PULSEHOOK_SMTP_SSL",
+    },
+    read_env=from_env,
+    rate=1.0,  # SMTP servers set their own; one a second is accepted everywhere
+)

@@ -1,12 +1,12 @@
 """Each channel's send rate, and the pacer that keeps every channel under its own.
 
 A provider that is sent more than it accepts answers 429 and the notices trickle out
-over minutes. So each channel has a pace (the provider's documented limit by
-default, the channel's ``rate`` option otherwise), and the dispatcher starts a send
-on a channel only when the pacer says it may. Spacing is measured from the end of
-the previous send: the next request then reaches the provider at least one interval
-after the last one did, whatever the network's jitter. A 429 that names a
-``Retry-After`` pauses the whole channel that long.
+over minutes. So each channel has a pace (by default its kind's ``rate``, the
+provider's documented limit; the channel's ``rate`` option otherwise), and the
+dispatcher starts a send on a channel only when the pacer says it may. Spacing is
+measured from the end of the previous send: the next request then reaches the
+provider at least one interval after the last one did, whatever the network's
+jitter. A 429 that names a ``Retry-After`` pauses the whole channel that long.
 
 Pure: every call takes ``now``.
 """
@@ -17,14 +17,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-# Sends per second, per channel kind.
-DEFAULT_RATES: dict[str, float] = {
-    "slack": 1.0,  # Slack: incoming webhooks post about one message per second
-    "discord": 0.5,  # Discord: 30 messages a minute per channel (5 per 2 s per webhook)
-    "pagerduty": 2.0,  # PagerDuty Events API v2: 120 events a minute per routing key
-    "email": 1.0,  # SMTP servers set their own; one a second is accepted everywhere
-}
-OTHER_RATE = 1.0  # any other notifiers provider
 UNPACED = ("off", "none", "unlimited")
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$", re.I)
 _PER = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
@@ -41,10 +33,6 @@ def parse_rate(value: object) -> float | None:
     if count <= 0:
         raise ValueError(f"rate {value!r}: must be more than zero (or 'off')")
     return count / _PER[match.group(2).lower()]
-
-
-def default_rate(kind: str) -> float:
-    return DEFAULT_RATES.get(kind, OTHER_RATE)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 
 from notifiers.providers.pagerduty import PagerDuty
 
-from .base import ChannelConfig, Message, SendResult
+from .base import ChannelConfig, ChannelKind, Message, SendResult
 from .result import attempt, bad_url, from_response, truncate
 
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -82,3 +82,17 @@ def send(channel: ChannelConfig, message: Message) -> SendResult:
         return from_response(provider.notify(**data), channel)
 
     return attempt(channel, call)
+
+
+KIND = ChannelKind(
+    name="pagerduty",
+    send=send,
+    required=frozenset({"routing_key"}),
+    secrets=frozenset({"routing_key"}),  # it lets anyone open incidents on the service
+    env={
+        "routing_key": "PULSEHOOK_PAGERDUTY_ROUTING_KEY",
+        "events_url": "PULSEHOOK_PAGERDUTY_EVENTS_URL",
+    },
+    rate=2.0,  # PagerDuty Events API v2: 120 events a minute per routing key
+    incident=True,
+)

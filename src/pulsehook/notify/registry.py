@@ -1,24 +1,24 @@
-"""Which transport sends to which kind of channel, and what each needs configured."""
+"""The kinds of channel: pulsehook's own, listed here, and any other notifiers provider.
+
+``KINDS`` is the one list of pulsehook's own kinds; each is a ChannelKind defined
+beside its transport. What the rest of pulsehook asks of a kind (its transport,
+the options it needs, its credentials, the channel the environment configures,
+its pace) comes from ``kind_of``.
+"""
 
 from __future__ import annotations
+
+import functools
 
 import notifiers
 
 from . import discord, email, generic, pagerduty, providers, slack
-from .base import Transport
+from .base import ChannelKind, Transport
 
-TRANSPORTS: dict[str, Transport] = {
-    "slack": slack.send,
-    "discord": discord.send,
-    "email": email.send,
-    "pagerduty": pagerduty.send,
-}
-REQUIRED: dict[str, frozenset[str]] = {
-    "slack": frozenset({"webhook_url"}),
-    "discord": frozenset({"webhook_url"}),
-    "email": frozenset({"host", "to"}),
-    "pagerduty": frozenset({"routing_key"}),
-}
+KINDS: tuple[ChannelKind, ...] = (email.KIND, pagerduty.KIND, slack.KIND, discord.KIND)
+OTHER_RATE = 1.0  # sends per second for any other notifiers provider
+
+_OWN = {kind.name: kind for kind in KINDS}
 
 
 def _provider_names() -> set[str]:
@@ -31,18 +31,38 @@ def _provider_names() -> set[str]:
         return set(_all_providers)
 
 
-KNOWN_KINDS: frozenset[str] = frozenset(TRANSPORTS) | frozenset(_provider_names())
+KNOWN_KINDS: frozenset[str] = frozenset(_OWN) | frozenset(_provider_names())
+
+
+@functools.cache
+def kind_of(name: str) -> ChannelKind | None:
+    """The kind called ``name``; None when neither pulsehook nor notifiers has it.
+
+    Another notifiers provider is sent through ``generic``: the channel's options are
+    its arguments, and those its schema requires (but the message) are required.
+    """
+    if name in _OWN:
+        return _OWN[name]
+    if name not in KNOWN_KINDS:
+        return None
+    provider = providers.optional(name)
+    required = set() if provider is None else set(provider.required["required"])
+    return ChannelKind(
+        name=name,
+        send=generic.send,
+        required=frozenset(str(option) for option in required) - {"message"},
+        secrets=frozenset(),  # ALWAYS_SECRET covers the names providers use
+        env={},
+        rate=OTHER_RATE,
+    )
 
 
 def transport_for(kind: str) -> Transport:
-    return TRANSPORTS.get(kind, generic.send)
+    found = kind_of(kind)
+    return generic.send if found is None else found.send
 
 
 def required_options(kind: str) -> set[str]:
     """Options a channel of this kind must set (the message is pulsehook's to give)."""
-    if kind in REQUIRED:
-        return set(REQUIRED[kind])
-    provider = providers.optional(kind)
-    if provider is None:
-        return set()
-    return {str(name) for name in provider.required["required"]} - {"message"}
+    found = kind_of(kind)
+    return set() if found is None else set(found.required)

@@ -8,18 +8,18 @@ notifiers 2.0 never raises for HTTP failures: ``Response.errors`` holds the body
 
 from __future__ import annotations
 
-import time
+import http.client
 from collections.abc import Callable, Iterator
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from notifiers.exceptions import BadArguments, NoSuchNotifierError
 
-from .base import ChannelConfig, SendResult
+from ..clock import SystemClock
+from ..retry_after import parse_retry_after
+from .base import ALWAYS_SECRET, ChannelConfig, SendResult
 
 SHORT = 300  # characters of provider text kept in a SendResult
-ALWAYS_SECRET = frozenset({"webhook_url", "webhook"})  # webhook URLs are bearer credentials
 
 
 def secret_values(channel: ChannelConfig) -> Iterator[str]:
@@ -60,21 +60,6 @@ def short(text: str | None, limit: int = SHORT) -> str | None:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After is either delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def from_response(rsp: Any, channel: ChannelConfig) -> SendResult:
     """A notifiers ``Response`` -> SendResult (ok / transient / permanent)."""
     http = rsp.response
@@ -104,14 +89,20 @@ def from_status(
         ok=False,
         permanent=not transient,
         status=status,
-        retry_after=parse_retry_after(retry_after) if transient else None,
+        # Read as the answer arrives: an HTTP date counts from the wall clock's now.
+        retry_after=parse_retry_after(retry_after, SystemClock().now()) if transient else None,
         error=scrub(f"HTTP {status}: {detail or body or 'no detail'}", channel),
         response=text,
     )
 
 
 def attempt(channel: ChannelConfig, call: Callable[[], SendResult]) -> SendResult:
-    """Run a send; exceptions become data (the dispatcher never sees a raise)."""
+    """Run a send; a refusal of the channel's options and a network failure become data.
+
+    Anything else raised is a bug in the transport (or the provider's code), and a retry
+    would run the same code again: it propagates, for the dispatcher to log with its
+    traceback and park the notice.
+    """
     try:
         return call()
     except BadArguments as e:  # the channel's options don't fit the provider's schema
@@ -120,7 +111,10 @@ def attempt(channel: ChannelConfig, call: Callable[[], SendResult]) -> SendResul
         return SendResult(
             ok=False, permanent=True, error=f"unknown notifiers provider {channel.kind!r}"
         )
-    except Exception as e:  # noqa: BLE001 — a provider bug or odd answer: retry later
+    except http.client.InvalidURL as e:  # a URL the request cannot carry (a space in it)
+        return SendResult(ok=False, permanent=True, error=scrub(f"InvalidURL: {e}", channel))
+    except (OSError, http.client.HTTPException) as e:
+        # Unreachable, refused, reset, timed out, or an answer cut short: worth retrying.
         return SendResult(ok=False, error=scrub(f"{type(e).__name__}: {e}", channel))
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from slack_sdk.webhook import WebhookClient
 
-from .base import ChannelConfig, Message, SendResult
+from .base import ChannelConfig, ChannelKind, Message, SendResult
 from .escape import link_url, single_line, slack_escape
 from .result import attempt, bad_url, from_status
 
@@ -59,3 +59,13 @@ def send(channel: ChannelConfig, message: Message) -> SendResult:
         return from_status(rsp.status_code, rsp.body, rsp.headers.get("Retry-After"), channel)
 
     return attempt(channel, call)
+
+
+KIND = ChannelKind(
+    name="slack",
+    send=send,
+    required=frozenset({"webhook_url"}),
+    secrets=frozenset({"webhook_url"}),  # the URL is the credential
+    env={"webhook_url": "SLACK_WEBHOOK_URL"},
+    rate=1.0,  # Slack: incoming webhooks post about one message per second
+)

@@ -11,6 +11,8 @@ from typing import Any
 import zstandard
 from sqlite_utils import Database
 
+from .db import Tx
+
 STATUSES = ("pending", "processed", "ignored", "error")
 
 
@@ -199,3 +201,20 @@ def record_hook(
         " last_delivery_at = max(coalesce(hooks.last_delivery_at, ''), excluded.last_delivery_at)",
         (hook_id, json.dumps(events or []), content_type, target, repo, org, ping_at, delivery_at),
     )
+
+
+def hooks(db: Tx) -> list[dict[str, Any]]:
+    """Every hook pulsehook has seen: ``hook_id``, ``target`` (its installation target
+    type), and its ``repo`` (owner/name) or ``org``, when a delivery said."""
+    return list(db.query("SELECT hook_id, target, repo, org FROM hooks ORDER BY hook_id"))
+
+
+def known_guids(db: Tx, guids: list[str]) -> set[str]:
+    """Which of ``guids`` are stored deliveries."""
+    found: set[str] = set()
+    for start in range(0, len(guids), 500):  # well under SQLite's variable limit
+        chunk = guids[start : start + 500]
+        marks = ",".join("?" for _ in chunk)
+        rows = db.query(f"SELECT guid FROM deliveries WHERE guid IN ({marks})", chunk)
+        found |= {str(r["guid"]) for r in rows}
+    return found

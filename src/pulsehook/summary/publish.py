@@ -1,33 +1,35 @@
 """Publishing the summary files to a GitHub repository through the REST contents API.
 
 ``publish_files`` is one pass (GET each file's sha, PUT unless the remote bytes are
-identical) and never raises for HTTP or network failures. ``Publisher`` coalesces: the
-summary changes with every webhook, the repository gets at most one commit per file per
-``min_interval``, and failures are retried with backoff instead of being lost.
+identical) over the GitHub client, and never raises for HTTP or network failures: the
+client reads GitHub's answers (rate limits, ``Retry-After``, errors) and this module
+turns them into a PublishResult. The client neither retries nor waits here.
+``Publisher`` coalesces: the summary changes with every webhook, the repository gets at
+most one commit per file per ``min_interval``, and failures are retried with backoff
+(or after what GitHub said to wait) instead of being lost.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from urllib.parse import quote
 
 import httpx
 
 from ..clock import Clock, SystemClock
+from ..github.api import GitHubClient, GitHubError, RateLimited
+from ..github.contents import put_file, read_file
 
 log = logging.getLogger(__name__)
 
 BACKOFF_START = 5.0
 BACKOFF_CAP = 600.0
 MIN_RETRY = 1.0  # a "Retry-After: 0" must not turn a failing loop into a hot spin
-SHORT = 200  # characters of GitHub's answer kept in an error
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -48,22 +50,9 @@ class Target:
     def where(self) -> str:
         return f"{self.owner}/{self.repo}"
 
-    def url(self, name: str) -> str:
-        path = "/".join(p for p in (self.directory.strip("/"), name) if p)
-        base = self.api_url.rstrip("/")
-        return f"{base}/repos/{self.owner}/{self.repo}/contents/{quote(path, safe='/')}"
-
-    def headers(self) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {self.token}",
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": "2022-11-28",
-            "User-Agent": "pulsehook",  # GitHub refuses API requests without one
-        }
-
-    def scrub(self, text: str) -> str:
-        """Error text can quote what was sent (an echoing proxy, an exception message)."""
-        return text.replace(self.token, "***") if self.token else text
+    def path(self, name: str) -> str:
+        """Where ``name`` goes inside the repository."""
+        return "/".join(p for p in (self.directory.strip("/"), name) if p)
 
 
 @dataclass
@@ -75,88 +64,51 @@ class PublishResult:
     status: int | None = None  # of the last answer that mattered; None: no answer
 
 
-@dataclass(frozen=True)
-class _Remote:
-    sha: str | None  # None: the file does not exist (yet)
-    content: bytes | None  # None: absent, or too large for the API to inline
-
-
-def _retry_after(rsp: httpx.Response, clock: Clock) -> float | None:
-    value = rsp.headers.get("retry-after")
-    try:
-        if value is not None:
-            return max(0.0, float(value))  # GitHub sends delta-seconds
-        if rsp.headers.get("x-ratelimit-remaining") == "0":
-            reset = float(rsp.headers["x-ratelimit-reset"])  # epoch seconds
-            return max(0.0, reset - clock.now().timestamp())
-    except (KeyError, ValueError):
-        pass
-    return None
-
-
-def _failure(rsp: httpx.Response, target: Target, clock: Clock) -> PublishResult:
-    status = rsp.status_code
-    retry_after = _retry_after(rsp, clock)
+def _failure(exc: GitHubError, target: Target, changed: list[str]) -> PublishResult:
+    status = exc.status
     why = {
         401: "token rejected (bad, expired or revoked)",
         403: f"forbidden: does the token have contents:write on {target.where}?",
         404: f"{target.where} or branch {target.branch!r} not found, or not visible to the token",
-    }.get(status, "GitHub unavailable" if status >= 500 else "refused")
-    if status == 429 or (status == 403 and retry_after is not None):
+    }.get(status or 0)
+    if isinstance(exc, RateLimited):
         why = "rate limited"
-    try:
-        detail = str(rsp.json().get("message") or "")
-    except (ValueError, AttributeError):  # not JSON, or JSON that is not an object
-        detail = rsp.text
-    detail = " ".join(detail.split())[:SHORT]
-    text = f"HTTP {status} on {rsp.request.method} {rsp.request.url.path}: {why}"
-    error = target.scrub(f"{text} ({detail})" if detail else text)
-    return PublishResult(ok=False, error=error, retry_after=retry_after, status=status)
-
-
-async def _read(
-    client: httpx.AsyncClient, target: Target, name: str, clock: Clock
-) -> _Remote | PublishResult:
-    rsp = await client.get(
-        target.url(name), params={"ref": target.branch}, headers=target.headers()
+    elif why is None and status is not None and status >= 400:
+        why = "GitHub unavailable" if status >= 500 else "refused"
+    return PublishResult(
+        ok=False,
+        changed=changed,
+        error=f"{why}: {exc}" if why else str(exc),
+        retry_after=exc.retry_after if isinstance(exc, RateLimited) else None,
+        status=status,
     )
-    if rsp.status_code == 404:
-        # Also what a missing repository looks like; the PUT then fails with a clear error.
-        return _Remote(None, None)
-    if rsp.status_code != 200:
-        return _failure(rsp, target, clock)
-    data = rsp.json()
-    if not isinstance(data, dict) or not isinstance(data.get("sha"), str):
-        return PublishResult(ok=False, status=200, error=f"{name} is not a file in the repository")
-    raw = data.get("content") if data.get("encoding") == "base64" else None
-    # b64decode drops the newlines GitHub wraps the content with.
-    return _Remote(data["sha"], base64.b64decode(raw) if isinstance(raw, str) else None)
 
 
-async def _publish_one(
-    client: httpx.AsyncClient, target: Target, name: str, body: bytes, clock: Clock
-) -> int | PublishResult | None:
-    """The status of the PUT that wrote the file, None when already identical, or why not."""
-    for retry in (False, True):
-        remote = await _read(client, target, name, clock)
-        if isinstance(remote, PublishResult):
-            return remote
-        if remote.content == body:
-            return None  # identical: a PUT would only add an empty commit
-        payload = {
-            "message": f"pulsehook: update {name}",
-            "content": base64.b64encode(body).decode("ascii"),
-            "branch": target.branch,
-        }
-        if remote.sha is not None:
-            payload["sha"] = remote.sha
-        rsp = await client.put(target.url(name), json=payload, headers=target.headers())
-        if rsp.status_code in (200, 201):
-            return rsp.status_code
-        # 409/422: another writer committed between our GET and PUT; re-read the sha once.
-        if retry or rsp.status_code not in (409, 422):
-            break
-    return _failure(rsp, target, clock)
+async def _write(github: GitHubClient, target: Target, name: str, body: bytes) -> int | None:
+    """The status of the PUT that wrote the file, or None when it is already identical."""
+    path = target.path(name)
+    remote = await read_file(github, target.where, path, ref=target.branch)
+    if remote is not None and remote.content == body:
+        return None  # identical: a PUT would only add an empty commit
+    return await put_file(
+        github,
+        target.where,
+        path,
+        body,
+        message=f"pulsehook: update {name}",
+        branch=target.branch,
+        sha=None if remote is None else remote.sha,
+    )
+
+
+async def _publish_one(github: GitHubClient, target: Target, name: str, body: bytes) -> int | None:
+    try:
+        return await _write(github, target, name, body)
+    except GitHubError as exc:
+        if exc.status not in (409, 422):
+            raise
+    # Another writer committed between our GET and PUT: once more, with the new sha.
+    return await _write(github, target, name, body)
 
 
 async def publish_files(
@@ -166,21 +118,25 @@ async def publish_files(
 
     ``clock`` turns ``x-ratelimit-reset`` (an epoch time) into ``retry_after`` seconds.
     """
-    clock = clock or SystemClock()
+    # No retries and no waiting in the client: the Publisher's loop owns the schedule.
+    github = GitHubClient(
+        base_url=target.api_url,
+        token=target.token,
+        http=client,
+        clock=clock or SystemClock(),
+        max_retries=0,
+        max_wait=0.0,
+    )
     changed: list[str] = []
     status: int | None = None
     try:
         for name, text in files.items():
-            outcome = await _publish_one(client, target, name, text.encode("utf-8"), clock)
-            if isinstance(outcome, PublishResult):
-                outcome.changed = changed
-                return outcome
-            if outcome is not None:
+            written = await _publish_one(github, target, name, text.encode("utf-8"))
+            if written is not None:
                 changed.append(name)
-                status = outcome
-    except (httpx.HTTPError, ValueError) as e:  # network failure, or an answer we can't read
-        error = target.scrub(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
-        return PublishResult(ok=False, changed=changed, error=error)
+                status = written
+    except GitHubError as exc:
+        return _failure(exc, target, changed)
     return PublishResult(ok=True, changed=changed, status=status)
 
 
