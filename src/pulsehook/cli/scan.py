@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..clock import SystemClock
 from . import (
     _logging,
     _require_database,
@@ -73,15 +72,12 @@ def scan(
     Exit 1 when a repository (or the listing) could not be read. With
     ``pulsehook --debug scan`` every request to GitHub is logged.
     """
-    from ..alerts.engine import Policy
     from ..github.api import GitHubError
-    from ..github.backfill import run_scan
-    from ..ingest import Alerting, Worker
+    from ..github.backfill import scan_round
+    from ..github.scan import ScanReport
     from ..rules.load import RulesInvalid, load_rules
     from ..rules.model import RuleSet
-    from ..runtime import scan_pace
-    from ..store.db import Writer
-    from ..timing import parse_duration
+    from ..runtime import Runtime, run_once, scan_pace
 
     settings = _settings(ctx, data_dir=data_dir)
     org = org or settings.scan_org
@@ -112,18 +108,12 @@ def scan(
         else:
             click.echo(f"[{done}/{total}] {name}", err=True)
 
-    async def process(writer: Writer) -> None:
-        # What the scan stored goes through the worker's path: state, rules, health.
-        alerting = Alerting(
-            rules=rules,
-            policy=Policy(flap=parse_duration(settings.flap_interval), timezone=settings.timezone),
-        )
-        await Worker(writer, SystemClock(), alerting=alerting).drain()
-
     token = settings.github_token.get_secret_value() if settings.github_token else None
-    try:
-        report = run_scan(
-            settings.db_path,
+
+    async def work(runtime: Runtime) -> ScanReport:
+        report = await scan_round(
+            runtime.writer,
+            runtime.readers,
             org=org,
             repos=targets or None,
             token=token,
@@ -131,8 +121,13 @@ def scan(
             # Run by hand: as long as the share lasts, not a service round's time.
             pace=dataclasses.replace(scan_pace(settings), seconds=None),
             progress=progress,
-            process=process,
         )
+        # What the scan stored goes through the worker's path: state, rules, health.
+        await runtime.process_waiting()
+        return report
+
+    try:
+        report = run_once(settings, work, rules=rules)
     except GitHubError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:

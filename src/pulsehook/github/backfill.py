@@ -1,7 +1,7 @@
 """Backfill and recovery wired to the store: scans feed the same intake as webhooks.
 
-- ``run_scan``: one scan from the command line or Python; what it finds is
-  stored and processed (rules included) in the same database.
+- ``scan_round``: one scan from the command line (in the runtime, which then
+  processes what it stored, rules included) or Python (``run_scan``).
 - ``Backfill``: inside the service, a scan round every ``PULSE_SCAN_INTERVAL``
   seconds (when an organisation or repositories are configured) and, at start
   and after each round, asking GitHub to redeliver what never reached us.
@@ -110,6 +110,43 @@ async def recover_missed(
     return report
 
 
+async def scan_round(
+    writer: Writer,
+    readers: Readers,
+    *,
+    org: str | None,
+    repos: list[str] | None,
+    token: str | None,
+    api_url: str,
+    pace: Pace,
+    clock: Clock | None = None,
+    progress: Progress | None = None,
+) -> ScanReport:
+    """One scan round into the store, then a recovery pass; what it stored waits for
+    processing like any delivery."""
+    ledger = StoreLedger(writer, readers)
+
+    async def sink(batch: list[Delivery]) -> None:
+        await writer.run(partial(deliveries.insert_batch, batch=batch), NORMAL)
+
+    async with GitHubClient(base_url=api_url, token=token, clock=clock) as client:
+        report = await scan(
+            client,
+            org=org,
+            repos=repos,
+            ledger=ledger,
+            sink=sink,
+            pace=pace,
+            **({"progress": progress} if progress else {}),
+        )
+        await ledger.report(report, client.clock.now())
+        with contextlib.suppress(GitHubError):
+            recovered = await recover_missed(client, writer, client.clock.now())
+            if recovered is not None and recovered.redelivered:
+                log.info("asked GitHub to redeliver %d missed deliveries", recovered.redelivered)
+    return report
+
+
 def run_scan(
     path: Path,
     *,
@@ -119,40 +156,17 @@ def run_scan(
     api_url: str,
     pace: Pace,
     clock: Clock | None = None,
-    progress: Progress | None = None,
-    process: Callable[[Writer], Awaitable[Any]] | None = None,
 ) -> ScanReport:
-    """One round into the database at ``path``; ``process`` then handles what was stored."""
+    """One round into the database at ``path``, stored and left for processing (for
+    ``EcosystemMonitor.scan``; ``pulsehook scan`` runs ``scan_round`` in the runtime)."""
 
     async def go() -> ScanReport:
-        writer = Writer(path)
-        readers = Readers(path)
-        ledger = StoreLedger(writer, readers)
+        writer, readers = Writer(path), Readers(path)
         try:
-
-            async def sink(batch: list[Delivery]) -> None:
-                await writer.run(partial(deliveries.insert_batch, batch=batch), NORMAL)
-
-            async with GitHubClient(base_url=api_url, token=token, clock=clock) as client:
-                report = await scan(
-                    client,
-                    org=org,
-                    repos=repos,
-                    ledger=ledger,
-                    sink=sink,
-                    pace=pace,
-                    **({"progress": progress} if progress else {}),
-                )
-                await ledger.report(report, client.clock.now())
-                with contextlib.suppress(GitHubError):
-                    recovered = await recover_missed(client, writer, client.clock.now())
-                    if recovered is not None and recovered.redelivered:
-                        log.info(
-                            "asked GitHub to redeliver %d missed deliveries", recovered.redelivered
-                        )
-            if process is not None:
-                await process(writer)
-            return report
+            return await scan_round(
+                writer, readers, org=org, repos=repos, token=token, api_url=api_url,
+                pace=pace, clock=clock,
+            )  # fmt: skip
         finally:
             writer.close()
             readers.close()
