@@ -169,8 +169,10 @@ def test_pure_core_imports_no_layer_above_it_and_no_io() -> None:
         # The store imports no processing, rules or alerting logic above it.
         ("store", ("alerts", "rules", "ingest", "intake", "schedule", "summary", "monitor")),
         # Rules and alerts use the pure timing maths, not the scheduler's package.
-        ("rules", ("schedule", "alerts/dispatch", "alerts/engine")),
-        ("alerts", ("schedule",)),
+        ("rules", ("schedule", "alerts", "ingest", "intake", "summary", "github/api")),
+        ("alerts", ("schedule", "ingest", "intake", "summary", "github")),
+        # Processing sits below the runtime and above the store, rules and alerts.
+        ("ingest", ("schedule", "github/api", "github/scan", "github/backfill")),
         # Settings are plain values: building parts from them is the runtime's job.
         ("settings", ("summary", "alerts", "github/scan", "notify", "store")),
     ],
