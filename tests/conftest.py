@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import threading
 import time
@@ -12,11 +13,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import psycopg
 import pytest
 import uvicorn
 from hypothesis import settings as hypothesis_settings
+from psycopg import sql
 from pydantic import SecretStr
 from starlette.types import ASGIApp
 
@@ -24,6 +28,8 @@ from pulsehook.github.backfill import StoreLedger
 from pulsehook.github.verify import sign
 from pulsehook.settings import Settings
 from pulsehook.store.db import Readers, Writer
+
+from . import postgres
 
 # CI runs the same examples every time (a red build is then never luck); developers'
 # runs keep exploring new ones.
@@ -82,6 +88,31 @@ def live(app: ASGIApp) -> Iterator[LiveServer]:
         yield server
     finally:
         server.stop()
+
+
+# Read before the hermetic environment clears every PULSEHOOK_ variable.
+TEST_DATABASE_URL = os.environ.get(postgres.ENV_URL)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server for the run: the configured one, or a throwaway cluster."""
+    try:
+        with postgres.cluster(TEST_DATABASE_URL) as server:
+            yield server.url
+    except FileNotFoundError as exc:
+        pytest.skip(f"no PostgreSQL to test against: {exc}")
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database on the test server, dropped after the test."""
+    name = f"pulsehook_test_{secrets.token_hex(6)}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield urlunsplit(urlsplit(postgres_server)._replace(path=f"/{name}"))
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(autouse=True)
