@@ -63,7 +63,7 @@ WRITERS: dict[type[Any], StateWriter] = {}
 # Kinds never applied here: pulsehook makes them from the state, and their own
 # store module keeps them.
 NOT_APPLIED: dict[type[Any], str] = {
-    Spec: "summary items keep their own state (summary/items.py)",
+    Spec: "summary items keep their own state (store/summary.py)",
     Health: "scores are kept by store/health.py",
 }
 
