@@ -20,7 +20,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Collection, Coroutine
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .alerts.dispatch import Dispatcher, RetryPolicy
 from .alerts.engine import Policy
@@ -96,6 +96,10 @@ def scan_pace(settings: Settings) -> Pace:
 def published(files: dict[str, str]) -> dict[str, str]:
     """What goes to GitHub: the pair pulseox itself writes (text and JSON)."""
     return {name: files[name] for name in ("summary.md", "summary.md.json")}
+
+
+class _Loop(Protocol):
+    def run(self) -> Coroutine[Any, Any, None]: ...
 
 
 class Runtime:
@@ -219,32 +223,23 @@ class Runtime:
         events.subscribe(Topic.DEADLINES, self.scheduler.wake)
         events.subscribe(Topic.STATE, self.summarizer.changed)
 
-    def _loop(self, name: str) -> Coroutine[Any, Any, None] | None:
-        match name:
-            case "worker":
-                return self.worker.run()
-            case "dispatcher":
-                return self.dispatcher.run()
-            case "scheduler":
-                return self.scheduler.run()
-            case "summary":
-                return self.summarizer.run()
-            case "publisher":
-                return self.publisher.run() if self.publisher is not None else None
-            case "backfill":
-                return self.backfill.run() if self.backfill is not None else None
-        raise ValueError(f"no loop named {name!r}; the loops are {', '.join(LOOPS)}")
-
     async def start(self, loops: Collection[str] = LOOPS) -> None:
         """Start the named background loops (those configured: no publisher, no publishing)."""
-        for name in loops:
-            if name not in LOOPS:
-                raise ValueError(f"no loop named {name!r}; the loops are {', '.join(LOOPS)}")
+        parts: dict[str, _Loop | None] = {
+            "worker": self.worker,
+            "dispatcher": self.dispatcher,
+            "scheduler": self.scheduler,
+            "summary": self.summarizer,
+            "publisher": self.publisher,
+            "backfill": self.backfill,
+        }
+        if unknown := sorted(set(loops) - set(parts)):
+            raise ValueError(f"no loop named {unknown[0]!r}; the loops are {', '.join(LOOPS)}")
         if loops:
             self._subscribe()
         for name in LOOPS:
-            if name in loops and (coro := self._loop(name)) is not None:
-                self.tasks[name] = asyncio.create_task(coro, name=f"pulsehook-{name}")
+            if name in loops and (part := parts[name]) is not None:
+                self.tasks[name] = asyncio.create_task(part.run(), name=f"pulsehook-{name}")
         # Everything built so far lives as long as the process: out of the
         # collector's way, so its full collections stay short under load.
         gc.freeze()

@@ -163,7 +163,7 @@ def queue_notice(
                 rule=rule.name,
                 repo=step.alert.repo,
                 alert_key=step.alert.key,
-                state=step.notice or "",
+                state=step.notice,
                 title=message.title,
                 url=message.url,
                 at=now,

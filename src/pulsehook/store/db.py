@@ -143,6 +143,17 @@ _UNAVAILABLE = frozenset(
 _REFUSED = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
 
 
+def _unavailable(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` says the store cannot take the work now (not that it is wrong)."""
+    # The primary code: extended ones (SQLITE_IOERR_WRITE ...) carry it in the low byte.
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (
+        isinstance(exc, sqlite3.OperationalError)
+        and code is not None
+        and code & 0xFF in _UNAVAILABLE
+    )
+
+
 def _storage_error(exc: sqlite3.Error, doing: str) -> StorageUnavailable | StorageError:
     """The project's error for the driver's ``exc`` while ``doing`` (the caller
     raises it ``from exc``).
@@ -151,13 +162,7 @@ def _storage_error(exc: sqlite3.Error, doing: str) -> StorageUnavailable | Stora
     anything else is a fault of a statement — StorageRefused for one row's data,
     StorageError for the SQL itself — which no retry mends.
     """
-    # The primary code: extended ones (SQLITE_IOERR_WRITE ...) carry it in the low byte.
-    code = getattr(exc, "sqlite_errorcode", None)
-    if (
-        isinstance(exc, sqlite3.OperationalError)
-        and code is not None
-        and code & 0xFF in _UNAVAILABLE
-    ):
+    if _unavailable(exc):
         return StorageUnavailable(f"database {doing} failed: {exc}")
     if isinstance(exc, _REFUSED):
         return StorageRefused(f"database {doing} refused: {type(exc).__name__}: {exc}")
@@ -309,7 +314,7 @@ class Writer:
                 # Disk full, I/O error, locked past the timeout: readiness says so
                 # until a transaction commits again. A faulty statement is a bug of
                 # one job, not the store's state: the next job may well commit.
-                if isinstance(_storage_error(exc, "write"), StorageUnavailable):
+                if _unavailable(exc):
                     self.failing = str(exc)
                 future.set_exception(exc)
             except BaseException as exc:  # noqa: BLE001 — handed to the waiting caller

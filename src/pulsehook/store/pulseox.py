@@ -12,28 +12,16 @@ from ..clock import iso
 from .db import Tx
 
 
-def stored_content(db: Tx, owner: str, repo: str, path: str) -> str | None:
-    """The stored file's text; None if there is none."""
+def stored(db: Tx, owner: str, repo: str, path: str) -> dict[str, str] | None:
+    """The stored file's ``content`` and ``sha``; None if there is none."""
     row = next(
         db.query(
-            "SELECT content FROM pulseox_files WHERE owner = ? AND repo = ? AND path = ?",
+            "SELECT content, sha FROM pulseox_files WHERE owner = ? AND repo = ? AND path = ?",
             (owner, repo, path),
         ),
         None,
     )
-    return None if row is None else str(row["content"])
-
-
-def stored_sha(db: Tx, owner: str, repo: str, path: str) -> str | None:
-    """The stored file's sha; None if there is none."""
-    row = next(
-        db.query(
-            "SELECT sha FROM pulseox_files WHERE owner = ? AND repo = ? AND path = ?",
-            (owner, repo, path),
-        ),
-        None,
-    )
-    return None if row is None else str(row["sha"])
+    return None if row is None else {"content": str(row["content"]), "sha": str(row["sha"])}
 
 
 def store_file(

@@ -131,9 +131,9 @@ async def get_contents(request: Request) -> JSONResponse:
 
     def find(db: Tx) -> str | ItemRow | None:
         """The stored file's text, else the item webhooks report, else None."""
-        stored = files.stored_content(db, owner, repo, path)
+        stored = files.stored(db, owner, repo, path)
         if stored is not None:
-            return stored
+            return stored["content"]
         return summary_store.item(db, f"{owner}/{repo}/{path}")
 
     found = await svc.readers.run(find)
@@ -189,7 +189,8 @@ async def put_contents(request: Request) -> JSONResponse:  # noqa: C901
         # The file and its heartbeat in one transaction: both, or neither.
         if items.kept_by_webhooks(db, item_path):
             return 0
-        stored_sha = files.stored_sha(db, owner, repo, path)
+        stored = files.stored(db, owner, repo, path)
+        stored_sha = stored["sha"] if stored is not None else None
         if stored_sha is not None and not given_sha:
             return 422
         if stored_sha is not None and given_sha != stored_sha:
