@@ -76,7 +76,7 @@ from pulsehook.github.api import GitHubClient, GitHubError
 from pulsehook.github.backfill import StoreLedger
 from pulsehook.github.scan import SHARE_SPENT, TIME_UP, Pace, ScanReport, scan
 from pulsehook.store import deliveries
-from pulsehook.store.db import NORMAL, Readers, Writer
+from pulsehook.store.db import NORMAL, SqliteReaders, SqliteWriter
 from pulsehook.store.deliveries import Delivery
 
 Json = dict[str, Any]
@@ -637,7 +637,7 @@ async def simulate(
     out = Outcome()
     clock = gh.clock
     rng = random.Random(args.seed + 1)
-    writer, readers = Writer(db), Readers(db)
+    writer, readers = SqliteWriter(db), SqliteReaders(db)
     ledger = StoreLedger(writer, readers)
 
     async def sink(batch: list[Delivery]) -> None:

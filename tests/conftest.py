@@ -27,7 +27,7 @@ from starlette.types import ASGIApp
 from pulsehook.github.backfill import StoreLedger
 from pulsehook.github.verify import sign
 from pulsehook.settings import Settings
-from pulsehook.store.db import Readers, Writer
+from pulsehook.store.db import SqliteReaders, SqliteWriter
 
 from . import postgres
 
@@ -183,8 +183,8 @@ def drained(client: httpx.Client) -> bool:
 def ledger(tmp_path: Path) -> Iterator[StoreLedger]:
     """The scan's memory in a real store: a fresh database per test."""
     path = tmp_path / "ledger.db"
-    writer = Writer(path)  # creates and migrates the database
-    readers = Readers(path)
+    writer = SqliteWriter(path)  # creates and migrates the database
+    readers = SqliteReaders(path)
     try:
         yield StoreLedger(writer, readers)
     finally:

@@ -120,7 +120,7 @@ def test_no_sql_and_no_database_driver_outside_store() -> None:
         if in_store(name):
             continue
         for module in imported(name, tree):
-            if module.split(".")[0] in ("sqlite3", "sqlite_utils"):
+            if module.split(".")[0] in ("sqlite3", "sqlite_utils", "psycopg", "psycopg_pool"):
                 problems.append(f"{name}: imports {module}")
         for line, text in strings(tree):
             if SQL.search(text):

@@ -20,7 +20,7 @@ from pulsehook.instance import Instance
 from pulsehook.notify.base import Message
 from pulsehook.rules.model import RuleSet
 from pulsehook.store import outbox
-from pulsehook.store.db import Writer
+from pulsehook.store.db import SqliteWriter, Writer
 
 NOW = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -32,11 +32,11 @@ SENDER = textwrap.dedent(
     from pathlib import Path
     from pulsehook.store import outbox
     from pulsehook.instance import Instance
-    from pulsehook.store.db import Writer
+    from pulsehook.store.db import SqliteWriter, Writer
 
     data = Path(sys.argv[1])
     instance = Instance(data)
-    writer = Writer(data / "pulsehook.db")
+    writer = SqliteWriter(data / "pulsehook.db")
     rows = writer.submit(
         lambda db: outbox.claim(db, sys.argv[2], sys.argv[3], 4, owner=instance.id)
     ).result()
@@ -86,7 +86,7 @@ def _due(writer: Writer) -> int:
 
 
 def test_a_killed_senders_leases_are_taken_back_at_the_next_start(tmp_path: Path) -> None:
-    writer = Writer(tmp_path / "pulsehook.db")
+    writer = SqliteWriter(tmp_path / "pulsehook.db")
     _queue(writer, 6)
     with sender(tmp_path) as proc:
         os.kill(proc.pid, signal.SIGKILL)
@@ -102,7 +102,7 @@ def test_a_killed_senders_leases_are_taken_back_at_the_next_start(tmp_path: Path
 
 
 def test_a_live_senders_leases_are_left_alone(tmp_path: Path) -> None:
-    writer = Writer(tmp_path / "pulsehook.db")
+    writer = SqliteWriter(tmp_path / "pulsehook.db")
     _queue(writer, 6)
     instance = Instance(tmp_path)
     try:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlite_utils import Database
 
 from pulsehook.alerts import digest, engine, lifecycle, silences
 from pulsehook.clock import FrozenClock
@@ -17,7 +16,7 @@ from pulsehook.rules.evaluate import Evaluator
 from pulsehook.rules.load import load_rules
 from pulsehook.rules.model import RuleSet
 from pulsehook.store import silences as silence_store
-from pulsehook.store.db import open_database, transaction, wrap
+from pulsehook.store.db import Database, open_database, transaction, wrap
 
 START = datetime(2026, 3, 27, 12, 0, tzinfo=UTC)
 ENV = {"SLACK_WEBHOOK_URL": "http://127.0.0.1:9/hook"}

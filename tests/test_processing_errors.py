@@ -29,7 +29,15 @@ from pulsehook.ingest import process_chunk
 from pulsehook.intake import Intake
 from pulsehook.settings import Settings
 from pulsehook.store import deliveries
-from pulsehook.store.db import Readers, Tx, Writer, open_database, transaction, wrap
+from pulsehook.store.db import (
+    SqliteReaders,
+    SqliteWriter,
+    Tx,
+    Writer,
+    open_database,
+    transaction,
+    wrap,
+)
 from pulsehook.store.deliveries import Delivery, insert_batch
 
 from .conftest import AUTH, deliver, drained, live, payload, wait_for
@@ -95,7 +103,7 @@ def test_a_crashing_normalizer_leaves_its_delivery_in_error_to_be_tried_again(
 
 @pytest.fixture
 def writer(tmp_path: Path) -> Iterator[Writer]:
-    w = Writer(tmp_path / "t.db", busy_timeout_ms=100)
+    w = SqliteWriter(tmp_path / "t.db", busy_timeout_ms=100)
     yield w
     w.close()
 
@@ -150,7 +158,7 @@ def test_reads_are_classified_the_same(tmp_path: Path) -> None:
     with sqlite3.connect(path) as setup:
         setup.execute("CREATE TABLE t (x)")
     setup.close()
-    readers = Readers(path, busy_timeout_ms=100)
+    readers = SqliteReaders(path, busy_timeout_ms=100)
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
@@ -166,7 +174,7 @@ def test_reads_are_classified_the_same(tmp_path: Path) -> None:
     readers.close()
     (tmp_path / "a-directory").mkdir()
     with pytest.raises(StorageUnavailable, match="unable to open"):
-        asyncio.run(Readers(tmp_path / "a-directory").run(lambda db: None))
+        asyncio.run(SqliteReaders(tmp_path / "a-directory").run(lambda db: None))
 
 
 # -- intake and the webhook: a store bug is a 500, not a 503 or a 400 ----------------
@@ -215,8 +223,8 @@ def test_a_faulty_statement_leaves_readiness_alone(writer: Writer) -> None:
 
 
 def test_a_read_after_close_is_unavailable_not_a_bug(tmp_path: Path) -> None:
-    Writer(tmp_path / "c.db").close()  # a migrated database
-    readers = Readers(tmp_path / "c.db")
+    SqliteWriter(tmp_path / "c.db").close()  # a migrated database
+    readers = SqliteReaders(tmp_path / "c.db")
     assert asyncio.run(readers.run(lambda db: 1)) == 1
     readers.close()
     with pytest.raises(StorageUnavailable, match="closing"):

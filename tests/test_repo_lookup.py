@@ -14,7 +14,7 @@ from pulsehook.monitor import UnknownRepository
 from pulsehook.schedule.runner import daily_due
 from pulsehook.store import marks
 from pulsehook.store import summary as summary_store
-from pulsehook.store.db import Tx, open_database, transaction, wrap
+from pulsehook.store.db import Database, Tx, open_database, transaction, wrap
 from pulsehook.store.queries import RepoRef, find_repos
 from pulsehook.web.metrics import _resolve
 
@@ -54,13 +54,13 @@ def names(found: list[RepoRef]) -> list[str]:
     return [r.full_name for r in found]
 
 
-def test_a_full_name_is_exact_and_case_sensitive_unless_asked(db: Tx) -> None:
+def test_a_full_name_is_exact_and_case_sensitive_unless_asked(db: Database) -> None:
     assert names(find_repos(db, "octo/api")) == ["octo/api"]
     assert find_repos(db, "OCTO/API") == []
     assert names(find_repos(db, "OCTO/API", any_case=True)) == ["octo/api"]
 
 
-def test_a_bare_name_is_that_name_under_any_owner_by_full_name(db: Tx) -> None:
+def test_a_bare_name_is_that_name_under_any_owner_by_full_name(db: Database) -> None:
     assert names(find_repos(db, "api")) == ["octo/api", "other/api"]
     assert names(find_repos(db, "api", owner="octo")) == ["octo/api"]
     assert find_repos(db, "caps") == []
@@ -68,21 +68,21 @@ def test_a_bare_name_is_that_name_under_any_owner_by_full_name(db: Tx) -> None:
     assert find_repos(db, "pi") == []  # the whole name, not its end
 
 
-def test_a_name_is_never_a_pattern(db: Tx) -> None:
+def test_a_name_is_never_a_pattern(db: Database) -> None:
     assert names(find_repos(db, "web_ui")) == ["octo/web_ui"]
     assert names(find_repos(db, "web_ui", any_case=True)) == ["octo/web_ui"]
     assert find_repos(db, "%") == [] and find_repos(db, "web%", any_case=True) == []
     assert find_repos(db, "octo/%") == []
 
 
-def test_deleted_ones_count_only_when_asked_and_come_last(db: Tx) -> None:
+def test_deleted_ones_count_only_when_asked_and_come_last(db: Database) -> None:
     assert names(find_repos(db, "old")) == ["octo/old"]
     assert names(find_repos(db, "old", include_deleted=True)) == ["octo/old", "gone/old"]
     (gone,) = find_repos(db, "gone/old", include_deleted=True)
     assert (gone.id, gone.deleted, gone.owner) == (5, True, "gone")
 
 
-def test_every_live_repository_of_an_owner_by_full_name(db: Tx) -> None:
+def test_every_live_repository_of_an_owner_by_full_name(db: Database) -> None:
     assert names(find_repos(db, owner="octo")) == [
         "moved/tool",
         "octo/api",
@@ -93,7 +93,7 @@ def test_every_live_repository_of_an_owner_by_full_name(db: Tx) -> None:
     assert len(find_repos(db)) == len(REPOS) - 1
 
 
-def test_the_metrics_api_resolves_full_names_and_unique_bare_names(db: Tx) -> None:
+def test_the_metrics_api_resolves_full_names_and_unique_bare_names(db: Database) -> None:
     found = _resolve(db, "octo/web_ui")
     assert found is not None and found.id == 3
     assert _resolve(db, "Octo/Web_UI") is None  # a full name is exact
@@ -106,7 +106,7 @@ def test_the_metrics_api_resolves_full_names_and_unique_bare_names(db: Tx) -> No
     assert _resolve(db, "nothing") is None
 
 
-def test_the_monitor_finds_by_name_within_its_org(db: Tx, tmp_path: Path) -> None:
+def test_the_monitor_finds_by_name_within_its_org(db: Database, tmp_path: Path) -> None:
     path = tmp_path / "pulsehook.db"
     everyone = EcosystemMonitor(db=path)
     assert everyone.check_repo("api").name == "octo/api"  # the first by full name
@@ -128,7 +128,7 @@ def test_the_monitor_finds_by_name_within_its_org(db: Tx, tmp_path: Path) -> Non
     ]
 
 
-def test_reset_reported_forgets_what_builds_reported(db: Tx) -> None:
+def test_reset_reported_forgets_what_builds_reported(db: Database) -> None:
     now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
     def fill(d: Tx) -> None:
@@ -184,7 +184,7 @@ def test_reset_reported_forgets_what_builds_reported(db: Tx) -> None:
     assert rows["o/r/jobs/x.md"]["report"] == "BAD"  # heartbeats are not replayed
 
 
-def test_daily_work_is_due_once_a_day_under_its_mark(db: Tx) -> None:
+def test_daily_work_is_due_once_a_day_under_its_mark(db: Database) -> None:
     now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
     assert transaction(db, lambda d: daily_due(d, "health", now))
     assert marks.last_run(db, "daily:health") == now

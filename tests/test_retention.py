@@ -23,7 +23,6 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlite_utils import Database
 
 import pulsehook.cli.prune  # noqa: F401  (registers ``pulsehook prune`` on the group)
 from pulsehook.alerts.engine import Policy
@@ -36,7 +35,16 @@ from pulsehook.schedule.runner import Scheduler
 from pulsehook.store import health as health_store
 from pulsehook.store import retention
 from pulsehook.store import silences as silence_store
-from pulsehook.store.db import URGENT, Tx, Writer, open_database, transaction, wrap
+from pulsehook.store.db import (
+    URGENT,
+    Database,
+    SqliteWriter,
+    Tx,
+    Writer,
+    open_database,
+    transaction,
+    wrap,
+)
 from pulsehook.store.deliveries import Delivery, insert_batch
 from pulsehook.store.migrations import DERIVED_TABLES
 from pulsehook.store.queries import repos
@@ -1010,7 +1018,7 @@ def test_the_sweep_runs_in_turns_with_intake_between_and_logs_one_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     _filled(tmp_path / "w.db", 8)
-    writer = Writer(tmp_path / "w.db")
+    writer = SqliteWriter(tmp_path / "w.db")
     clock = FrozenClock(START + timedelta(days=8))
     try:
         scheduler = _scheduler(writer, clock, 0.0)
@@ -1056,7 +1064,7 @@ def test_a_run_cut_short_by_a_restart_goes_on_where_it_was(tmp_path: Path) -> No
     _filled(tmp_path / "w.db", 8)
     shutil.copy(tmp_path / "w.db", tmp_path / "whole.db")
     at = START + timedelta(days=8)
-    writer = Writer(tmp_path / "w.db")
+    writer = SqliteWriter(tmp_path / "w.db")
     try:
         first = _scheduler(writer, FrozenClock(at), 0.0)
 
@@ -1089,7 +1097,7 @@ def test_a_run_cut_short_by_a_restart_goes_on_where_it_was(tmp_path: Path) -> No
 
 
 def test_a_retention_under_three_days_is_refused(tmp_path: Path) -> None:
-    writer = Writer(tmp_path / "w.db")
+    writer = SqliteWriter(tmp_path / "w.db")
     try:
         with pytest.raises(ConfigError, match="at least 3 days"):
             _scheduler(writer, FrozenClock(), 0.0, days=2)

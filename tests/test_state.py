@@ -10,10 +10,9 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlite_utils import Database
 
 from pulsehook.ingest import clear_derived, process_chunk
-from pulsehook.store.db import open_database, transaction, wrap
+from pulsehook.store.db import Database, open_database, transaction, wrap
 from pulsehook.store.deliveries import Delivery, insert_batch
 from pulsehook.store.queries import repos
 

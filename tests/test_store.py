@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from pulsehook.app import create_app
 from pulsehook.settings import Settings
-from pulsehook.store.db import Writer
+from pulsehook.store.db import SqliteWriter
 from pulsehook.store.deliveries import ZSTD_MAGIC, decode_payload, encode_payload
 
 from .conftest import AUTH, deliver, drained, live, payload, wait_for
@@ -56,7 +56,7 @@ def test_zlib_payload_left_pending_is_processed_at_start(settings: Settings) -> 
 
 def _fill(rows: int, size: int) -> Any:
     def write(db: Any) -> None:
-        db.conn.executemany("INSERT INTO blobs (b) VALUES (?)", [(os.urandom(size),)] * rows)
+        db.executemany("INSERT INTO blobs (b) VALUES (?)", [(os.urandom(size),)] * rows)
 
     return write
 
@@ -64,10 +64,10 @@ def _fill(rows: int, size: int) -> Any:
 def test_log_is_checkpointed_once_past_the_cap_not_after_every_commit(tmp_path: Path) -> None:
     db_path = tmp_path / "w.db"
     cap = 256 * 1024
-    writer = Writer(db_path, wal_step=cap, wal_cap=cap, wal_keep=0)
+    writer = SqliteWriter(db_path, wal_step=cap, wal_cap=cap, wal_keep=0)
     wal = Path(f"{db_path}-wal")
     try:
-        writer.submit(lambda db: db.conn.execute("CREATE TABLE blobs (b BLOB)")).result()
+        writer.submit(lambda db: db.execute("CREATE TABLE blobs (b BLOB)")).result()
         # One transaction well past the cap: the writer checkpoints after it.
         writer.submit(_fill(100, 4096)).result()
         # The log starts over with the next commit and is cut back, so its size
@@ -90,10 +90,10 @@ def test_log_is_checkpointed_once_past_the_cap_not_after_every_commit(tmp_path: 
 def test_checkpoints_run_beside_the_writer_and_the_log_starts_over(tmp_path: Path) -> None:
     db_path = tmp_path / "w.db"
     step = 256 * 1024
-    writer = Writer(db_path, wal_step=step, wal_keep=0)
+    writer = SqliteWriter(db_path, wal_step=step, wal_keep=0)
     wal = Path(f"{db_path}-wal")
     try:
-        writer.submit(lambda db: db.conn.execute("CREATE TABLE blobs (b BLOB)")).result()
+        writer.submit(lambda db: db.execute("CREATE TABLE blobs (b BLOB)")).result()
         writer.submit(_fill(100, 4096)).result()  # past the step: a checkpoint is asked for
         wait_for(lambda: writer.checkpointer.passes > 0)
 
@@ -109,9 +109,9 @@ def test_checkpoints_run_beside_the_writer_and_the_log_starts_over(tmp_path: Pat
 
 
 def test_a_quiet_writer_checkpoints(tmp_path: Path) -> None:
-    writer = Writer(tmp_path / "w.db")
+    writer = SqliteWriter(tmp_path / "w.db")
     try:
-        writer.submit(lambda db: db.conn.execute("CREATE TABLE t (x)")).result()
+        writer.submit(lambda db: db.execute("CREATE TABLE t (x)")).result()
         wait_for(lambda: writer.checkpointer.passes > 0)
     finally:
         writer.close()
@@ -178,8 +178,8 @@ def test_a_full_disk_answers_503_and_recovers_by_itself_once_space_frees(
         writer = app.state.runtime.writer
 
         def fill(db: Any) -> None:
-            pages = db.conn.execute("PRAGMA page_count").fetchone()[0]
-            db.conn.execute(f"PRAGMA max_page_count = {pages}")
+            pages = db.execute("PRAGMA page_count").fetchone()[0]
+            db.execute(f"PRAGMA max_page_count = {pages}")
 
         writer.submit(fill).result(timeout=10)
         acknowledged, refused = [], 0
@@ -200,7 +200,7 @@ def test_a_full_disk_answers_503_and_recovers_by_itself_once_space_frees(
         assert "database or disk is full" in " ".join(ready.json()["reasons"])
 
         # Space frees. Nothing is sent: the service must notice by itself.
-        writer.submit(lambda db: db.conn.execute("PRAGMA max_page_count = 1073741823"))
+        writer.submit(lambda db: db.execute("PRAGMA max_page_count = 1073741823"))
         wait_for(lambda: client.get("/readyz").status_code == 200, timeout=20)
         wait_for(lambda: drained(client), timeout=20)
         assert deliver(client, "workflow_run", body, guid="after").status_code == 202

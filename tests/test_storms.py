@@ -29,7 +29,7 @@ from pulsehook.rules.load import RulesInvalid, load_rules
 from pulsehook.rules.model import RuleSet
 from pulsehook.settings import Settings
 from pulsehook.store import outbox
-from pulsehook.store.db import Writer
+from pulsehook.store.db import SqliteWriter
 
 from .builders import workflow_run
 from .conftest import API_TOKEN, AUTH, SECRET, deliver, live, wait_for
@@ -97,7 +97,7 @@ class Storm:
         env = {"SLACK_URL": f"{slack.url}/hook/slack", "PD_URL": f"{pd.url}/hook/pd"}
         self.rules = ruleset(tmp_path, env, extra)
         self.clock = clock
-        self.writer = Writer(tmp_path / "pulsehook.db")
+        self.writer = SqliteWriter(tmp_path / "pulsehook.db")
         self.dispatcher = Dispatcher(
             self.writer, self.rules, clock, public_url="https://pulse.example.com"
         )

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from pulseox.dashboard import PulseOxDashboard, PulseOxSummary  # type: ignore[import-untyped]
 from pulseox.specs import create_metadata, make_dt_formatter  # type: ignore[import-untyped]
-from sqlite_utils import Database
 
 from pulsehook.alerts import engine
 from pulsehook.facts import Build
@@ -26,7 +25,7 @@ from pulsehook.rules.evaluate import Evaluator
 from pulsehook.rules.load import load_rules
 from pulsehook.rules.model import Expectation, RuleSet
 from pulsehook.store import summary as summary_store
-from pulsehook.store.db import open_database, transaction, wrap
+from pulsehook.store.db import Database, open_database, transaction, wrap
 from pulsehook.summary import items, service
 from pulsehook.summary.model import Item
 from pulsehook.summary.render import Change, Snapshot, dashboard_json, text

@@ -13,7 +13,7 @@ from pulsehook.clock import FrozenClock, iso
 from pulsehook.rules.model import RuleSet
 from pulsehook.schedule.runner import RESCORE, Scheduler
 from pulsehook.store import sweeps
-from pulsehook.store.db import URGENT, Tx, Writer
+from pulsehook.store.db import URGENT, SqliteReaders, SqliteWriter, Tx, Writer
 
 REPOS = 40
 
@@ -50,7 +50,7 @@ def _scheduler(writer: Writer, clock: FrozenClock, sweep_seconds: float) -> Sche
 
 
 def test_the_rescore_runs_in_chunks_and_intake_takes_turns_between_them(tmp_path: Path) -> None:
-    writer = Writer(tmp_path / "w.db")
+    writer = SqliteWriter(tmp_path / "w.db")
     clock = FrozenClock()
     try:
         _repositories(writer, REPOS)
@@ -92,7 +92,7 @@ def test_the_rescore_runs_in_chunks_and_intake_takes_turns_between_them(tmp_path
 
 
 def test_a_rescore_cut_short_by_a_restart_resumes_where_it_was(tmp_path: Path) -> None:
-    writer = Writer(tmp_path / "w.db")
+    writer = SqliteWriter(tmp_path / "w.db")
     clock = FrozenClock()
     try:
         _repositories(writer, REPOS)
@@ -119,11 +119,10 @@ def test_a_summary_regeneration_takes_a_writer_turn_only_to_record_changes(
     """Reading every item and rendering the files happen beside the writer: a
     regeneration that finds nothing new never takes a writer turn."""
     from pulsehook.alerts.engine import Policy
-    from pulsehook.store.db import Readers
     from pulsehook.summary.service import Summarizer, Target
 
-    writer = Writer(tmp_path / "w.db")
-    readers = Readers(tmp_path / "w.db")
+    writer = SqliteWriter(tmp_path / "w.db")
+    readers = SqliteReaders(tmp_path / "w.db")
     clock = FrozenClock()
     try:
         _repositories(writer, 3)

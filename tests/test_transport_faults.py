@@ -22,7 +22,7 @@ from pulsehook.notify.result import secret_values
 from pulsehook.rules.load import load_rules
 from pulsehook.rules.model import RuleSet
 from pulsehook.store import outbox
-from pulsehook.store.db import Tx, Writer
+from pulsehook.store.db import SqliteWriter, Tx, Writer
 
 from .standins import receiver
 
@@ -64,7 +64,7 @@ def test_a_raising_transport_parks_the_notice_and_logs_the_traceback_once(
         redactor.add(secret_values(channel))
         caplog.handler.addFilter(redactor)
         clock = FrozenClock(NOW)
-        writer = Writer(tmp_path / "pulsehook.db")
+        writer = SqliteWriter(tmp_path / "pulsehook.db")
         try:
             notice = queue(writer)
             dispatcher = Dispatcher(writer, rule_set, clock)

@@ -31,7 +31,7 @@ from pulsehook.app import create_app
 from pulsehook.errors import BadRequest, StorageUnavailable
 from pulsehook.intake import Intake
 from pulsehook.settings import Settings
-from pulsehook.store.db import Writer
+from pulsehook.store.db import SqliteWriter
 from pulsehook.store.deliveries import Delivery, decode_payload
 from pulsehook.web.webhooks import WebhookEndpoint
 
@@ -217,7 +217,7 @@ def test_a_batch_failing_for_one_delivery_is_retried_one_by_one(tmp_path: Path) 
     # With the header checked, nothing the endpoint builds is refused by the store;
     # these rows are built directly: a hook id past int64 (the driver refuses it)
     # and a missing event (NOT NULL refuses it).
-    writer = Writer(tmp_path / "t.db")
+    writer = SqliteWriter(tmp_path / "t.db")
     commits: list[int] = []
     intake = Intake(writer, batch_max=256, on_commit=lambda: commits.append(1))
     batch = [
@@ -247,7 +247,7 @@ def test_a_batch_failing_for_one_delivery_is_retried_one_by_one(tmp_path: Path) 
 
 
 def test_storage_unavailable_still_fails_the_whole_batch(tmp_path: Path) -> None:
-    writer = Writer(tmp_path / "t.db", busy_timeout_ms=100)
+    writer = SqliteWriter(tmp_path / "t.db", busy_timeout_ms=100)
     intake = Intake(writer, batch_max=256, on_commit=lambda: None)
     blocker = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")

@@ -14,7 +14,7 @@ from typing import Any
 
 from pulsehook.clock import FrozenClock
 from pulsehook.ingest import Worker, process_chunk, processing_lag
-from pulsehook.store.db import NORMAL, URGENT, Tx, Writer
+from pulsehook.store.db import NORMAL, URGENT, SqliteWriter, Tx, Writer
 from pulsehook.store.deliveries import Delivery, insert_batch, next_received_at
 
 from .conftest import payload
@@ -30,7 +30,7 @@ def test_lag_is_how_long_the_next_waiting_delivery_has_waited() -> None:
 
 
 def test_next_received_at_is_the_first_delivery_past_the_cursor(tmp_path: Path) -> None:
-    writer = Writer(tmp_path / "w.db")
+    writer = SqliteWriter(tmp_path / "w.db")
     try:
         _store(writer, 2)
         assert writer.submit(lambda db: next_received_at(db, 0)).result() == "2026-01-01T00:00:00Z"
@@ -59,7 +59,7 @@ def _store(writer: Writer, count: int) -> None:
 
 
 def test_the_lanes_take_turns_while_both_have_work(tmp_path: Path) -> None:
-    writer = Writer(tmp_path / "w.db")
+    writer = SqliteWriter(tmp_path / "w.db")
     try:
         gate, started = threading.Event(), threading.Event()
         order: list[str] = []
@@ -86,7 +86,7 @@ def test_the_lanes_take_turns_while_both_have_work(tmp_path: Path) -> None:
 
 
 def test_a_chunk_stops_at_its_time_budget(tmp_path: Path) -> None:
-    writer = Writer(tmp_path / "w.db")
+    writer = SqliteWriter(tmp_path / "w.db")
     try:
         _store(writer, 5)
         last, count, _ = writer.submit(
@@ -108,7 +108,7 @@ def test_a_chunk_stops_at_its_time_budget(tmp_path: Path) -> None:
 def test_processing_keeps_up_with_a_stream_that_never_pauses(tmp_path: Path) -> None:
     """Deliveries keep arriving in the urgent lane throughout: processing does not
     wait for a pause, so when the stream ends almost nothing is left waiting."""
-    writer = Writer(tmp_path / "w.db")
+    writer = SqliteWriter(tmp_path / "w.db")
     _store(writer, 300)  # a backlog to start with
     worker = Worker(writer, FrozenClock(RECEIVED), chunk_seconds=0.002)
     stream_length = 2000
@@ -144,7 +144,7 @@ def test_processing_keeps_up_with_a_stream_that_never_pauses(tmp_path: Path) -> 
 def test_a_chunks_deliveries_are_marked_processed_together(tmp_path: Path) -> None:
     from pulsehook.store.deliveries import mark_processed
 
-    writer = Writer(tmp_path / "w.db")
+    writer = SqliteWriter(tmp_path / "w.db")
     try:
         _store(writer, 3)
         batch = _deliveries(600, start=10)
@@ -171,7 +171,7 @@ def test_processing_that_the_store_refused_is_tried_again_without_a_wake_up(
 ) -> None:
     """A full disk fails intake too, so no new delivery comes to wake the worker:
     it must try again by itself once space frees."""
-    writer = Writer(tmp_path / "w.db")
+    writer = SqliteWriter(tmp_path / "w.db")
     runs = []
     for n in range(200):  # new runs: processing them needs new pages
         run = payload("workflow_run.completed")
@@ -182,8 +182,8 @@ def test_processing_that_the_store_refused_is_tried_again_without_a_wake_up(
     writer.submit(lambda db: insert_batch(db, runs)).result()
 
     def fill(db: Any) -> None:
-        pages = db.conn.execute("PRAGMA page_count").fetchone()[0]
-        db.conn.execute(f"PRAGMA max_page_count = {pages}")
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute(f"PRAGMA max_page_count = {pages}")
 
     def pending(db: Any) -> int:
         return int(
@@ -201,7 +201,7 @@ def test_processing_that_the_store_refused_is_tried_again_without_a_wake_up(
                     break
                 await asyncio.sleep(0.01)
             before = await writer.run(pending)
-            await writer.run(lambda db: db.conn.execute("PRAGMA max_page_count = 1073741823"))
+            await writer.run(lambda db: db.execute("PRAGMA max_page_count = 1073741823"))
             # No wake(): the worker's own retry (after RETRY_FIRST) processes the backlog.
             for _ in range(500):
                 if await writer.run(pending) == 0:

@@ -21,7 +21,7 @@ from typing import Any
 from . import health
 from .clock import Clock, SystemClock
 from .errors import DatabaseMissing, PulsehookError
-from .store.db import Tx, connect, open_database, wrap
+from .store.db import Database, Tx, connect, open_database, wrap
 from .store.health import inputs
 from .store.queries import RepoRef, build_state, find_repos, latest_builds, vulnerability_rows
 
@@ -87,7 +87,7 @@ class EcosystemMonitor:
                 path=self.path,
             )
 
-    def _db(self) -> Tx:
+    def _db(self) -> Database:
         self._require()  # connecting to a path that is gone would create an empty file
         return wrap(connect(self.path, readonly=True))
 

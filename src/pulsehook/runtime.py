@@ -37,7 +37,7 @@ from .rules.model import RuleSet
 from .schedule.runner import Scheduler
 from .settings import Settings
 from .store import deliveries
-from .store.db import Readers, Tx, Writer
+from .store.db import SqliteReaders, SqliteWriter, Tx
 from .store.deliveries import Delivery
 from .summary.publish import Publisher
 from .summary.publish import Target as PublishTarget
@@ -118,12 +118,12 @@ class Runtime:
         self.telemetry = Telemetry()
         self.tasks: dict[str, asyncio.Task[None]] = {}
         target = publish_target(settings)  # ConfigError before anything is opened
-        self.writer = Writer(
+        self.writer = SqliteWriter(
             settings.db_path,
             synchronous=settings.synchronous,
             busy_timeout_ms=settings.busy_timeout_ms,
         )
-        self.readers = Readers(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
+        self.readers = SqliteReaders(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
         self.instance = Instance(settings.data_dir)
         self.policy = Policy(
             flap=parse_duration(settings.flap_interval), timezone=settings.timezone

@@ -23,7 +23,7 @@ from typing import Any
 from ..clock import Clock, SystemClock, iso
 from ..logs import note
 from ..store import deliveries, marks, scans
-from ..store.db import NORMAL, Readers, Tx, Writer
+from ..store.db import NORMAL, Readers, SqliteReaders, SqliteWriter, Tx, Writer
 from ..store.deliveries import Delivery
 from ..store.scans import Memory, Scanned
 from ..telemetry import Telemetry
@@ -161,7 +161,7 @@ def run_scan(
     ``EcosystemMonitor.scan``; ``pulsehook scan`` runs ``scan_round`` in the runtime)."""
 
     async def go() -> ScanReport:
-        writer, readers = Writer(path), Readers(path)
+        writer, readers = SqliteWriter(path), SqliteReaders(path)
         try:
             return await scan_round(
                 writer, readers, org=org, repos=repos, token=token, api_url=api_url,

@@ -18,10 +18,10 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import sqlite_utils
 from sqlite_utils.utils import dedupe_keys
@@ -44,10 +44,43 @@ WRITER_CACHE_KIB = 16 * 1024  # the writer's page cache (SQLite's default is 2 M
 
 URGENT = 0  # acknowledging a delivery: a sender is waiting
 NORMAL = 1  # processing, sending, scheduling: nobody is waiting on the socket
-# What a store function is handed: the writer's open transaction or a reader's
-# snapshot. Callers outside store/ name it only as this type and pass it on; they
-# never issue SQL through it, so a second backend supplies its own handle.
-Tx = sqlite_utils.Database
+
+
+class Cursor(Protocol):
+    """What ``Tx.execute`` returns, as both drivers' cursors have it."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Tx(Protocol):
+    """What a store function is handed: the writer's open transaction or a
+    reader's snapshot, on either database.
+
+    Statements are written once, in the SQL both share (``?`` placeholders);
+    a PostgreSQL handle respells them (``store.dialect``). ``dialect`` names
+    the database, for the few statements only one of them has. Callers
+    outside store/ name this type and pass it on; they never issue SQL through it.
+    """
+
+    dialect: str
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ...) -> Cursor: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> Iterator[dict[str, Any]]: ...
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+
 Job = tuple[Callable[[Tx], Any], Future[Any]]
 
 
@@ -108,6 +141,15 @@ class Database(sqlite_utils.Database):
     sixth of all the statements of processing a delivery.
     """
 
+    dialect = "sqlite"
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
     def query(
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
     ) -> Generator[dict[str, Any], None, None]:
@@ -120,7 +162,7 @@ class Database(sqlite_utils.Database):
         return (dict(zip(keys, row, strict=True)) for row in cursor)
 
 
-def wrap(conn: sqlite3.Connection) -> sqlite_utils.Database:
+def wrap(conn: sqlite3.Connection) -> Database:
     return Database(conn, execute_plugins=False)
 
 
@@ -169,7 +211,7 @@ def _storage_error(exc: sqlite3.Error, doing: str) -> StorageUnavailable | Stora
     return StorageError(f"database {doing} failed: {type(exc).__name__}: {exc}")
 
 
-def transaction(db: sqlite_utils.Database, fn: Callable[[sqlite_utils.Database], T]) -> T:
+def transaction(db: Database, fn: Callable[[Database], T]) -> T:
     """Run ``fn`` in one immediate transaction; roll back on any error.
 
     sqlite-utils turns its own writes inside an open transaction into
@@ -201,7 +243,7 @@ class Savepoint:
         disk, an I/O error): then nothing is left to go on in, and ``after`` is
         raised again, for the transaction's owner to see.
         """
-        if not self._db.conn.in_transaction:
+        if not self._db.in_transaction:
             raise after
         self._db.execute(f"ROLLBACK TO SAVEPOINT {self._name}")
 
@@ -216,7 +258,7 @@ def savepoint(db: Tx, name: str) -> Iterator[Savepoint]:
     try:
         yield Savepoint(db, name)
     except BaseException:
-        if db.conn.in_transaction:
+        if db.in_transaction:
             db.execute(f"ROLLBACK TO SAVEPOINT {name}")
             db.execute(f"RELEASE SAVEPOINT {name}")
         raise
@@ -224,7 +266,115 @@ def savepoint(db: Tx, name: str) -> Iterator[Savepoint]:
 
 
 class Writer:
-    """The single writer thread."""
+    """The single writer thread of a process, on either database.
+
+    Each job is one transaction (``_transaction``); the lanes and their turns,
+    the readiness flag and closing are the same for both databases.
+    """
+
+    # The driver's errors, which ``run`` turns into the project's.
+    driver_errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+
+    def __init__(self) -> None:
+        self._lanes: tuple[deque[Job], deque[Job]] = (deque(), deque())
+        self._turn = URGENT  # the lane served next when both have work
+        self._ready = threading.Condition()
+        self._closing = False
+        self.turns = [0, 0]  # jobs run per lane, for tests and diagnostics
+        self.failing: str | None = None  # the last write's error, until one commits
+        self._thread = threading.Thread(target=self._run, name="pulsehook-writer", daemon=True)
+        self._thread.start()
+
+    # What each database does differently.
+    def _transaction(self, fn: Callable[[Tx], T]) -> T:
+        raise NotImplementedError
+
+    def _unavailable(self, exc: Exception) -> bool:
+        raise NotImplementedError
+
+    def _storage_error(self, exc: Exception, doing: str) -> StorageUnavailable | StorageError:
+        raise NotImplementedError
+
+    def _idle_timeout(self) -> float | None:
+        """How long to wait for a job before ``_idle`` (None: no idle work)."""
+        return None
+
+    def _idle(self) -> None:
+        """Work for a quiet moment."""
+
+    def _committed(self) -> None:
+        """After each job, committed or not."""
+
+    def _finish(self) -> None:
+        """The thread's last act: close the connection."""
+
+    def submit(self, fn: Callable[[Tx], T], lane: int = NORMAL) -> Future[T]:
+        future: Future[T] = Future()
+        with self._ready:
+            if self._closing:
+                raise StorageUnavailable("the database is closing")
+            self._lanes[URGENT if lane == URGENT else NORMAL].append((fn, future))
+            self._ready.notify()
+        return future
+
+    def _next(self) -> Job | None:
+        """The next job, lanes taking turns; None once closing and empty."""
+        with self._ready:
+            while not (self._lanes[URGENT] or self._lanes[NORMAL]):
+                if self._closing:
+                    return None
+                if not self._ready.wait(timeout=self._idle_timeout()):
+                    self._idle()
+            lane = self._turn if self._lanes[self._turn] else 1 - self._turn
+            self._turn = 1 - lane
+            self.turns[lane] += 1
+            return self._lanes[lane].popleft()
+
+    async def run(self, fn: Callable[[Tx], T], lane: int = NORMAL) -> T:
+        """Run ``fn`` in one transaction on the writer thread and wait for the commit.
+
+        A store that cannot take the write (locked past the busy timeout, disk
+        full, I/O error, the server gone) raises StorageUnavailable: the caller
+        must not acknowledge. Any other driver error is a statement's fault:
+        StorageRefused (a row's data) or StorageError (the SQL).
+        """
+        try:
+            return await asyncio.wrap_future(self.submit(fn, lane))
+        except self.driver_errors as exc:
+            raise self._storage_error(exc, "write") from exc
+
+    def _run(self) -> None:
+        while (job := self._next()) is not None:
+            fn, future = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(self._transaction(fn))
+            except self.driver_errors as exc:
+                # Disk full, I/O error, locked past the timeout: readiness says so
+                # until a transaction commits again. A faulty statement is a bug of
+                # one job, not the store's state: the next job may well commit.
+                if self._unavailable(exc):
+                    self.failing = str(exc)
+                future.set_exception(exc)
+            except BaseException as exc:  # noqa: BLE001 — handed to the waiting caller
+                future.set_exception(exc)
+            else:
+                self.failing = None
+            self._committed()
+        self._finish()
+
+    def close(self) -> None:
+        """Finish the queued jobs, then stop; later submissions are refused."""
+        with self._ready:
+            self._closing = True
+            self._ready.notify()
+        self._thread.join(timeout=30)
+
+
+class SqliteWriter(Writer):
+    """The writer on a SQLite file: one connection, each job one ``BEGIN
+    IMMEDIATE`` transaction; it schedules the WAL's checkpoints itself."""
 
     def __init__(
         self,
@@ -254,82 +404,38 @@ class Writer:
             connect(path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
         )
         self._dirty = False
-        self._lanes: tuple[deque[Job], deque[Job]] = (deque(), deque())
-        self._turn = URGENT  # the lane served next when both have work
-        self._ready = threading.Condition()
-        self._closing = False
-        self.turns = [0, 0]  # jobs run per lane, for tests and diagnostics
-        self.failing: str | None = None  # the last write's error, until one commits
-        self._thread = threading.Thread(target=self._run, name="pulsehook-writer", daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def submit(self, fn: Callable[[sqlite_utils.Database], T], lane: int = NORMAL) -> Future[T]:
-        future: Future[T] = Future()
-        with self._ready:
-            if self._closing:
-                raise StorageUnavailable("the database is closing")
-            self._lanes[URGENT if lane == URGENT else NORMAL].append((fn, future))
-            self._ready.notify()
-        return future
+    def _transaction(self, fn: Callable[[Tx], T]) -> T:
+        return transaction(self.db, fn)
 
-    def _next(self) -> Job | None:
-        """The next job, lanes taking turns; None once closing and empty.
+    def _unavailable(self, exc: Exception) -> bool:
+        return isinstance(exc, sqlite3.Error) and _unavailable(exc)
 
-        Waits for work; after a quiet ``IDLE_SECONDS`` with changes not yet
-        checkpointed, asks for a checkpoint (a quiet moment is the time for it).
-        """
-        with self._ready:
-            while not (self._lanes[URGENT] or self._lanes[NORMAL]):
-                if self._closing:
-                    return None
-                if not self._ready.wait(timeout=IDLE_SECONDS if self._dirty else None):
-                    self.checkpointer.request()
-                    self._dirty = False
-            lane = self._turn if self._lanes[self._turn] else 1 - self._turn
-            self._turn = 1 - lane
-            self.turns[lane] += 1
-            return self._lanes[lane].popleft()
+    def _storage_error(self, exc: Exception, doing: str) -> StorageUnavailable | StorageError:
+        assert isinstance(exc, sqlite3.Error)
+        return _storage_error(exc, doing)
 
-    async def run(self, fn: Callable[[sqlite_utils.Database], T], lane: int = NORMAL) -> T:
-        """Run ``fn`` in one transaction on the writer thread and wait for the commit.
+    def _idle_timeout(self) -> float | None:
+        return IDLE_SECONDS if self._dirty else None
 
-        A store that cannot take the write (locked past the busy timeout, disk
-        full, I/O error) raises StorageUnavailable: the caller must not
-        acknowledge. Any other sqlite3 error is a statement's fault:
-        StorageRefused (a row's data) or StorageError (the SQL).
-        """
-        try:
-            return await asyncio.wrap_future(self.submit(fn, lane))
-        except sqlite3.Error as exc:
-            raise _storage_error(exc, "write") from exc
+    def _idle(self) -> None:
+        # A quiet moment with changes not yet checkpointed is the time for it.
+        self.checkpointer.request()
+        self._dirty = False
 
-    def _run(self) -> None:
-        while (job := self._next()) is not None:
-            fn, future = job
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(transaction(self.db, fn))
-            except sqlite3.Error as exc:
-                # Disk full, I/O error, locked past the timeout: readiness says so
-                # until a transaction commits again. A faulty statement is a bug of
-                # one job, not the store's state: the next job may well commit.
-                if _unavailable(exc):
-                    self.failing = str(exc)
-                future.set_exception(exc)
-            except BaseException as exc:  # noqa: BLE001 — handed to the waiting caller
-                future.set_exception(exc)
-            else:
-                self.failing = None
-            self._dirty = True
-            wal = self._wal_bytes()
-            if wal > self._wal_cap:
-                # A long read pins the log, or checkpoints fall behind: the
-                # log must not grow without bound, so commits wait this once.
-                log.warning("write-ahead log at %d MiB: checkpointing in line", wal >> 20)
-                self._checkpoint("RESTART")
-            elif wal > self._wal_step:
-                self.checkpointer.request()
+    def _committed(self) -> None:
+        self._dirty = True
+        wal = self._wal_bytes()
+        if wal > self._wal_cap:
+            # A long read pins the log, or checkpoints fall behind: the
+            # log must not grow without bound, so commits wait this once.
+            log.warning("write-ahead log at %d MiB: checkpointing in line", wal >> 20)
+            self._checkpoint("RESTART")
+        elif wal > self._wal_step:
+            self.checkpointer.request()
+
+    def _finish(self) -> None:
         self.checkpointer.close()
         self._checkpoint("TRUNCATE")
         self.db.conn.close()
@@ -348,27 +454,48 @@ class Writer:
             log.warning("checkpoint (%s) failed: %s", mode, exc)
         self._dirty = False
 
-    def close(self) -> None:
-        """Finish the queued jobs, then stop; later submissions are refused."""
-        with self._ready:
-            self._closing = True
-            self._ready.notify()
-        self._thread.join(timeout=30)
-
 
 class Readers:
-    """Read-only connections, one per reading thread."""
+    """Read-only snapshots for the web and the CLI, off the writer's thread."""
+
+    driver_errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+
+    def __init__(self) -> None:
+        self._closed = False
+
+    def _read(self, fn: Callable[[Tx], T]) -> T:
+        raise NotImplementedError
+
+    def _storage_error(self, exc: Exception, doing: str) -> StorageUnavailable | StorageError:
+        raise NotImplementedError
+
+    async def run(self, fn: Callable[[Tx], T]) -> T:
+        if self._closed:
+            raise StorageUnavailable("the database is closing")
+        try:
+            return await asyncio.to_thread(self._read, fn)
+        except self.driver_errors as exc:
+            if self._closed:  # closed under a read in flight: shutting down, not a bug
+                raise StorageUnavailable("the database is closing") from exc
+            raise self._storage_error(exc, "read") from exc
+
+    def close(self) -> None:
+        self._closed = True
+
+
+class SqliteReaders(Readers):
+    """Read-only connections to a SQLite file, one per reading thread."""
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = 5000) -> None:
+        super().__init__()
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._closed = False
 
-    def connection(self) -> sqlite_utils.Database:
-        db: sqlite_utils.Database | None = getattr(self._local, "db", None)
+    def connection(self) -> Database:
+        db: Database | None = getattr(self._local, "db", None)
         if db is None:
             conn = connect(self.path, busy_timeout_ms=self.busy_timeout_ms, readonly=True)
             db = wrap(conn)
@@ -377,21 +504,15 @@ class Readers:
                 self._all.append(conn)
         return db
 
-    async def run(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
-        def call() -> T:
-            return fn(self.connection())
+    def _read(self, fn: Callable[[Tx], T]) -> T:
+        return fn(self.connection())
 
-        if self._closed:
-            raise StorageUnavailable("the database is closing")
-        try:
-            return await asyncio.to_thread(call)
-        except sqlite3.Error as exc:
-            if self._closed:  # closed under a read in flight: shutting down, not a bug
-                raise StorageUnavailable("the database is closing") from exc
-            raise _storage_error(exc, "read") from exc
+    def _storage_error(self, exc: Exception, doing: str) -> StorageUnavailable | StorageError:
+        assert isinstance(exc, sqlite3.Error)
+        return _storage_error(exc, doing)
 
     def close(self) -> None:
-        self._closed = True
+        super().close()
         with self._lock:
             for conn in self._all:
                 conn.close()

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import zstandard
-from sqlite_utils import Database
 
 from .db import Tx
 
@@ -58,14 +57,14 @@ def decode_payload(stored: bytes) -> bytes:
     return zlib.decompress(stored)
 
 
-def insert_batch(db: Database, batch: list[Delivery]) -> list[bool]:
+def insert_batch(db: Tx, batch: list[Delivery]) -> list[bool]:
     """Insert deliveries; True for each that is new, False for a redelivery."""
     fresh: list[bool] = []
-    conn = db.conn  # the hot path: plain sqlite3, no per-row helpers
     for d in batch:
-        cursor = conn.execute(
+        cursor = db.execute(
             "INSERT INTO deliveries (guid, event, action, hook_id, content_type, received_at,"
-            " repo, hook_target) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(guid) DO NOTHING",
+            " repo, hook_target) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(guid) DO NOTHING"
+            " RETURNING id",
             (
                 d.guid,
                 d.event,
@@ -77,18 +76,19 @@ def insert_batch(db: Database, batch: list[Delivery]) -> list[bool]:
                 d.hook_target,
             ),
         )
-        is_new = cursor.rowcount == 1
+        made = cursor.fetchone()
+        is_new = made is not None
         if is_new:
-            conn.execute(
+            db.execute(
                 "INSERT INTO delivery_payloads (delivery_id, payload) VALUES (?, ?)",
-                (cursor.lastrowid, encode_payload(d.payload)),
+                (made[0], encode_payload(d.payload)),
             )
         fresh.append(is_new)
     return fresh
 
 
 def next_batch(
-    db: Database, *, after_id: int, limit: int, statuses: tuple[str, ...] = ("pending",)
+    db: Tx, *, after_id: int, limit: int, statuses: tuple[str, ...] = ("pending",)
 ) -> list[dict[str, Any]]:
     marks = ",".join("?" for _ in statuses)
     return list(
@@ -101,7 +101,7 @@ def next_batch(
     )
 
 
-def next_received_at(db: Database, after_id: int) -> str | None:
+def next_received_at(db: Tx, after_id: int) -> str | None:
     """When the first delivery past the processing cursor was received; None if none waits."""
     row = db.execute(
         "SELECT received_at FROM deliveries WHERE id > ? ORDER BY id LIMIT 1", (after_id,)
@@ -109,7 +109,7 @@ def next_received_at(db: Database, after_id: int) -> str | None:
     return str(row[0]) if row else None
 
 
-def mark(db: Database, delivery_id: int, status: str, *, error: str | None, at: str) -> None:
+def mark(db: Tx, delivery_id: int, status: str, *, error: str | None, at: str) -> None:
     db.execute(
         "UPDATE deliveries SET status = ?, error = ?, processed_at = ?, attempts = attempts + 1"
         " WHERE id = ?",
@@ -117,7 +117,7 @@ def mark(db: Database, delivery_id: int, status: str, *, error: str | None, at: 
     )
 
 
-def mark_processed(db: Database, delivery_ids: list[int], *, at: str) -> None:
+def mark_processed(db: Tx, delivery_ids: list[int], *, at: str) -> None:
     """``mark(..., "processed")`` for many deliveries in one statement."""
     for start in range(0, len(delivery_ids), 500):  # well under SQLite's variable limit
         part = delivery_ids[start : start + 500]
@@ -128,26 +128,26 @@ def mark_processed(db: Database, delivery_ids: list[int], *, at: str) -> None:
         )
 
 
-def reset_all(db: Database) -> int:
+def reset_all(db: Tx) -> int:
     """Mark every delivery pending again (replay)."""
     return db.execute(
         "UPDATE deliveries SET status = 'pending', error = NULL, processed_at = NULL"
     ).rowcount
 
 
-def reachable(db: Database) -> None:
+def reachable(db: Tx) -> None:
     """Touch the deliveries table: raises when the database cannot be read."""
     db.execute("SELECT 1 FROM deliveries LIMIT 1").fetchall()
 
 
-def counts(db: Database) -> dict[str, int]:
+def counts(db: Tx) -> dict[str, int]:
     rows = db.query("SELECT status, count(*) AS n FROM deliveries GROUP BY status")
     found = {row["status"]: row["n"] for row in rows}
     return {status: int(found.get(status, 0)) for status in STATUSES}
 
 
 def recent(
-    db: Database,
+    db: Tx,
     *,
     status: str | None = None,
     event: str | None = None,
@@ -176,7 +176,7 @@ def recent(
 
 
 def record_hook(
-    db: Database,
+    db: Tx,
     *,
     hook_id: int,
     events: list[str] | None,

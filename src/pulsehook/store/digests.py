@@ -55,14 +55,15 @@ def take(
     """Make the digest of ``entries`` due at ``due``; False if it was made already."""
     cursor = db.execute(
         "INSERT INTO digests (schedule, channel, due_at, entries, created_at)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
         (schedule, channel, due, len(entries), now),
     )
-    if cursor.rowcount != 1:
+    made = cursor.fetchone()
+    if made is None:
         return False
     db.execute(
         "UPDATE digest_entries SET digest_id = ? WHERE schedule = ? AND channel = ?"
         " AND digest_id IS NULL AND id <= ?",
-        (cursor.lastrowid, schedule, channel, entries[-1]["id"]),
+        (made[0], schedule, channel, entries[-1]["id"]),
     )
     return True

@@ -11,16 +11,15 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlite_utils import Database
-
 from .. import health
 from ..clock import iso, parse_iso_or_none
 from ..facts import Health
+from .db import Tx
 
 HISTORY_EVERY = timedelta(days=1)
 
 
-def inputs(db: Database, repo_id: int) -> health.RepoInputs | None:
+def inputs(db: Tx, repo_id: int) -> health.RepoInputs | None:
     repo = next(db.query("SELECT * FROM repositories WHERE id = ?", (repo_id,)), None)
     if repo is None:
         return None
@@ -84,7 +83,7 @@ def inputs(db: Database, repo_id: int) -> health.RepoInputs | None:
     )
 
 
-def recompute(db: Database, repo_id: int, now: datetime) -> Health | None:
+def recompute(db: Tx, repo_id: int, now: datetime) -> Health | None:
     """Score one repository; return a ``health`` fact when the score changed."""
     data = inputs(db, repo_id)
     if data is None:
@@ -132,7 +131,7 @@ def recompute(db: Database, repo_id: int, now: datetime) -> Health | None:
 
 
 def recompute_batch(
-    db: Database, *, after_id: int, now: datetime, limit: int = 500, budget: float | None = None
+    db: Tx, *, after_id: int, now: datetime, limit: int = 500, budget: float | None = None
 ) -> tuple[int, int, list[Health]]:
     """Score the repositories after ``after_id`` in id order: (last id done, how
     many, the scores that changed). With a ``budget`` (seconds), stops after the
@@ -156,7 +155,7 @@ def recompute_batch(
     return last, done, facts
 
 
-def history_since(db: Database, since: datetime) -> list[dict[str, Any]]:
+def history_since(db: Tx, since: datetime) -> list[dict[str, Any]]:
     """Every live repository's scores since ``since``: name, at, score, by name and time."""
     return list(
         db.query(

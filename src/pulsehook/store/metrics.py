@@ -6,10 +6,9 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlite_utils import Database
-
 from ..clock import iso, parse_iso
 from . import queries
+from .db import Tx
 from .queries import RepoFilter
 from .queries import repos as repo_rows
 
@@ -52,7 +51,7 @@ def seed_shape(
 
 
 def repo_page(
-    db: Database,
+    db: Tx,
     now: datetime,
     *,
     sort: str,
@@ -68,7 +67,7 @@ def repo_page(
 
 
 def table_page(
-    db: Database,
+    db: Tx,
     now: datetime,
     *,
     column: str,
@@ -84,7 +83,7 @@ def table_page(
     return [seed_shape(r, health.get(r["id"]), now) for r in rows], total
 
 
-def one_repo(db: Database, repo_id: int, now: datetime) -> dict[str, Any] | None:
+def one_repo(db: Tx, repo_id: int, now: datetime) -> dict[str, Any] | None:
     rows = repo_rows(db, repo_id=repo_id, include_deleted=True)
     if not rows:
         return None
@@ -92,7 +91,7 @@ def one_repo(db: Database, repo_id: int, now: datetime) -> dict[str, Any] | None
     return seed_shape(rows[0], health, now)
 
 
-def repo_metrics(db: Database, repo_id: int, *, days: int = 90, now: datetime) -> dict[str, Any]:
+def repo_metrics(db: Tx, repo_id: int, *, days: int = 90, now: datetime) -> dict[str, Any]:
     row = next(db.query("SELECT * FROM health WHERE repo_id = ?", (repo_id,)), None)
     history = [
         {"at": h["at"], "score": h["score"], "formula_version": h["formula_version"]}
@@ -113,7 +112,7 @@ def repo_metrics(db: Database, repo_id: int, *, days: int = 90, now: datetime) -
     }
 
 
-def overview(db: Database, now: datetime) -> dict[str, Any]:
+def overview(db: Tx, now: datetime) -> dict[str, Any]:
     figures = queries.ecosystem(db, iso(now - STALE_AFTER))
     severities = {
         s["severity"]: s["n"]
@@ -143,7 +142,7 @@ def overview(db: Database, now: datetime) -> dict[str, Any]:
 
 
 def vulnerabilities(
-    db: Database,
+    db: Tx,
     *,
     severity: str | None,
     state: str | None,
@@ -176,7 +175,7 @@ def vulnerabilities(
 
 
 def builds(
-    db: Database, *, repo: str | None, branch: str | None, status: str | None, limit: int
+    db: Tx, *, repo: str | None, branch: str | None, status: str | None, limit: int
 ) -> list[dict[str, Any]]:
     where, params = ["b.source != 'workflow_job'"], []
     for column, value in (("r.full_name", repo), ("b.branch", branch), ("b.status", status)):

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlite_utils import Database
-
 from ..clock import iso, parse_iso
 from ..notify.base import Message
+from .db import Tx
 
 _MESSAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Message))
 
@@ -32,7 +31,7 @@ def message_from(text: str) -> Message:
 
 
 def enqueue(
-    db: Database,
+    db: Tx,
     *,
     channel: str,
     kind: str,
@@ -51,7 +50,8 @@ def enqueue(
     """
     cursor = db.execute(
         "INSERT INTO outbox (alert_key, channel, kind, message, status, next_attempt_at,"
-        " last_error, created_at, received_at, group_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " last_error, created_at, received_at, group_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " RETURNING id",
         (
             alert_key,
             channel,
@@ -65,10 +65,10 @@ def enqueue(
             group_key,
         ),
     )
-    return int(cursor.lastrowid or 0)
+    return int(cursor.fetchone()[0])
 
 
-def add_member(db: Database, outbox_id: int, key: str, member: dict[str, Any], now: str) -> None:
+def add_member(db: Tx, outbox_id: int, key: str, member: dict[str, Any], now: str) -> None:
     """Record that notice ``outbox_id`` speaks for alert ``key`` (``member``: its
     rule, repo, state, severity, what and url)."""
     db.execute(
@@ -89,7 +89,7 @@ def add_member(db: Database, outbox_id: int, key: str, member: dict[str, Any], n
 
 
 def gathering(
-    db: Database, channel: str, group_key: str, alert_key: str, window: timedelta, now: datetime
+    db: Tx, channel: str, group_key: str, alert_key: str, window: timedelta, now: datetime
 ) -> int | None:
     """Where a grouped notice goes: None, on its own now (it opens the group's
     window, or it is news of the alert that did); or the id of the pending notice
@@ -130,7 +130,7 @@ def gathering(
     return outbox_id
 
 
-def _restart_windows(db: Database, ids: list[int], now: datetime) -> None:
+def _restart_windows(db: Tx, ids: list[int], now: datetime) -> None:
     """Notices that gathered are taken: their groups' next window starts now."""
     if not ids:
         return
@@ -157,7 +157,7 @@ class Members:
     counts: dict[tuple[str, str], tuple[int, int]]
 
 
-def members(db: Database, outbox_id: int) -> Members:
+def members(db: Tx, outbox_id: int) -> Members:
     loaded = list(
         db.query(
             "SELECT rule, repo, state, severity, what, url FROM notice_members"
@@ -177,7 +177,7 @@ def members(db: Database, outbox_id: int) -> Members:
     return Members(loaded, counts)
 
 
-def firing_in_group(db: Database, group_key: str, limit: int = 500) -> tuple[str, ...]:
+def firing_in_group(db: Tx, group_key: str, limit: int = 500) -> tuple[str, ...]:
     """The repositories of a group's alerts that fire and were told so."""
     return tuple(
         r["repo"]
@@ -222,7 +222,7 @@ class Claim:
     upcoming: str | None  # the next notice to fall due later
 
 
-def _due(db: Database, now: str) -> list[str]:
+def _due(db: Tx, now: str) -> list[str]:
     return [
         r["channel"]
         for r in db.query(
@@ -233,7 +233,7 @@ def _due(db: Database, now: str) -> list[str]:
     ]
 
 
-def _merge(db: Database, carrier: dict[str, Any], now: str, lane: Lane) -> list[int]:
+def _merge(db: Tx, carrier: dict[str, Any], now: str, lane: Lane) -> list[int]:
     """Fold the channel's other due grouped notices into ``carrier``; return their ids."""
     scope = " AND group_key = ?" if lane.merge == "group" else " AND group_key IS NOT NULL"
     params: list[Any] = [carrier["channel"], now, carrier["id"]]
@@ -272,7 +272,7 @@ def _merge(db: Database, carrier: dict[str, Any], now: str, lane: Lane) -> list[
 
 
 def claim(
-    db: Database,
+    db: Tx,
     now: str,
     lease_until: str,
     limit: int,
@@ -338,7 +338,7 @@ def claim(
     return Claim(taken, waiting, upcoming["at"] if upcoming else None)
 
 
-def lease_holders(db: Database, now: str) -> list[str]:
+def lease_holders(db: Tx, now: str) -> list[str]:
     """Who holds leases on pending notices that have not run out."""
     return [
         row["leased_by"]
@@ -350,7 +350,7 @@ def lease_holders(db: Database, now: str) -> list[str]:
     ]
 
 
-def release_leases(db: Database, owner: str, now: str) -> int:
+def release_leases(db: Tx, owner: str, now: str) -> int:
     """Make ``owner``'s leased notices due now: it died before recording them."""
     return db.execute(
         "UPDATE outbox SET next_attempt_at = ?, leased_by = NULL"
@@ -360,7 +360,7 @@ def release_leases(db: Database, owner: str, now: str) -> int:
 
 
 def record(
-    db: Database,
+    db: Tx,
     outbox_id: int,
     *,
     status: str,
@@ -397,7 +397,7 @@ _SUMMARY = (
 )
 
 
-def for_alerts(db: Database, keys: list[str]) -> dict[str, list[dict[str, Any]]]:
+def for_alerts(db: Tx, keys: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Each alert's notices: its own, and the grouped ones that named it."""
     out: dict[str, list[dict[str, Any]]] = {}
     if not keys:
@@ -421,7 +421,7 @@ def for_alerts(db: Database, keys: list[str]) -> dict[str, list[dict[str, Any]]]
 
 
 def listing(
-    db: Database, *, status: str | None, limit: int, kind: str | None = None
+    db: Tx, *, status: str | None, limit: int, kind: str | None = None
 ) -> list[dict[str, Any]]:
     """The latest notices, newest first, each with its title and how many members it has."""
     conditions = [(c, v) for c, v in (("status = ?", status), ("kind = ?", kind)) if v is not None]
@@ -438,7 +438,7 @@ def listing(
     ]
 
 
-def notice(db: Database, outbox_id: int, *, limit: int = 1000) -> dict[str, Any] | None:
+def notice(db: Tx, outbox_id: int, *, limit: int = 1000) -> dict[str, Any] | None:
     """One notice as sent or to be sent, with the alerts it names."""
     row = next(db.query("SELECT * FROM outbox WHERE id = ?", (outbox_id,)), None)
     if row is None:

@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlite_utils import Database
-
 from ..facts import NEUTRAL_CONCLUSIONS, PASSED_CONCLUSIONS, counted
 from .db import Tx
 
@@ -15,7 +13,7 @@ from .db import Tx
 GOOD = tuple(sorted(PASSED_CONCLUSIONS))
 
 
-def latest_builds(db: Database, repo_id: int | None = None) -> list[dict[str, Any]]:
+def latest_builds(db: Tx, repo_id: int | None = None) -> list[dict[str, Any]]:
     """The last counted completed default-branch run of each workflow of each repository.
 
     Runs that say nothing about the code (cancelled, skipped, ...) are passed over.
@@ -24,7 +22,7 @@ def latest_builds(db: Database, repo_id: int | None = None) -> list[dict[str, An
     return _latest_builds(db, None if repo_id is None else [repo_id])
 
 
-def _latest_builds(db: Database, ids: Sequence[int] | None) -> list[dict[str, Any]]:
+def _latest_builds(db: Tx, ids: Sequence[int] | None) -> list[dict[str, Any]]:
     where, params = _among("repo_id", ids)
     return list(
         db.query(
@@ -35,7 +33,7 @@ def _latest_builds(db: Database, ids: Sequence[int] | None) -> list[dict[str, An
     )
 
 
-def _health_of(db: Database, ids: Sequence[int]) -> dict[int, Any]:
+def _health_of(db: Tx, ids: Sequence[int]) -> dict[int, Any]:
     """The health rows of ``ids``, by repository id."""
     if not ids:
         return {}
@@ -61,7 +59,7 @@ def build_state(workflows: list[dict[str, Any]]) -> str | None:
 
 
 def repos(
-    db: Database, *, include_deleted: bool = False, repo_id: int | None = None
+    db: Tx, *, include_deleted: bool = False, repo_id: int | None = None
 ) -> list[dict[str, Any]]:
     """Every repository (or one), by name, in the summary shape."""
     clauses = [] if include_deleted else ["deleted = 0"]
@@ -75,7 +73,7 @@ def repos(
 
 
 def summaries(
-    db: Database, rows: list[dict[str, Any]], ids: Sequence[int] | None
+    db: Tx, rows: list[dict[str, Any]], ids: Sequence[int] | None
 ) -> list[dict[str, Any]]:
     """``rows`` of repositories in the summary shape, in their order. With ``ids``
     (theirs), every aggregate reads only those repositories, by key."""
@@ -159,7 +157,7 @@ class RepoFilter:
 
 
 def repo_page(
-    db: Database,
+    db: Tx,
     *,
     sort: str,
     limit: int,
@@ -251,7 +249,7 @@ def repo_summary(
     }
 
 
-def ecosystem(db: Database, stale_before: str) -> dict[str, Any]:
+def ecosystem(db: Tx, stale_before: str) -> dict[str, Any]:
     """The overview's figures, each an aggregate in SQL: nothing loads every
     repository. ``stale_before``: repositories not seen since are stale."""
     live = "FROM repositories r LEFT JOIN health h ON h.repo_id = r.id WHERE r.deleted = 0"
@@ -305,7 +303,7 @@ TABLE_SORTS: dict[str, str] = {
 
 
 def table_page(
-    db: Database, *, column: str, descending: bool, search: str | None, limit: int, offset: int
+    db: Tx, *, column: str, descending: bool, search: str | None, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], dict[int, Any], int]:
     """A page of the dashboard's repositories table: (summaries, health rows by
     id, how many match). Sorted in SQL by ``column``, rows without a value last

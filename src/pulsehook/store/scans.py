@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlite_utils import Database
+from .db import Tx
 
 SHARE = "share"  # scan_state: the scan's spending in the current rate-limit window
 LAST_ROUND = "last_round"  # scan_state: the figures of the last round
@@ -38,7 +38,7 @@ class Memory:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
-def ledger(db: Database) -> dict[int, Scanned]:
+def ledger(db: Tx) -> dict[int, Scanned]:
     """Every repository scanned so far, by GitHub id (a few short columns each)."""
     return {
         int(row["repo_id"]): Scanned(
@@ -48,14 +48,14 @@ def ledger(db: Database) -> dict[int, Scanned]:
     }
 
 
-def memory(db: Database, repo_id: int) -> Memory:
+def memory(db: Tx, repo_id: int) -> Memory:
     row = next(db.query("SELECT etags, facts FROM scan_repos WHERE repo_id = ?", (repo_id,)), None)
     if row is None:
         return Memory()
     return Memory(etags=json.loads(row["etags"]), facts=json.loads(row["facts"]))
 
 
-def record(db: Database, done: Scanned, remembered: Memory) -> None:
+def record(db: Tx, done: Scanned, remembered: Memory) -> None:
     db.execute(
         "INSERT INTO scan_repos (repo_id, full_name, pushed_at, scanned_at, etags, facts)"
         " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (repo_id) DO UPDATE SET"
@@ -72,13 +72,13 @@ def record(db: Database, done: Scanned, remembered: Memory) -> None:
     )
 
 
-def state(db: Database, name: str) -> Any:
+def state(db: Tx, name: str) -> Any:
     """A stored JSON value of the scan's bookkeeping, or None."""
     row = next(db.query("SELECT value FROM scan_state WHERE name = ?", (name,)), None)
     return None if row is None else json.loads(row["value"])
 
 
-def save_state(db: Database, name: str, value: Any) -> None:
+def save_state(db: Tx, name: str, value: Any) -> None:
     db.execute(
         "INSERT INTO scan_state (name, value) VALUES (?, ?)"
         " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -86,7 +86,7 @@ def save_state(db: Database, name: str, value: Any) -> None:
     )
 
 
-def last_round(db: Database) -> dict[str, Any] | None:
+def last_round(db: Tx) -> dict[str, Any] | None:
     """The figures of the last scan round (no names: safe to show anyone), or None."""
     found = state(db, LAST_ROUND)
     return found if isinstance(found, dict) else None

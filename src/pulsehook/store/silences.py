@@ -34,7 +34,7 @@ def create(
 ) -> int:
     cursor = db.execute(
         "INSERT INTO silences (rule, repo, starts_at, ends_at, cron, duration_s, comment,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
             rule,
             repo,
@@ -46,7 +46,7 @@ def create(
             iso(now),
         ),
     )
-    return int(cursor.lastrowid or 0)
+    return int(cursor.fetchone()[0])
 
 
 def delete(db: Tx, silence_id: int) -> bool:

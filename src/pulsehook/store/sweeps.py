@@ -7,10 +7,10 @@ each chunk's results, so a restart resumes it instead of starting over.
 
 from __future__ import annotations
 
-from sqlite_utils import Database
+from .db import Tx
 
 
-def start(db: Database, name: str, at: str) -> None:
+def start(db: Tx, name: str, at: str) -> None:
     """Begin (or begin again) the sweep ``name`` from the first repository."""
     db.execute(
         "INSERT OR REPLACE INTO sweeps (name, cursor, started_at, finished_at)"
@@ -19,7 +19,7 @@ def start(db: Database, name: str, at: str) -> None:
     )
 
 
-def position(db: Database, name: str) -> int | None:
+def position(db: Tx, name: str) -> int | None:
     """The last repository id a running sweep has done; None when none runs."""
     row = next(
         db.query("SELECT cursor FROM sweeps WHERE name = ? AND finished_at IS NULL", (name,)),
@@ -28,7 +28,7 @@ def position(db: Database, name: str) -> int | None:
     return None if row is None else int(row["cursor"])
 
 
-def advance(db: Database, name: str, cursor: int, *, finished_at: str | None) -> None:
+def advance(db: Tx, name: str, cursor: int, *, finished_at: str | None) -> None:
     db.execute(
         "UPDATE sweeps SET cursor = ?, finished_at = ? WHERE name = ?",
         (cursor, finished_at, name),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlite_utils import Database
+from .db import Tx
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Vitals:
     outbox: dict[tuple[str, str], int] = field(default_factory=dict)  # (channel, status) -> n
 
 
-def read(db: Database, *, outbox: bool = True) -> Vitals:
+def read(db: Tx, *, outbox: bool = True) -> Vitals:
     """The figures; ``outbox=False`` leaves out the notices (readiness needs none)."""
     pending = db.execute("SELECT count(*) FROM deliveries WHERE status = 'pending'").fetchone()[0]
     oldest = db.execute(
@@ -48,7 +48,7 @@ class FilePages:
     size: int  # bytes per page
 
 
-def file_pages(db: Database) -> FilePages:
+def file_pages(db: Tx) -> FilePages:
     def pragma(name: str) -> int:
         return int(db.execute(f"PRAGMA {name}").fetchone()[0])
 

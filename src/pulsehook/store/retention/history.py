@@ -7,10 +7,9 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlite_utils import Database
-
 from ...health import MAX_BUILDS
 from .. import sweeps
+from ..db import Tx
 from .index import BATCH, Key
 
 if TYPE_CHECKING:
@@ -92,7 +91,7 @@ def _cached(pins: dict[Key, Any], key: Key, make: Callable[[], Any]) -> Any:
     return pins[key]
 
 
-def pinned(db: Database, pins: dict[Key, Any], key: Key) -> bool:
+def pinned(db: Tx, pins: dict[Key, Any], key: Key) -> bool:
     table = key[0]
     if table == "builds":
         # The runs a score reads. (A workflow's last run and its summary item are
@@ -123,11 +122,11 @@ def pinned(db: Database, pins: dict[Key, Any], key: Key) -> bool:
     return False  # activity: a repository keeps its last push and activity times itself
 
 
-def _column(db: Database, sql: str, *params: Any) -> set[Any]:
+def _column(db: Tx, sql: str, *params: Any) -> set[Any]:
     return {r[0] for r in db.execute(sql, params)}
 
 
-def _last_builds(db: Database, repo: int) -> set[Key]:
+def _last_builds(db: Tx, repo: int) -> set[Key]:
     """The runs a score reads (store/health.py), and any tied with the last of them."""
     rows = db.execute(
         "SELECT source, run_id, job, completed_at, attempt FROM builds WHERE repo_id = ?"
@@ -148,7 +147,7 @@ def _last_builds(db: Database, repo: int) -> set[Key]:
     return keys
 
 
-def _coverage_pins(db: Database, repo: int, branch: str | None) -> set[int]:
+def _coverage_pins(db: Tx, repo: int, branch: str | None) -> set[int]:
     """The newest figure on a branch and the one its change was measured against."""
     newest = db.execute(
         "SELECT id, at FROM coverage WHERE repo_id = ? AND branch IS ?"
@@ -162,7 +161,7 @@ def _coverage_pins(db: Database, repo: int, branch: str | None) -> set[int]:
 
 
 def previous_figure(
-    db: Database, repo: int, branch: str | None, row_id: int, at: str | None
+    db: Tx, repo: int, branch: str | None, row_id: int, at: str | None
 ) -> tuple[int, float] | None:
     """The figure a figure's change is measured against: of those inserted before
     it, at or before its time, the newest by (at, id); figures without a time last
@@ -192,7 +191,7 @@ _WHERE = {
 }
 
 
-def delete_row(db: Database, key: Key, *, dry_run: bool) -> int:
+def delete_row(db: Tx, key: Key, *, dry_run: bool) -> int:
     table, where = key[0], _WHERE[key[0]]
     if dry_run:
         return int(db.execute(f"SELECT count(*) FROM {table} WHERE {where}", key[1:]).fetchone()[0])

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlite_utils import Database
 
 from ...clock import iso, parse_iso_or_none
 from ...errors import UnsupportedEvent
@@ -49,6 +48,7 @@ from ...facts import (
 )
 from ...github.normalize import normalize, snapshot
 from .. import sweeps
+from ..db import Tx
 from ..deliveries import decode_payload
 from ..state import _REPO_FLAGS
 
@@ -94,7 +94,7 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def repo_id(db: Database, fact: Any) -> int | None:
+def repo_id(db: Tx, fact: Any) -> int | None:
     """The repository a fact lands on, found as processing finds it."""
     if isinstance(fact.repo_id, int):
         return int(fact.repo_id)
@@ -147,7 +147,7 @@ def history_key(fact: Fact, repo: int) -> Key | None:
     return (table, *list(cols.values())[: KEY_COLUMNS[table]])
 
 
-def history(db: Database, facts: list[Fact]) -> list[Key]:
+def history(db: Tx, facts: list[Fact]) -> list[Key]:
     keys = []
     for fact in facts:
         if isinstance(fact, HookPing) or (repo := repo_id(db, fact)) is None:
@@ -157,7 +157,7 @@ def history(db: Database, facts: list[Fact]) -> list[Key]:
     return keys
 
 
-def same(db: Database, fact: Fact, repo: int) -> bool:
+def same(db: Tx, fact: Fact, repo: int) -> bool:
     """Whether the history row the fact writes holds the fact's values: the fact
     decides it (a later version would have replaced them)."""
     found = _columns(fact, repo)
@@ -169,7 +169,7 @@ def same(db: Database, fact: Fact, repo: int) -> bool:
     return row.fetchone() is not None
 
 
-def decides_current(db: Database, fact: Fact, repo: int) -> bool:
+def decides_current(db: Tx, fact: Fact, repo: int) -> bool:
     """Whether a build is what its workflow's last run or summary item shows."""
     if not (isinstance(fact, Build) and fact.counts_on_default_branch):
         return False
@@ -207,7 +207,7 @@ def _flags(fact: Repo) -> list[str]:
 
 
 # The merges: the last writer, the first, the greatest value (ties: the first).
-def _last(db: Database, key: Key, did: int, row: str | None = None) -> None:
+def _last(db: Tx, key: Key, did: int, row: str | None = None) -> None:
     db.execute(
         "INSERT INTO retention_cells (cell, delivery_id, row) VALUES (?, ?, ?) ON CONFLICT(cell)"
         " DO UPDATE SET delivery_id = max(delivery_id, excluded.delivery_id)",
@@ -215,14 +215,14 @@ def _last(db: Database, key: Key, did: int, row: str | None = None) -> None:
     )
 
 
-def _first(db: Database, key: Key, did: int) -> None:
+def _first(db: Tx, key: Key, did: int) -> None:
     db.execute(
         "INSERT OR IGNORE INTO retention_cells (cell, delivery_id) VALUES (?, ?)",
         (cell_id(key), did),
     )
 
 
-def _max(db: Database, key: Key, value: str, did: int) -> None:
+def _max(db: Tx, key: Key, value: str, did: int) -> None:
     db.execute(
         "INSERT INTO retention_cells (cell, delivery_id, value) VALUES (?, ?, ?) ON CONFLICT(cell)"
         " DO UPDATE SET delivery_id = excluded.delivery_id, value = excluded.value"
@@ -231,13 +231,13 @@ def _max(db: Database, key: Key, value: str, did: int) -> None:
     )
 
 
-def _greatest(db: Database, key: Key) -> str:
+def _greatest(db: Tx, key: Key) -> str:
     row = db.execute("SELECT value FROM retention_cells WHERE cell = ?", (cell_id(key),)).fetchone()
     return str(row[0]) if row and row[0] is not None else ""
 
 
 # Mirrors state.apply's per-kind merges one branch each: kept side by side on purpose.
-def _index_one(db: Database, row: dict[str, Any]) -> None:  # noqa: C901
+def _index_one(db: Tx, row: dict[str, Any]) -> None:  # noqa: C901
     """Record what the delivery decides, following state.apply's merges."""
     did, eff = int(row["id"]), effects(row)
     if eff is None:
@@ -284,13 +284,13 @@ def _index_one(db: Database, row: dict[str, Any]) -> None:  # noqa: C901
                 branch_known.add(repo)
 
 
-def _hook(db: Database, hook: int, did: int, *values: str | None) -> None:
+def _hook(db: Tx, hook: int, did: int, *values: str | None) -> None:
     for name, value in zip(("target", "repo", "org"), values, strict=True):
         if value is not None:
             _last(db, ("h.c", hook, name), did)
 
 
-def _repo(db: Database, fact: Repo, repo: int, did: int) -> None:
+def _repo(db: Tx, fact: Repo, repo: int, did: int) -> None:
     for name in ("owner", "default_branch", "url"):
         if getattr(fact, name) is not None:
             _last(db, ("r.c", repo, name), did)
@@ -304,7 +304,7 @@ def _repo(db: Database, fact: Repo, repo: int, did: int) -> None:
     _max(db, ("r.at", repo), fact.at or "", did)
 
 
-def index(db: Database, *, stop: float, at: str) -> bool:
+def index(db: Tx, *, stop: float, at: str) -> bool:
     """Index the processed deliveries not yet indexed, in id order, until ``stop``
     (a perf_counter time); True once up with processing."""
     start = sweeps.position(db, INDEX)

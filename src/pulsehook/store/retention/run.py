@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlite_utils import Database
-
 from ...clock import iso
 from .. import sweeps
+from ..db import Tx
 from . import alerts, history, verdict
 from .index import Key, cell_id, index
 from .schema import check_days
@@ -62,20 +61,20 @@ class Pruner:
         self.counted: set[int] = set()  # a dry run's history rows counted already
         self.tables_at: dict[str, int] = {}
 
-    def phase(self, db: Database) -> str | None:
+    def phase(self, db: Tx) -> str | None:
         return next((p for p in PHASES if sweeps.position(db, self.row(p)) is not None), None)
 
     def row(self, phase: str) -> str:
         return f"{self.name}:{phase}"
 
-    def edge(self, db: Database) -> tuple[int, str] | None:
+    def edge(self, db: Tx) -> tuple[int, str] | None:
         """The run's last prunable delivery id and its cutoff time."""
         row = db.execute(
             "SELECT cursor, started_at FROM sweeps WHERE name = ?", (self.row("edge"),)
         ).fetchone()
         return (int(row[0]), str(row[1])) if row else None
 
-    def begin(self, db: Database, *, days: int, now: datetime) -> bool:
+    def begin(self, db: Tx, *, days: int, now: datetime) -> bool:
         """Start a run pruning what is older than ``days``; False if one is under way
         (a dry run left unfinished is dropped instead)."""
         check_days(days)
@@ -98,7 +97,7 @@ class Pruner:
         self.counted = set()
         return True
 
-    def step(self, db: Database, *, now: datetime, budget: float) -> bool:
+    def step(self, db: Tx, *, now: datetime, budget: float) -> bool:
         """One turn of the run (at most ``budget`` seconds); True while it goes on."""
         stop = time.perf_counter() + budget
         self.finished = False
@@ -120,13 +119,13 @@ class Pruner:
         self.finished = True
         return False
 
-    def _drop(self, db: Database) -> None:
+    def _drop(self, db: Tx) -> None:
         for table in ("retention_held", "retention_rebase", "retention_doomed"):
             db.execute(f"DELETE FROM {table} WHERE run = ?", (self.name,))
         db.execute("DELETE FROM sweeps WHERE name LIKE ?", (f"{self.name}:%",))
 
 
-def _edge_id(db: Database, cutoff: str) -> int:
+def _edge_id(db: Tx, cutoff: str) -> int:
     """The last delivery id received before ``cutoff`` (ids follow arrival)."""
     low, high = db.execute("SELECT min(id), max(id) FROM deliveries").fetchone()
     found = 0
@@ -146,7 +145,7 @@ class Turn:
     """One writer turn of a run."""
 
     def __init__(
-        self, db: Database, p: Pruner, last: int, cutoff: str, *, stop: float, now: datetime
+        self, db: Tx, p: Pruner, last: int, cutoff: str, *, stop: float, now: datetime
     ) -> None:
         self.db = db
         self.p = p

@@ -47,8 +47,9 @@ def _judge(turn: Turn, row: dict[str, Any]) -> None:
                 continue
             if (key := history_key(fact, repo)) is not None:
                 touched.append((cell_id(key), same(turn.db, fact, repo)))
-        turn.db.conn.executemany(
-            "INSERT OR REPLACE INTO retention_doomed VALUES (?, ?, ?, ?)",
+        turn.db.executemany(
+            "INSERT OR REPLACE INTO retention_doomed (run, delivery_id, cell, decides)"
+            " VALUES (?, ?, ?, ?)",
             [(turn.p.name, row["id"], cell, decides) for cell, decides in touched],
         )
         return
