@@ -28,6 +28,7 @@ from pulsehook.github.backfill import StoreLedger
 from pulsehook.github.verify import sign
 from pulsehook.settings import Settings
 from pulsehook.store.db import SqliteReaders, SqliteWriter
+from pulsehook.store.postgres import PostgresWriter
 
 from . import postgres
 
@@ -92,6 +93,27 @@ def live(app: ASGIApp) -> Iterator[LiveServer]:
 
 # Read before the hermetic environment clears every PULSEHOOK_ variable.
 TEST_DATABASE_URL = os.environ.get(postgres.ENV_URL)
+# The store the suite runs on: "sqlite" (the default) or "postgresql", where every
+# test's service gets a fresh migrated PostgreSQL database (scripts/test runs both).
+TEST_BACKEND = os.environ.get("PULSEHOOK_TEST_BACKEND", "sqlite")
+if TEST_BACKEND not in ("sqlite", "postgresql"):
+    raise RuntimeError(f"PULSEHOOK_TEST_BACKEND must be sqlite or postgresql, not {TEST_BACKEND!r}")
+SUITE_DATABASE = f"pulsehook_suite_{os.getpid()}"  # runs may share a server
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only(reason): a test of the SQLite file itself, skipped on PostgreSQL"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if TEST_BACKEND != "postgresql":
+        return
+    for item in items:
+        if (mark := item.get_closest_marker("sqlite_only")) is not None:
+            reason = mark.args[0] if mark.args else "a test of the SQLite store"
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {reason}"))
 
 
 @pytest.fixture(scope="session")
@@ -99,27 +121,82 @@ def postgres_server() -> Iterator[str]:
     """A PostgreSQL server for the run: the configured one, or a throwaway cluster."""
     try:
         with postgres.cluster(TEST_DATABASE_URL) as server:
-            yield server.url
+            _make_suite_database(server.url)
+            try:
+                yield server.url
+            finally:
+                with psycopg.connect(server.url, autocommit=True) as conn:
+                    conn.execute(
+                        sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(SUITE_DATABASE))
+                    )
     except FileNotFoundError as exc:
         pytest.skip(f"no PostgreSQL to test against: {exc}")
+
+
+def _database(server: str, name: str) -> str:
+    return urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+
+
+def _make_suite_database(server: str) -> None:
+    """A database migrated once, emptied for each test that wants a store."""
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(SUITE_DATABASE)
+            )
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(SUITE_DATABASE)))
+    PostgresWriter(_database(server, SUITE_DATABASE)).close()
+
+
+@contextmanager
+def _fresh_database(server: str) -> Iterator[str]:
+    name = f"pulsehook_test_{secrets.token_hex(6)}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield _database(server, name)
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh, empty database on the test server, dropped after the test."""
-    name = f"pulsehook_test_{secrets.token_hex(6)}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield urlunsplit(urlsplit(postgres_server)._replace(path=f"/{name}"))
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with _fresh_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_store(postgres_server: str) -> str:
+    """The suite's database with pulsehook's schema, emptied for this test.
+
+    One database emptied per test, not one made per test: a TRUNCATE of every
+    table takes a tenth of a copy of the template.
+    """
+    url = _database(postgres_server, SUITE_DATABASE)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET lock_timeout = '10s'")  # a test that left a transaction open
+        tables = [
+            sql.Identifier(r[0])
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                " AND tablename != 'schema_version'"
+            )
+        ]
+        conn.execute(
+            sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(sql.SQL(", ").join(tables))
+        )
+    return url
 
 
 @pytest.fixture(autouse=True)
-def hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests see no configuration from the machine they run on."""
+def hermetic_environment(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """Tests see no configuration from the machine they run on (but the store under test)."""
     for name in list(os.environ):
         if name.startswith(("PULSEHOOK_", "NOTIFIERS_")) or name in (
+            "DATABASE_URL",
             "GITHUB_TOKEN",
             "PULSE_SCAN_INTERVAL",
             "SLACK_WEBHOOK_URL",
@@ -127,6 +204,8 @@ def hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             "DEFAULT_PULSEOX_URL",
         ):
             monkeypatch.delenv(name, raising=False)
+    if TEST_BACKEND == "postgresql" and request.node.get_closest_marker("sqlite_only") is None:
+        monkeypatch.setenv("PULSEHOOK_DATABASE_URL", request.getfixturevalue("postgres_store"))
 
 
 @pytest.fixture

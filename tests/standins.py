@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ class Receiver:
     requests: list[tuple[str, Any, int]] = field(default_factory=list)
     scripts: dict[str, list[int]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    delay: float = 0.0  # seconds each answer is held (recorded on arrival): a send in flight
 
     def script(self, name: str, *codes: int) -> None:
         with self.lock:
@@ -48,6 +50,8 @@ class Receiver:
             codes = self.scripts.get(name, [])
             code = codes.pop(0) if codes else 200
             self.requests.append((name, body, code))
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if code == 429:
             return PlainTextResponse("slow down", status_code=429, headers={"Retry-After": "0"})
         if code >= 300:

@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from pulsehook.clock import SystemClock
 from pulsehook.rules.load import load_rules
 from pulsehook.settings import Settings
 
+from . import stores
 from .builders import codecov_status as coverage
 from .builders import critical_alert
 from .builders import workflow_run as failed_run
@@ -142,7 +142,7 @@ def test_seed_rules_fire_on_exactly_the_right_payloads(env: Env) -> None:
     deliver(env.client, "status", coverage("82.00% (-7.00%) compared to b", "2026-01-01T12:00:00Z"))
     env.settle()
     assert len(env.slack.delivered("main")) == 3
-    with sqlite3.connect(env.settings.db_path) as conn:
+    with stores.connect(env.settings.db_path) as conn:
         entries = conn.execute("SELECT rule, state FROM digest_entries").fetchall()
     assert entries == [("coverage_drop", "firing")]
 
@@ -340,7 +340,7 @@ def test_notices_a_killed_process_was_sending_go_out_at_the_next_start(tmp_path:
         rules = load_rules(settings.rules_dir, rule_env(slack, smtp_port))
         with live(create_app(settings, rules=rules)):
             wait_for(lambda: len(slack.delivered("main")) == 6, timeout=10)
-    with sqlite3.connect(settings.db_path) as conn:
+    with stores.connect(settings.db_path) as conn:
         assert conn.execute("SELECT count(*) FROM outbox WHERE status = 'sent'").fetchone() == (6,)
 
 
@@ -352,7 +352,7 @@ def up(client: httpx.Client) -> bool:
 
 
 def leased(settings: Settings) -> int:
-    with sqlite3.connect(settings.db_path) as conn:
+    with stores.connect(settings.db_path) as conn:
         (count,) = conn.execute(
             "SELECT count(*) FROM outbox WHERE leased_by IS NOT NULL AND status = 'pending'"
         ).fetchone()

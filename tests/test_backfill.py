@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,8 +19,8 @@ from pulsehook.app import create_app
 from pulsehook.cli import main
 from pulsehook.clock import FrozenClock
 from pulsehook.settings import Settings
-from pulsehook.store.db import open_database
 
+from . import stores
 from .conftest import API_TOKEN, AUTH, SECRET, deliver, drained, live, payload, wait_for
 from .github_standin import ORG, TOKEN, standin
 
@@ -29,7 +30,7 @@ SEED_RULES = Path(__file__).parent.parent / "rules"
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(SEED_RULES, tmp_path / "rules")
-    open_database(tmp_path / "data" / "pulsehook.db").close()  # the service ran once
+    stores.create(tmp_path / "data" / "pulsehook.db")  # the service ran once
     for name, value in {
         "PULSEHOOK_DATA_DIR": str(tmp_path / "data"),
         "PULSEHOOK_RULES_DIR": str(tmp_path / "rules"),
@@ -39,6 +40,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.mark.sqlite_only("EcosystemMonitor reads a pulsehook.db file")
 def test_scan_command_fills_the_store(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with standin() as gh:
         monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
@@ -61,9 +63,8 @@ def test_scan_command_fills_the_store(env: Path, monkeypatch: pytest.MonkeyPatch
     legacy = monitor.check_repo("acme/legacy")
     assert legacy.components["activity"]["reason"] == "archived: not maintained"
     # A second scan of unchanged repositories stores nothing twice.
-    import sqlite3
 
-    with sqlite3.connect(env / "data" / "pulsehook.db") as conn:
+    with stores.connect(env / "data" / "pulsehook.db") as conn:
         guids = [g for (g,) in conn.execute("SELECT guid FROM deliveries")]
         statuses = {s for (s,) in conn.execute("SELECT DISTINCT status FROM deliveries")}
     assert len(guids) == len(set(guids))
@@ -128,13 +129,13 @@ def test_service_scans_periodically_and_recovers_missed_deliveries(tmp_path: Pat
     assert len(gh.redelivered) == len(set(gh.redelivered))
 
 
+@pytest.mark.sqlite_only("EcosystemMonitor reads a pulsehook.db file")
 def test_monitor_scan_method(tmp_path: Path) -> None:
     with standin() as gh:
         monitor = EcosystemMonitor(org=ORG, db=tmp_path / "monitor.db", create=True)
         report = monitor.scan(token=TOKEN, api_url=gh.url)
     assert sorted(report.repos) == ["acme/api", "acme/legacy", "acme/web"]
     # Stored, not yet processed: the service (or ``pulsehook scan``) processes them.
-    import sqlite3
 
     with sqlite3.connect(tmp_path / "monitor.db") as conn:
         kinds = {e for (e,) in conn.execute("SELECT DISTINCT event FROM deliveries")}

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 from click.testing import CliRunner, Result
 
 from pulsehook.app import create_app
@@ -20,6 +21,8 @@ from pulsehook.store.db import open_database, transaction, wrap
 from pulsehook.store.deliveries import Delivery, insert_batch
 
 from .conftest import AUTH, deliver, live, payload, wait_for
+
+pytestmark = pytest.mark.sqlite_only("backup copies the SQLite file (PostgreSQL has pg_dump)")
 
 HISTORY = 2000  # deliveries already stored when the backups run
 SENDS = 3000  # at most, while they run

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from pytest import MonkeyPatch
 
@@ -20,6 +20,7 @@ from pulsehook.store.db import open_database, transaction, wrap
 from pulsehook.store.deliveries import Delivery, insert_batch
 from pulsehook.summary.items import sync_expectations
 
+from . import stores
 from .conftest import payload
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -27,7 +28,7 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 def test_replay_rebuilds_derived_state(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    db = wrap(open_database(data / "pulsehook.db"))
+    db = stores.Handle(data / "pulsehook.db")
     items = [
         Delivery(
             guid=f"g{i}",
@@ -40,21 +41,22 @@ def test_replay_rebuilds_derived_state(tmp_path: Path) -> None:
             [("push", "push"), ("workflow_run", "workflow_run.completed"), ("sponsorship", "ping")]
         )
     ]
-    transaction(db, lambda d: insert_batch(d, items))
-    db.conn.close()
+    db.transact(lambda d: insert_batch(d, items))
+    db.close()
     result = CliRunner().invoke(main, ["replay", "--data-dir", str(data)])
     assert result.exit_code == 0, result.output
     assert "replayed 3 of 3 deliveries" in result.output
     assert "processed 2" in result.output and "ignored 1" in result.output
-    with sqlite3.connect(data / "pulsehook.db") as conn:
+    with stores.connect(data / "pulsehook.db") as conn:
         assert conn.execute("SELECT count(*) FROM builds").fetchone()[0] == 1
         # Replaying again gives the same state, not duplicates.
     again = CliRunner().invoke(main, ["replay", "--data-dir", str(data)])
     assert again.exit_code == 0
-    with sqlite3.connect(data / "pulsehook.db") as conn:
+    with stores.connect(data / "pulsehook.db") as conn:
         assert conn.execute("SELECT count(*) FROM activity").fetchone()[0] == 1
 
 
+@pytest.mark.sqlite_only("a PostgreSQL store is the server's: there is no file to look for")
 def test_replay_without_database_fails_clearly(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["replay", "--data-dir", str(tmp_path / "none")])
     assert result.exit_code == 2
@@ -68,6 +70,7 @@ def test_serve_refuses_bad_settings(tmp_path: Path) -> None:
     assert "loud" in result.output
 
 
+@pytest.mark.sqlite_only("it makes two stores and moves one into place as a file")
 def test_replay_keeps_the_configured_timezone(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
     """A declared item's next due time is cron maths in the service's timezone: replay
     rebuilds it in that timezone, as processing did, not in UTC."""
@@ -98,6 +101,6 @@ def test_replay_keeps_the_configured_timezone(tmp_path: Path, monkeypatch: Monke
     monkeypatch.setenv("PULSEHOOK_TIMEZONE", "Asia/Tokyo")
     result = CliRunner().invoke(main, ["replay", "--data-dir", str(data)])
     assert result.exit_code == 0, result.output
-    with sqlite3.connect(data / "pulsehook.db") as conn:
+    with stores.connect(data / "pulsehook.db") as conn:
         [(replayed,)] = conn.execute("SELECT due_at FROM summary_items WHERE declared = 1")
     assert replayed == tokyo

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,9 @@ from click.testing import CliRunner
 
 from pulsehook.cli import main
 from pulsehook.notify.base import Message
-from pulsehook.store.db import open_database, transaction, wrap
 from pulsehook.store.outbox import enqueue
 
+from . import stores
 from .standins import receiver
 
 SEED_RULES = Path(__file__).parent.parent / "rules"
@@ -23,7 +22,7 @@ SEED_RULES = Path(__file__).parent.parent / "rules"
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(SEED_RULES, tmp_path / "rules")
-    open_database(tmp_path / "data" / "pulsehook.db").close()  # as the service leaves it
+    stores.create(tmp_path / "data" / "pulsehook.db")  # as the service leaves it
     monkeypatch.setenv("PULSEHOOK_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("PULSEHOOK_RULES_DIR", str(tmp_path / "rules"))
     return tmp_path
@@ -54,9 +53,8 @@ def test_digest_send_now_sends_pending_entries(
 ) -> None:
     with receiver() as slack:
         monkeypatch.setenv("SLACK_WEBHOOK_URL", f"{slack.url}/hook/main")
-        db = wrap(open_database(workdir / "data" / "pulsehook.db"))
-        transaction(
-            db,
+        db = stores.Handle(workdir / "data" / "pulsehook.db")
+        db.transact(
             lambda d: d.execute(
                 "INSERT INTO digest_entries (schedule, channel, rule, repo, alert_key,"
                 " state, title, url, at) VALUES ('0 8 * * *', 'slack', 'coverage_drop',"
@@ -64,7 +62,7 @@ def test_digest_send_now_sends_pending_entries(
                 " 'https://codecov.io/x', '2026-01-01T00:00:00Z')"
             ),
         )
-        db.conn.close()
+        db.close()
         result = CliRunner().invoke(main, ["digest", "send", "--now"])
         assert result.exit_code == 0, result.output
         assert "1 digest(s) queued" in result.output and ": sent" in result.output
@@ -93,9 +91,8 @@ def test_notify_test_reports_the_answer(workdir: Path, monkeypatch: pytest.Monke
 
 
 def test_digest_entry_without_configured_channel_is_parked(workdir: Path) -> None:
-    db = wrap(open_database(workdir / "data" / "pulsehook.db"))
-    transaction(
-        db,
+    db = stores.Handle(workdir / "data" / "pulsehook.db")
+    db.transact(
         lambda d: enqueue(
             d,
             channel="slack",
@@ -106,8 +103,8 @@ def test_digest_entry_without_configured_channel_is_parked(workdir: Path) -> Non
             parked_reason="channel 'slack' is not configured",
         ),
     )
-    db.conn.close()
-    with sqlite3.connect(workdir / "data" / "pulsehook.db") as conn:
+    db.close()
+    with stores.connect(workdir / "data" / "pulsehook.db") as conn:
         status, error, message = conn.execute(
             "SELECT status, last_error, message FROM outbox"
         ).fetchone()

@@ -25,6 +25,7 @@ from pulsehook.cli.init import shipped_rules
 from pulsehook.errors import ConfigError, DatabaseMissing, PulsehookError
 from pulsehook.store.db import open_database
 
+from . import stores
 from .conftest import free_port
 from .github_standin import ORG, TOKEN, standin
 
@@ -61,6 +62,7 @@ STORE_COMMANDS = [
 ]
 
 
+@pytest.mark.sqlite_only("a PostgreSQL store is the server's: there is no file to look for")
 @pytest.mark.parametrize("command", STORE_COMMANDS, ids=lambda c: " ".join(c[:2]))
 def test_store_commands_refuse_a_data_dir_without_database(
     command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -105,6 +107,7 @@ def test_every_command_that_opens_the_store_takes_data_dir() -> None:
         assert ("--data-dir" in options) == (name not in WITHOUT_STORE), name
 
 
+@pytest.mark.sqlite_only("a PostgreSQL store is the server's: there is no file to look for")
 def test_summary_publish_looks_where_the_group_was_told(tmp_path: Path) -> None:
     typo = tmp_path / "dta"
     result = run("summary", "--data-dir", str(typo), "publish")
@@ -142,7 +145,7 @@ def test_silence_acts_on_the_data_dir_given(
     )
     assert added.exit_code == 0, added.output
     assert "silence 1 added: until " in added.output and str(service) in added.output
-    with sqlite3.connect(service) as conn:
+    with stores.connect(service) as conn:
         assert conn.execute("SELECT rule FROM silences").fetchall() == [("build_*",)]
     monkeypatch.setenv("PULSEHOOK_DATA_DIR", str(service.parent))
     listed = run("silence", "list")
@@ -159,7 +162,7 @@ def test_silence_until_reads_a_time_without_offset_in_the_configured_zone(
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
     result = run("silence", "add", "--repo", "octo/*", "--until", f"{tomorrow}T12:00")
     assert result.exit_code == 0, result.output
-    with sqlite3.connect(service) as conn:
+    with stores.connect(service) as conn:
         (ends,) = conn.execute("SELECT ends_at FROM silences").fetchone()
     assert ends == f"{tomorrow}T06:30:00Z"  # 12:00 in Kolkata (+05:30)
 
@@ -202,6 +205,7 @@ def test_a_bad_setting_is_one_line_naming_its_variable(
     assert "PULSEHOOK_TIMEZONE" in line and "unknown timezone" in line
 
 
+@pytest.mark.sqlite_only("the error is a damaged SQLite file")
 def test_an_unexpected_error_is_one_line_unless_debug(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import re
 import shutil
-import sqlite3
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from pulsehook.rules.load import load_rules
 from pulsehook.settings import Settings
 from pulsehook.web import charts, dashboard
 
+from . import stores
 from .builders import codecov_status as codecov
 from .builders import critical_alert
 from .builders import workflow_run as run
@@ -182,21 +182,16 @@ def feed(client: httpx.Client) -> None:
 
 def add_history(settings: Settings, now: datetime) -> None:
     """Older scores, as if pulsehook had been running for a few days."""
-    conn = sqlite3.connect(settings.db_path, timeout=10)
-    try:
-        with conn:
-            ids = dict(conn.execute("SELECT full_name, id FROM repositories"))
-            conn.executemany(
-                "INSERT INTO health_history (repo_id, at, score, formula_version)"
-                " VALUES (?, ?, ?, 1)",
-                [
-                    (ids[OCTO], iso(now - timedelta(days=3)), 80.0),
-                    (ids[OCTO], iso(now - timedelta(days=2)), 70.0),
-                    (ids[PIKA], iso(now - timedelta(days=2)), 60.0),
-                ],
-            )
-    finally:
-        conn.close()
+    with stores.connect(settings.db_path) as conn:
+        ids = dict(conn.execute("SELECT full_name, id FROM repositories").fetchall())
+        conn.executemany(
+            "INSERT INTO health_history (repo_id, at, score, formula_version) VALUES (?, ?, ?, 1)",
+            [
+                (ids[OCTO], iso(now - timedelta(days=3)), 80.0),
+                (ids[OCTO], iso(now - timedelta(days=2)), 70.0),
+                (ids[PIKA], iso(now - timedelta(days=2)), 60.0),
+            ],
+        )
 
 
 @dataclass

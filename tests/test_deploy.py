@@ -546,16 +546,33 @@ def docker_pattern(pattern: str) -> re.Pattern[str]:
 # --- compose -----------------------------------------------------------------------
 
 
-def test_compose_file_matches_the_compose_specification(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["compose.yaml", "deploy/compose.replicas.yaml"])
+def test_compose_file_matches_the_compose_specification(tmp_path: Path, name: str) -> None:
     checker = installed("check-jsonschema")
     result = subprocess.run(
-        [checker, "--builtin-schema", "vendor.compose-spec", str(ROOT / "compose.yaml")],
+        [checker, "--builtin-schema", "vendor.compose-spec", str(ROOT / name)],
         capture_output=True,
         text=True,
         env=base_env(tmp_path),
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_replicas_example_shares_one_postgresql_and_keeps_secrets_out() -> None:
+    data = yaml.safe_load((ROOT / "deploy" / "compose.replicas.yaml").read_text())
+    services = data["services"]
+    replicas = {n: s for n, s in services.items() if n.startswith("pulsehook-")}
+    assert len(replicas) == 3
+    urls = {s["environment"]["DATABASE_URL"] for s in replicas.values()}
+    assert urls == {"postgresql://pulsehook:${POSTGRES_PASSWORD}@postgres:5432/pulsehook"}
+    assert len({tuple(s["volumes"]) for s in replicas.values()}) == 3  # a volume each
+    assert services["postgres"]["image"].startswith("postgres:15")
+    caddy = (ROOT / "deploy" / "Caddyfile.replicas").read_text()
+    assert all(f"{name}:8000" in caddy for name in replicas) and "health_uri /readyz" in caddy
+    assert services["caddy"]["ports"] == ["127.0.0.1:8000:8000"]
+    text = (ROOT / "deploy" / "compose.replicas.yaml").read_text()
+    assert "SECRET=" not in text and "TOKEN=" not in text
 
 
 def test_compose_service_matches_the_image_and_keeps_secrets_out() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -16,16 +15,16 @@ import httpx
 
 from pulsehook.app import create_app
 from pulsehook.settings import Settings
-from pulsehook.store.db import open_database, transaction, wrap
 from pulsehook.store.deliveries import Delivery, encode_payload, insert_batch
 
+from . import stores
 from .conftest import AUTH, SECRET, deliver, drained, free_port, live, payload, wait_for
 
 
 def store_raw(settings: Settings, *deliveries: Delivery) -> None:
-    db = wrap(open_database(settings.db_path))
-    transaction(db, lambda d: insert_batch(d, list(deliveries)))
-    db.conn.close()
+    db = stores.Handle(settings.db_path)
+    db.transact(lambda d: insert_batch(d, list(deliveries)))
+    db.close()
 
 
 def raw(guid: str, event: str, text: str) -> Delivery:
@@ -39,7 +38,7 @@ def raw(guid: str, event: str, text: str) -> Delivery:
 
 
 def statuses(settings: Settings) -> dict[str, tuple[str, str | None]]:
-    with sqlite3.connect(settings.db_path) as conn:
+    with stores.connect(settings.db_path) as conn:
         return {g: (s, e) for g, s, e in conn.execute("SELECT guid, status, error FROM deliveries")}
 
 
@@ -70,7 +69,7 @@ def test_processing_error_is_stored_and_retried_at_next_start(settings: Settings
         listed = client.get("/api/v1/deliveries", params={"status": "error"}).json()
         assert [d["guid"] for d in listed["deliveries"]] == ["broken"]
     # Fixed (as an upgrade would): the next start processes it.
-    with sqlite3.connect(settings.db_path) as conn:
+    with stores.connect(settings.db_path) as conn:
         conn.execute(
             "UPDATE delivery_payloads SET payload = ?"
             " WHERE delivery_id = (SELECT id FROM deliveries WHERE guid = 'broken')",
@@ -131,7 +130,7 @@ def test_sigkill_mid_burst_loses_nothing_acknowledged(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
-    with sqlite3.connect(data / "pulsehook.db") as conn:
+    with stores.connect(data / "pulsehook.db") as conn:
         kept = {g for (g,) in conn.execute("SELECT guid FROM deliveries")}
     assert len(acknowledged) >= 200
     assert set(acknowledged) <= kept

@@ -9,8 +9,8 @@ import pytest
 
 from pulsehook.app import create_app
 from pulsehook.settings import Settings
-from pulsehook.store.db import open_database
 
+from . import stores
 from .conftest import AUTH, live, wait_for
 
 AT = "2026-01-01T00:00:00Z"
@@ -28,7 +28,12 @@ REPOS = [
 
 @pytest.fixture
 def client(settings: Settings) -> Any:
-    conn = open_database(settings.db_path)
+    stores.create(settings.db_path)
+    with stores.connect(settings.db_path) as conn:
+        yield from _served(settings, conn)
+
+
+def _served(settings: Settings, conn: Any) -> Any:
     for rid, name, _, run in REPOS:
         conn.execute(
             "INSERT INTO repositories (id, full_name, owner, default_branch, first_seen_at,"
@@ -41,7 +46,6 @@ def client(settings: Settings) -> Any:
                 " attempt) VALUES (?, 'CI', ?, ?, ?, 1)",
                 (rid, run, AT, rid),
             )
-    conn.commit()
     with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as c:
         # The first start's rescore scores them all; then the scores are set as wanted.
         done = "SELECT count(*) FROM sweeps WHERE name = 'rescore' AND finished_at IS NOT NULL"
@@ -50,9 +54,7 @@ def client(settings: Settings) -> Any:
             "UPDATE health SET score = ? WHERE repo_id = ?",
             [(score, rid) for rid, _, score, _ in REPOS],
         )
-        conn.commit()
         yield c
-    conn.close()
 
 
 def _all(client: httpx.Client, **params: Any) -> tuple[list[str], int]:
@@ -140,14 +142,13 @@ def test_the_overview_agrees_with_the_repositories_it_sums_up(client: httpx.Clie
 
 
 def test_the_dashboard_table_pages_and_searches(settings: Settings) -> None:
-    conn = open_database(settings.db_path)
-    conn.executemany(
-        "INSERT INTO repositories (id, full_name, owner, first_seen_at, last_seen_at)"
-        " VALUES (?, ?, 'org', ?, ?)",
-        [(n, f"org/svc-{n:03d}", AT, AT) for n in range(1, 231)],
-    )
-    conn.commit()
-    conn.close()
+    stores.create(settings.db_path)
+    with stores.connect(settings.db_path) as conn:
+        conn.executemany(
+            "INSERT INTO repositories (id, full_name, owner, first_seen_at, last_seen_at)"
+            " VALUES (?, ?, 'org', ?, ?)",
+            [(n, f"org/svc-{n:03d}", AT, AT) for n in range(1, 231)],
+        )
     with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as c:
         first = c.get("/repos", params={"sort": "name", "order": "asc"}).text
         assert "230 repositories" in first and "page 1 of 3" in first

@@ -1111,6 +1111,7 @@ def test_a_retention_under_three_days_is_refused(tmp_path: Path) -> None:
 # --- pulsehook prune -----------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("it fills and copies SQLite files")
 def test_prune_command_prints_what_it_pruned_and_replay_still_works(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()

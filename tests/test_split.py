@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from pydantic import SecretStr
 from pulsehook.app import create_app
 from pulsehook.settings import Settings
 
+from . import stores
 from .builders import workflow_run as failed_run
 from .conftest import API_TOKEN, AUTH, SECRET, deliver, live, wait_for
 from .standins import receiver
@@ -22,7 +22,7 @@ from .test_alerting import SEED_RULES
 
 
 def statuses(db: Path) -> list[str]:
-    with sqlite3.connect(db) as conn:
+    with stores.connect(db) as conn:
         return [s for (s,) in conn.execute("SELECT status FROM deliveries")]
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,6 +22,8 @@ from pulsehook.store.deliveries import ZSTD_MAGIC, decode_payload, encode_payloa
 
 from .conftest import AUTH, deliver, drained, live, payload, wait_for
 from .test_recovery import raw, statuses, store_raw
+
+pytestmark = pytest.mark.sqlite_only("the SQLite writer, its WAL, its file and its query plans")
 
 
 @given(st.binary(max_size=5000))

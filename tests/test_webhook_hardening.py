@@ -35,6 +35,7 @@ from pulsehook.store.db import SqliteWriter
 from pulsehook.store.deliveries import Delivery, decode_payload
 from pulsehook.web.webhooks import WebhookEndpoint
 
+from . import stores
 from .conftest import (
     AUTH,
     SECRET,
@@ -66,7 +67,7 @@ def client(server: LiveServer) -> Iterator[httpx.Client]:
 
 def rows(settings: Settings) -> dict[str, tuple[str, int | None, bytes]]:
     """guid -> (status, hook_id, the stored JSON document)."""
-    with sqlite3.connect(settings.db_path) as conn:
+    with stores.connect(settings.db_path) as conn:
         found = conn.execute(
             "SELECT d.guid, d.status, d.hook_id, p.payload FROM deliveries d"
             " JOIN delivery_payloads p ON p.delivery_id = d.id"
@@ -438,18 +439,13 @@ def test_large_bodies_are_bounded_and_small_ones_pass(settings: Settings) -> Non
 def test_commit_wait_is_bounded_by_the_answer_timeout(settings: Settings) -> None:
     settings = settings.model_copy(update={"answer_timeout_seconds": 1.0})
     with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as c:
-        blocker = sqlite3.connect(settings.db_path, isolation_level=None)
-        blocker.execute("BEGIN IMMEDIATE")
-        try:
+        with stores.write_lock(settings.db_path):
             started = time.monotonic()
             response = deliver(c, "push", payload("push"), guid="locked-1")
             took = time.monotonic() - started
             body = assert_error(response, 503, "storage_unavailable")
             assert "within 1 s" in body["error"]["message"]
             assert 1.0 <= took < 1.5, took
-        finally:
-            blocker.execute("ROLLBACK")
-            blocker.close()
         assert deliver(c, "push", payload("push"), guid="after-1").status_code == 202
         # Stored late or not at all, never answered stored before: GitHub's retry lands.
         assert deliver(c, "push", payload("push"), guid="locked-1").status_code in (200, 202)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from pulsehook.errors import ConfigError
 from pulsehook.github.verify import sign
 from pulsehook.settings import Settings, ensure_api_token, ensure_secret
 
+from . import stores
 from .conftest import (
     API_TOKEN,
     AUTH,
@@ -46,8 +46,9 @@ def client(server: LiveServer) -> Iterator[httpx.Client]:
 
 
 def stored(settings: Settings) -> list[tuple[str, str, str]]:
-    with sqlite3.connect(settings.db_path) as conn:
-        return conn.execute("SELECT guid, event, status FROM deliveries ORDER BY id").fetchall()
+    with stores.connect(settings.db_path) as conn:
+        found = conn.execute("SELECT guid, event, status FROM deliveries ORDER BY id").fetchall()
+        return [tuple(row) for row in found]
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> None:
@@ -193,7 +194,7 @@ def test_ping_is_200_and_records_the_hook(client: httpx.Client, settings: Settin
     )
     assert response.status_code == 200
     wait_for(lambda: drained(client))
-    with sqlite3.connect(settings.db_path) as conn:
+    with stores.connect(settings.db_path) as conn:
         hook_id, events, content_type = conn.execute(
             "SELECT hook_id, events, content_type FROM hooks"
         ).fetchone()
@@ -210,7 +211,7 @@ def test_redelivery_is_200_and_not_processed_twice(
     assert (first.status_code, again.status_code) == (202, 200)
     assert again.json()["status"] == "duplicate"
     wait_for(lambda: drained(client))
-    with sqlite3.connect(settings.db_path) as conn:
+    with stores.connect(settings.db_path) as conn:
         assert conn.execute("SELECT count(*) FROM activity").fetchone()[0] == 1
         assert conn.execute("SELECT attempts FROM deliveries").fetchone()[0] == 1
 
@@ -233,14 +234,9 @@ def test_storage_unavailable_is_503(tmp_path: os.PathLike[str]) -> None:
     )
     with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as client:
         # Another process holds the write lock past the busy timeout.
-        blocker = sqlite3.connect(settings.db_path, isolation_level=None)
-        blocker.execute("BEGIN EXCLUSIVE")
-        try:
+        with stores.write_lock(settings.db_path):
             response = deliver(client, "push", payload("push"), guid="locked-1")
             assert_error(response, 503, "storage_unavailable")
-        finally:
-            blocker.execute("ROLLBACK")
-            blocker.close()
         assert stored(settings) == []
         # The service keeps working once the lock is gone; GitHub's retry lands.
         assert deliver(client, "push", payload("push"), guid="locked-1").status_code == 202
@@ -281,16 +277,11 @@ def test_readiness_names_failing_writes_and_recovers(settings: Settings) -> None
     with live(create_app(settings)) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as c:
         wait_for(lambda: c.get("/readyz").status_code == 200)
         # A write lock held past the busy timeout makes the writer's commits fail.
-        blocker = sqlite3.connect(settings.db_path, isolation_level=None, timeout=0)
-        blocker.execute("BEGIN EXCLUSIVE")
-        try:
+        with stores.write_lock(settings.db_path):
             assert deliver(c, "push", payload("push"), guid="r-1").status_code == 503
             ready = c.get("/readyz")
             assert ready.status_code == 503 and ready.json()["status"] == "not_ready"
             assert "database writes are failing" in ready.json()["reasons"][0]
-        finally:
-            blocker.execute("ROLLBACK")
-            blocker.close()
         assert deliver(c, "push", payload("push"), guid="r-1").status_code == 202
         assert c.get("/readyz").json()["status"] == "ready"
 

@@ -54,7 +54,7 @@ def create_app(
         try:
             await runtime.start(LOOPS if settings.worker else ())
             log.info(
-                "pulsehook ready: database %s, %d rule(s)", settings.db_path, len(rule_set.rules)
+                "pulsehook ready: database %s, %d rule(s)", settings.database, len(rule_set.rules)
             )
             yield
         finally:

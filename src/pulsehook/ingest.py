@@ -44,6 +44,7 @@ PROCESS_CHUNK = 64  # deliveries per processing transaction at most ...
 # ... and at most this long: intake takes its turn on the writer between chunks,
 # so a chunk's length is what a sender may wait on top of its own commit.
 CHUNK_SECONDS = 0.01
+DEFER_SECONDS = 0.05  # replicas: deliveries another one's turn held back are looked at again
 # After the store failed, processing tries again after 1 s, doubling up to 30 s.
 RETRY_FIRST, RETRY_LAST = 1.0, 30.0
 
@@ -68,6 +69,8 @@ class News:
     outcome: engine.Outcome = field(default_factory=engine.Outcome)
     summary_changes: int = 0  # summary items reported
     failed: list[str] = field(default_factory=list)  # events whose processing failed
+    # Deliveries left for a moment: another replica is processing their repository.
+    deferred: int = 0
 
 
 def _record_hook(db: Tx, row: dict[str, Any], payload: Any) -> None:
@@ -200,7 +203,9 @@ def process_chunk(
     rest wait for the next chunk. What the caller must announce after the
     commit (alert changes, notices, failures) is added to ``news``.
     """
-    rows = deliveries.next_batch(db, after_id=after_id, limit=limit, statuses=statuses)
+    rows, deferred = deliveries.claim(db, after_id=after_id, limit=limit, statuses=statuses)
+    if news is not None:
+        news.deferred += deferred
     facts: list[Fact] = []
     stop = None if budget is None else time.perf_counter() + budget
     done = 0
@@ -283,6 +288,7 @@ class Worker:
         self._on_summary = on_summary
         self._chunk_seconds = chunk_seconds
         self._wake = asyncio.Event()
+        self._deferred = False  # a pass left deliveries to another replica's turn
         self.lag = 0.0  # seconds the next waiting delivery has waited, as of the last chunk
 
     def wake(self) -> None:
@@ -322,6 +328,7 @@ class Worker:
             # Fetch about what the budget allows: rows read and left over are waste.
             fetch = max(8, min(PROCESS_CHUNK, 2 * count))
             self.lag = processing_lag(waiting_since, moment)
+            self._deferred = self._deferred or news.deferred > 0
             self._announce(news)
             if not count:
                 return seen
@@ -360,6 +367,10 @@ class Worker:
         # another go at every start.
         retry = 0.0 if await self._safe_drain(("pending", "error")) else RETRY_FIRST
         while True:
+            if self._deferred and not retry:
+                # Another replica had their repository: look again soon.
+                retry = DEFER_SECONDS
+            self._deferred = False
             if retry:
                 # The store failed (disk full, locked): no delivery may come to
                 # wake the worker while intake fails too, so it tries again itself.

@@ -15,8 +15,21 @@ import os
 import re
 import secrets
 from pathlib import Path
+from typing import Protocol
 
 _NAME = re.compile(r"[0-9a-z-]{1,64}")
+
+
+class Alive(Protocol):
+    """What names this process in leases and tells whether another still lives:
+    an ``Instance`` on one host's data directory, or a replica's ``Presence``
+    on a shared database (``store.replicas``)."""
+
+    id: str
+
+    def alive(self, instance: str) -> bool: ...
+
+    def close(self) -> None: ...
 
 
 class Instance:

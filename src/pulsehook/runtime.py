@@ -18,6 +18,7 @@ import contextlib
 import gc
 import logging
 import os
+import secrets
 from collections.abc import Awaitable, Callable, Collection, Coroutine
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
@@ -30,15 +31,17 @@ from .events import Events, Topic
 from .github.backfill import Backfill
 from .github.scan import DEFAULT_SHARE, Pace
 from .ingest import Alerting, Worker, clear_derived, process_chunk
-from .instance import Instance
+from .instance import Alive, Instance
 from .intake import Intake
 from .rules.load import load_rules
 from .rules.model import RuleSet
 from .schedule.runner import Scheduler
 from .settings import Settings
 from .store import deliveries
-from .store.db import SqliteReaders, SqliteWriter, Tx
+from .store.db import Readers, SqliteReaders, SqliteWriter, Tx, Writer
 from .store.deliveries import Delivery
+from .store.postgres import PostgresReaders, PostgresWriter
+from .store.replicas import Listener, Presence
 from .summary.publish import Publisher
 from .summary.publish import Target as PublishTarget
 from .summary.service import Summarizer
@@ -52,6 +55,11 @@ T = TypeVar("T")
 # Every background loop, in the order they start. ``serve`` runs them all (unless
 # --no-worker), ``pulsehook worker`` too; one-off commands run none and call parts.
 LOOPS = ("worker", "dispatcher", "scheduler", "summary", "publisher", "backfill")
+# What one replica does for all: held notices, digests, rescoring and deadlines, the
+# summary and its publishing, the scan and redelivery recovery.
+SINGLETONS = ("scheduler", "summary", "publisher", "backfill")
+LEAD_SECONDS = 1.0  # how often a replica tries for the lead, and the leader checks it holds it
+RECOVER_SECONDS = 2.0  # replicas: how often a dead replica's leases are looked for
 REPLAY_CHUNK = 500  # deliveries per replay transaction
 ROUND_SHARE_OF_INTERVAL = 0.9  # of PULSE_SCAN_INTERVAL a scan round may take
 
@@ -98,6 +106,34 @@ def published(files: dict[str, str]) -> dict[str, str]:
     return {name: files[name] for name in ("summary.md", "summary.md.json")}
 
 
+def open_store(settings: Settings) -> tuple[Writer, Readers]:
+    """The writer and readers of the configured store, migrated to the latest schema."""
+    url = settings.postgres_url
+    if url is not None:
+        writer: Writer = PostgresWriter(url, busy_timeout_ms=settings.busy_timeout_ms)
+        try:
+            return writer, PostgresReaders(url)
+        except BaseException:
+            writer.close()
+            raise
+    return (
+        SqliteWriter(
+            settings.db_path,
+            synchronous=settings.synchronous,
+            busy_timeout_ms=settings.busy_timeout_ms,
+        ),
+        SqliteReaders(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms),
+    )
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 class _Loop(Protocol):
     def run(self) -> Coroutine[Any, Any, None]: ...
 
@@ -117,14 +153,11 @@ class Runtime:
         self.events = Events()
         self.telemetry = Telemetry()
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.listener: Listener | None = None
         target = publish_target(settings)  # ConfigError before anything is opened
-        self.writer = SqliteWriter(
-            settings.db_path,
-            synchronous=settings.synchronous,
-            busy_timeout_ms=settings.busy_timeout_ms,
-        )
-        self.readers = SqliteReaders(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
-        self.instance = Instance(settings.data_dir)
+        self.writer, self.readers = open_store(settings)
+        self.presence: Presence | None = None
+        self.instance: Alive = self._instance()
         self.policy = Policy(
             flap=parse_duration(settings.flap_interval), timezone=settings.timezone
         )
@@ -133,6 +166,7 @@ class Runtime:
             rules,
             self.clock,
             instance=self.instance,
+            recover_every=RECOVER_SECONDS if self.presence is not None else None,
             telemetry=self.telemetry,
             public_url=settings.public_url,
             policy=RetryPolicy(
@@ -213,6 +247,22 @@ class Runtime:
             telemetry=self.telemetry,
         )
 
+    def _instance(self) -> Alive:
+        """This process in leases: a file lock on one host's data directory, or,
+        on PostgreSQL, a session every replica can see (``store.replicas``)."""
+        url = self.settings.postgres_url
+        if url is None:
+            return Instance(self.settings.data_dir)
+        try:
+            self.presence = Presence(url, f"{os.getpid()}-{secrets.token_hex(6)}")
+        except BaseException:
+            self.writer.close()
+            self.readers.close()
+            raise
+        presence = self.presence
+        self.events.relay = lambda topic: presence.notify(topic.value)
+        return presence
+
     def _subscribe(self) -> None:
         events = self.events
         events.subscribe(Topic.DELIVERIES, self.worker.wake)
@@ -237,15 +287,62 @@ class Runtime:
             raise ValueError(f"no loop named {unknown[0]!r}; the loops are {', '.join(LOOPS)}")
         if loops:
             self._subscribe()
+        # Replicas share one database: the singletons run on the leader only.
+        led = [n for n in SINGLETONS if n in loops and parts[n] is not None]
+        if self.presence is None:
+            led = []
         for name in LOOPS:
-            if name in loops and (part := parts[name]) is not None:
+            if name in loops and name not in led and (part := parts[name]) is not None:
                 self.tasks[name] = asyncio.create_task(part.run(), name=f"pulsehook-{name}")
+        if led:
+            self.tasks["leader"] = asyncio.create_task(
+                self._lead({n: p for n in led if (p := parts[n]) is not None}),
+                name="pulsehook-leader",
+            )
+        if self.presence is not None and loops:
+            self._listen()
         # Everything built so far lives as long as the process: out of the
         # collector's way, so its full collections stay short under load.
         gc.freeze()
         # Each delivery's parsed payload is hundreds of short-lived containers: the
         # default threshold (700) ran a young-generation collection every request or two.
         gc.set_threshold(50_000, 20, 20)
+
+    def _listen(self) -> None:
+        """Wake-ups from the other replicas, handed to this loop's events hub."""
+        url = self.settings.postgres_url
+        assert url is not None and self.presence is not None
+        loop = asyncio.get_running_loop()
+        known = {t.value: t for t in Topic}
+
+        def heard(topic: str) -> None:
+            if (found := known.get(topic)) is not None:
+                loop.call_soon_threadsafe(self.events.deliver, found)
+
+        self.listener = Listener(url, self.presence.id, heard)
+        self.listener.start()
+
+    async def _lead(self, parts: dict[str, _Loop]) -> None:
+        """Run ``parts`` while this replica holds the leader lock; another takes
+        over within ``LEAD_SECONDS`` of this one dying or losing its session."""
+        presence = self.presence
+        assert presence is not None
+        running: dict[str, asyncio.Task[None]] = {}
+        try:
+            while True:
+                leading = await asyncio.to_thread(presence.lead)
+                if leading and not running:
+                    log.info("leading the replicas: running %s", ", ".join(parts))
+                    for name, part in parts.items():
+                        running[name] = asyncio.create_task(part.run(), name=f"pulsehook-{name}")
+                elif not leading and running:
+                    log.warning("no longer leading: stopping %s", ", ".join(running))
+                    await _cancel(list(running.values()))
+                    running.clear()
+                await asyncio.sleep(LEAD_SECONDS)
+        finally:
+            await _cancel(list(running.values()))
+            presence.resign()
 
     async def stop(self) -> None:
         tasks = list(self.tasks.values())
@@ -257,6 +354,8 @@ class Runtime:
         self.close()
 
     def close(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
         self.writer.close()
         self.readers.close()
         self.instance.close()

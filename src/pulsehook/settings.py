@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -116,9 +116,39 @@ class Settings(BaseSettings):
     # Deliveries and history older than this are pruned (0 keeps everything).
     retention_days: int = Field(default=90, ge=0)
 
+    # PostgreSQL instead of the SQLite file in the data directory: the store of
+    # several replicas (README, "Running several replicas"). A secret: it may
+    # carry a password, so it is never logged as given.
+    database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "PULSEHOOK_DATABASE_URL")
+    )
+
     @property
     def db_path(self) -> Path:
         return self.data_dir / "pulsehook.db"
+
+    @property
+    def postgres_url(self) -> str | None:
+        """The PostgreSQL store's URL, or None for the SQLite file at ``db_path``."""
+        return self.database_url.get_secret_value() if self.database_url else None
+
+    @property
+    def database(self) -> str:
+        """Where the store is, for logs: the SQLite file, or the URL without its password."""
+        return redacted(self.postgres_url) if self.postgres_url else str(self.db_path)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        scheme = value.get_secret_value().partition("://")[0]
+        if scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                f"must be a postgresql:// URL, not {scheme}://"
+                " (leave it unset for the SQLite file in the data directory)"
+            )
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -255,3 +285,15 @@ def ensure_secret(settings: Settings) -> tuple[Settings, str | None]:
     value, fresh = _stored_secret(settings.data_dir / SECRET_FILE)
     generated = value if fresh else None
     return settings.model_copy(update={"webhook_secret": SecretStr(value)}), generated
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + host))

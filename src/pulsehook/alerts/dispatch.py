@@ -18,12 +18,13 @@ import os
 import random
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from ..clock import Clock, iso, parse_iso
-from ..instance import Instance
+from ..instance import Alive
 from ..logs import note
 from ..notify.base import ChannelConfig, Message, SendResult, Transport
 from ..notify.pace import Pacer
@@ -145,9 +146,10 @@ class Dispatcher:
         policy: RetryPolicy | None = None,
         concurrency: int = 4,
         rng: random.Random | None = None,
-        instance: Instance | None = None,
+        instance: Alive | None = None,
         telemetry: Telemetry | None = None,
         public_url: str | None = None,
+        recover_every: float | None = None,
     ) -> None:
         self._writer = writer
         self._telemetry = telemetry or Telemetry()
@@ -159,6 +161,9 @@ class Dispatcher:
         self._instance = instance
         self._owner = instance.id if instance else f"{os.getpid()}-{secrets.token_hex(6)}"
         self._public_url = public_url
+        # Replicas: a dead one's leases are looked for this often, not only at start.
+        self._recover_every = recover_every
+        self._recovered_at = 0.0
         self._pacer = Pacer()
         self._wake = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
@@ -385,6 +390,11 @@ class Dispatcher:
         try:
             await self._loop()
         finally:
+            # Stopping: the sends under way finish and are recorded (bounded by
+            # the send timeout), so a replica stopped for a rolling restart leaves
+            # no notice that another would send again.
+            if self._sending:
+                await asyncio.wait(list(self._sending), timeout=self._policy.timeout + 1)
             for task in list(self._sending):
                 task.cancel()
 
@@ -394,6 +404,11 @@ class Dispatcher:
             self._wake.clear()
             wait = 60.0
             try:
+                if self._recover_every is not None:
+                    wait = self._recover_every
+                    if time.monotonic() - self._recovered_at >= self._recover_every:
+                        self._recovered_at = time.monotonic()
+                        await self.recover()
                 free = self._concurrency - len(self._sending)
                 if free > 0:
                     claim = await self._claim(free)

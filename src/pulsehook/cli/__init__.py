@@ -82,8 +82,11 @@ def _existing(ctx: click.Context, data_dir: Path | None, **flags: Any) -> Settin
 
 
 def _require_database(settings: Settings) -> Settings:
-    """``settings``, or NoDatabase (exit 2) when its data dir holds no database."""
-    if not settings.db_path.is_file():
+    """``settings``, or NoDatabase (exit 2) when its data dir holds no database.
+
+    A PostgreSQL store is a server's: it is there once it answers.
+    """
+    if settings.postgres_url is None and not settings.db_path.is_file():
         raise NoDatabase(
             f"no pulsehook database at {settings.db_path.absolute()}"
             " (start the service once, or pass --data-dir)"
@@ -309,6 +312,6 @@ def replay(ctx: click.Context, data_dir: Path | None) -> None:
 
 
 # Registers their commands on ``main``.
-from . import alerting, backup, init, prune, scan, summary, worker  # noqa: E402
+from . import alerting, backup, copy, init, prune, scan, summary, worker  # noqa: E402
 
-__all__ = ["alerting", "backup", "init", "main", "prune", "scan", "summary", "worker"]
+__all__ = ["alerting", "backup", "copy", "init", "main", "prune", "scan", "summary", "worker"]

@@ -26,6 +26,11 @@ def backup(ctx: click.Context, dest: Path, force: bool, data_dir: Path | None) -
     from ..store.backup import backup as take
 
     settings = _existing(ctx, data_dir)
+    if settings.postgres_url is not None:
+        raise click.ClickException(
+            f"backup copies the SQLite file; the store is PostgreSQL ({settings.database}):"
+            " back it up with pg_dump or the server's own backups"
+        )
     if dest.exists() and not force:
         raise click.ClickException(f"{dest} exists: pass --force to replace it")
     copy = take(settings.db_path, dest, busy_timeout_ms=settings.busy_timeout_ms)

@@ -70,10 +70,10 @@ def prune(ctx: click.Context, data_dir: Path | None, days: int | None, dry_run: 
         click.echo("a retention run is under way: carrying it on (its cutoff holds)")
     # Pages given back to the file system, and pages freed inside the file.
     freed = (before.total - after.total + after.free - before.free) * after.size
-    _report(pruner, dry_run=dry_run, days=days, freed=freed)
+    _report(pruner, dry_run=dry_run, days=days, freed=freed, postgres=bool(settings.postgres_url))
 
 
-def _report(pruner: Pruner, *, dry_run: bool, days: int, freed: int) -> None:
+def _report(pruner: Pruner, *, dry_run: bool, days: int, freed: int, postgres: bool) -> None:
     c = pruner.counts
     verb = "would prune" if dry_run else "pruned"
     click.echo(f"{verb} what is older than {days} days:")
@@ -83,6 +83,12 @@ def _report(pruner: Pruner, *, dry_run: bool, days: int, freed: int) -> None:
         click.echo(f"  {table:<17} {n:>10}")
     if not dry_run:
         click.echo(f"  coverage changes  {c.rebased:>10}  re-based on the figures left")
+        if postgres:
+            click.echo(
+                f"{freed} bytes freed; PostgreSQL's autovacuum makes the space of deleted rows"
+                " reusable, and the database shrinks only with VACUUM FULL"
+            )
+            return
         click.echo(
             f"{freed} bytes freed ({c.free_pages} free pages): SQLite reuses them before the"
             " file grows; the file shrinks only with auto_vacuum = INCREMENTAL or a VACUUM"

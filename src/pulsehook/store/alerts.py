@@ -20,7 +20,10 @@ FLAGS = ("notified_firing", "silenced")  # stored as 0/1, handed over as bool
 def load(db: Tx, key: str, *, fact: bool = False) -> dict[str, Any] | None:
     """The alert's row: flags as bool, ``changes`` as a tuple; with ``fact``, the fact
     it last saw as a dict (decoding it is left out where it is not read: per delivery)."""
-    row = next(db.query("SELECT * FROM alerts WHERE key = ?", (key,)), None)
+    # On PostgreSQL the row stays locked to the end of the transaction: a replica
+    # reading an alert to change it waits for another that is changing it.
+    lock = " FOR UPDATE" if db.dialect == "postgresql" else ""
+    row = next(db.query("SELECT * FROM alerts WHERE key = ?" + lock, (key,)), None)
     if row is None:
         return None
     for flag in FLAGS:
@@ -57,8 +60,8 @@ def record_event(db: Tx, key: str, event: str, at: str, detail: str | None) -> N
 def rule_error(db: Tx, rule: str, error: str, now: str) -> None:
     db.execute(
         "INSERT INTO rule_stats (rule, errors, last_error, last_error_at) VALUES (?, 1, ?, ?)"
-        " ON CONFLICT(rule) DO UPDATE SET errors = errors + 1, last_error = excluded.last_error,"
-        " last_error_at = excluded.last_error_at",
+        " ON CONFLICT(rule) DO UPDATE SET errors = rule_stats.errors + 1,"
+        " last_error = excluded.last_error, last_error_at = excluded.last_error_at",
         (rule, error, now),
     )
 
@@ -66,7 +69,7 @@ def rule_error(db: Tx, rule: str, error: str, now: str) -> None:
 def rule_fired(db: Tx, rule: str, now: str) -> None:
     db.execute(
         "INSERT INTO rule_stats (rule, fired, last_fired_at) VALUES (?, 1, ?)"
-        " ON CONFLICT(rule) DO UPDATE SET fired = fired + 1,"
+        " ON CONFLICT(rule) DO UPDATE SET fired = rule_stats.fired + 1,"
         " last_fired_at = excluded.last_fired_at",
         (rule, now),
     )
@@ -164,7 +167,7 @@ def for_page(db: Tx, *, firing: bool, limit: int, rule: str | None = None) -> li
     where, order = (
         ("state = 'firing'", f"{_SEVERITY_RANK}, last_seen_at DESC")
         if firing
-        else ("1", "last_seen_at DESC")
+        else ("1 = 1", "last_seen_at DESC")
     )
     rows = list(
         db.query(

@@ -305,6 +305,10 @@ class Writer:
     def _committed(self) -> None:
         """After each job, committed or not."""
 
+    def _recovered(self) -> bool:
+        """Whether the job that just committed shows the store takes writes again."""
+        return True
+
     def _finish(self) -> None:
         """The thread's last act: close the connection."""
 
@@ -360,7 +364,8 @@ class Writer:
             except BaseException as exc:  # noqa: BLE001 — handed to the waiting caller
                 future.set_exception(exc)
             else:
-                self.failing = None
+                if self._recovered():
+                    self.failing = None
             self._committed()
         self._finish()
 

@@ -90,15 +90,67 @@ def insert_batch(db: Tx, batch: list[Delivery]) -> list[bool]:
 def next_batch(
     db: Tx, *, after_id: int, limit: int, statuses: tuple[str, ...] = ("pending",)
 ) -> list[dict[str, Any]]:
+    """The next deliveries to process, in arrival order (``claim``, less what it defers)."""
+    return claim(db, after_id=after_id, limit=limit, statuses=statuses)[0]
+
+
+def claim(
+    db: Tx, *, after_id: int, limit: int, statuses: tuple[str, ...] = ("pending",)
+) -> tuple[list[dict[str, Any]], int]:
+    """The next deliveries to process, in arrival order, and how many repositories
+    were left for a moment because another replica is processing them.
+
+    On PostgreSQL, replicas process side by side, a repository at a time: of
+    the repositories whose deliveries wait longest, this replica takes those
+    whose transaction-level advisory lock it gets, and claims their waiting
+    deliveries in order. A repository's deliveries are only ever row-locked
+    by the holder of its lock, so none of them is skipped or taken out of
+    turn, and each repository's are processed in order, as by one process.
+    """
     marks = ",".join("?" for _ in statuses)
-    return list(
-        db.query(
-            "SELECT d.id, d.guid, d.event, p.payload, d.hook_id, d.hook_target, d.content_type,"
-            " d.received_at FROM deliveries d JOIN delivery_payloads p ON p.delivery_id = d.id"
-            f" WHERE d.status IN ({marks}) AND d.id > ? ORDER BY d.id LIMIT ?",
-            (*statuses, after_id, limit),
-        )
+    select = (
+        "SELECT d.id, d.guid, d.event, p.payload, d.hook_id, d.hook_target, d.content_type,"
+        " d.received_at, d.repo FROM deliveries d"
+        " JOIN delivery_payloads p ON p.delivery_id = d.id"
+        f" WHERE d.status IN ({marks}) AND d.id > ?"
     )
+    if db.dialect != "postgresql":
+        rows = db.query(select + " ORDER BY d.id LIMIT ?", (*statuses, after_id, limit))
+        return list(rows), 0
+    mine, others = _repositories_in_turn(db, after_id=after_id, statuses=statuses)
+    if not mine:
+        return [], others
+    repos = ",".join("?" for _ in mine)
+    rows = db.query(
+        select + f" AND coalesce(d.repo, '') IN ({repos}) ORDER BY d.id LIMIT ?"
+        " FOR UPDATE OF d SKIP LOCKED",
+        (*statuses, after_id, *mine, limit),
+    )
+    return list(rows), others
+
+
+REPOSITORIES_PER_CLAIM = 32  # the longest-waiting repositories a replica tries for
+
+
+def _repositories_in_turn(
+    db: Tx, *, after_id: int, statuses: tuple[str, ...]
+) -> tuple[list[str], int]:
+    """Of the repositories waiting longest, those this replica holds the lock of
+    now (until its transaction ends), and how many others hold."""
+    marks = ",".join("?" for _ in statuses)
+    waiting = db.execute(
+        f"SELECT coalesce(repo, '') AS r FROM deliveries WHERE status IN ({marks})"
+        " AND id > ? GROUP BY coalesce(repo, '') ORDER BY min(id) LIMIT ?",
+        (*statuses, after_id, REPOSITORIES_PER_CLAIM),
+    ).fetchall()
+    mine: list[str] = []
+    for (repo,) in waiting:
+        (locked,) = db.execute(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended(?, 0))", ("repo:" + repo,)
+        ).fetchone()
+        if locked:
+            mine.append(repo)
+    return mine, len(waiting) - len(mine)
 
 
 def next_received_at(db: Tx, after_id: int) -> str | None:

@@ -675,13 +675,13 @@ def _apply(conn: sqlite3.Connection, migration: Migration) -> None:
     """Run one migration inside the caller's transaction."""
     if isinstance(migration, str):
         # Statement by statement: executescript would commit the transaction first.
-        for statement in _statements(migration):
+        for statement in statements(migration):
             conn.execute(statement)
     else:
         migration(conn)
 
 
-def _statements(script: str) -> Iterator[str]:
+def statements(script: str) -> Iterator[str]:
     """The statements of an SQL script, each whole (``;`` in strings and comments kept)."""
     pieces = script.split(";")
     statement = ""

@@ -271,6 +271,12 @@ def _merge(db: Tx, carrier: dict[str, Any], now: str, lane: Lane) -> list[int]:
     return others
 
 
+def _skip_locked(db: Tx) -> str:
+    """Replicas on PostgreSQL: rows another replica is claiming are passed over,
+    never waited for and never taken twice (once it commits they are leased)."""
+    return " FOR UPDATE SKIP LOCKED" if db.dialect == "postgresql" else ""
+
+
 def claim(
     db: Tx,
     now: str,
@@ -301,7 +307,7 @@ def claim(
         rows = list(
             db.query(
                 "SELECT * FROM outbox WHERE status = 'pending' AND channel = ?"
-                " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+                " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?" + _skip_locked(db),
                 (channel, now, room),
             )
         )

@@ -45,6 +45,8 @@ def _among(column: str, ids: Sequence[int] | None) -> tuple[str, tuple[Any, ...]
     """A condition keeping ``column`` to ``ids`` ("" for every row)."""
     if ids is None:
         return "", ()
+    if not ids:
+        return "1 = 0", ()  # PostgreSQL has no empty IN ()
     return f"{column} IN ({', '.join('?' * len(ids))})", tuple(ids)
 
 
@@ -125,8 +127,18 @@ def summaries(
 # last two (name, id) make every key unique, so a cursor names one place.
 SORTS: dict[str, tuple[str, ...]] = {
     "name": ("r.full_name", "r.id"),
-    "score": ("(h.score IS NULL)", "coalesce(h.score, 0)", "r.full_name", "r.id"),
-    "-score": ("(h.score IS NULL)", "-coalesce(h.score, 0)", "r.full_name", "r.id"),
+    "score": (
+        "(CASE WHEN h.score IS NULL THEN 1 ELSE 0 END)",
+        "coalesce(h.score, 0)",
+        "r.full_name",
+        "r.id",
+    ),
+    "-score": (
+        "(CASE WHEN h.score IS NULL THEN 1 ELSE 0 END)",
+        "-coalesce(h.score, 0)",
+        "r.full_name",
+        "r.id",
+    ),
 }
 
 
@@ -173,7 +185,7 @@ def repo_page(
     clauses: list[str] = ["r.deleted = 0"]
     params: list[Any] = []
     if where.owner:
-        clauses.append("r.owner = ? COLLATE NOCASE")
+        clauses.append("lower(r.owner) = lower(?)")
         params.append(where.owner)
     if where.search:
         clauses.append("instr(lower(r.full_name), lower(?)) > 0")
@@ -256,7 +268,8 @@ def ecosystem(db: Tx, stale_before: str) -> dict[str, Any]:
     totals = next(
         db.query(
             f"SELECT count(*) AS repos, count(h.score) AS scored, avg(h.score) AS average,"
-            f" sum(r.last_seen_at IS NULL OR r.last_seen_at < ?) AS stale {live}",
+            " sum(CASE WHEN r.last_seen_at IS NULL OR r.last_seen_at < ? THEN 1 ELSE 0 END)"
+            f" AS stale {live}",
             (stale_before,),
         )
     )
@@ -319,7 +332,8 @@ def table_page(
     rows = list(
         db.query(
             f"SELECT r.*, {expr} AS _v {base}"
-            f" ORDER BY (_v IS NULL), _v {direction}, lower(r.full_name), r.id LIMIT ? OFFSET ?",
+            f" ORDER BY ({expr}) IS NULL, _v {direction}, lower(r.full_name), r.id"
+            " LIMIT ? OFFSET ?",
             [*where_params, limit, offset],
         )
     )
@@ -361,15 +375,16 @@ def find_repos(
         clauses.append("owner = ?")
         params.append(owner)
     if name is not None:
-        collate = " COLLATE NOCASE" if any_case else ""
+        # ASCII letters in any case: GitHub's names are ASCII.
+        fold = "lower" if any_case else ""
         if "/" in name:
-            clauses.append(f"full_name = ?{collate}")
+            clauses.append(f"{fold}(full_name) = {fold}(?)")
             params.append(name)
         else:
             # The full name's last characters: "/" and the bare name.
             suffix = f"/{name}"
-            clauses.append(f"substr(full_name, ?) = ?{collate}")
-            params.extend((-len(suffix), suffix))
+            clauses.append(f"{fold}(substr(full_name, length(full_name) - ? + 1)) = {fold}(?)")
+            params.extend((len(suffix), suffix))
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     return [
         RepoRef(

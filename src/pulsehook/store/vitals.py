@@ -49,6 +49,10 @@ class FilePages:
 
 
 def file_pages(db: Tx) -> FilePages:
+    if db.dialect == "postgresql":  # the database's bytes, as one-byte "pages"
+        size = db.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        return FilePages(int(size), 0, 1)
+
     def pragma(name: str) -> int:
         return int(db.execute(f"PRAGMA {name}").fetchone()[0])
 

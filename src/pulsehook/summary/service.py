@@ -243,6 +243,7 @@ class Summarizer:
         self._clock = clock
         self._dir = data_dir
         self._target = target
+        self.target = target
         self._policy = policy
         self._evaluator = Evaluator()
         self._on_notices = on_notices

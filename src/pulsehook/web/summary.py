@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..errors import BadRequest, PayloadTooLarge
-from ..summary import items
+from ..summary import items, service
 from .auth import credential, matches
 from .responses import error
 from .services import services
@@ -146,6 +146,13 @@ async def latest(request: Request, name: str) -> str | None:
     generated = svc.summarizer.latest
     if generated is not None:
         return generated.files()[name]
+    if svc.presence is not None:
+        # A replica that does not lead: the summary as the shared store has it now.
+        now, target = svc.clock.now(), svc.summarizer.target
+        mode = {"summary.md": "md", "summary.org": "org", "summary.md.json": "json"}[name]
+        return await svc.readers.run(
+            lambda db: service.preview(db, now=now, target=target, mode=mode)
+        )
     # Not kept by this process (``serve --no-worker``): the worker's files on disk.
     path = svc.settings.data_dir / name
     return await asyncio.to_thread(path.read_text, "utf-8") if path.exists() else None

@@ -60,6 +60,14 @@ def _scan(table: str, prunable: Callable[[Turn], tuple[str, tuple[Any, ...]]]) -
 
     def prune(turn: Turn, cursor: int) -> tuple[int, int]:
         test, params = prunable(turn)
+        if turn.db.dialect == "postgresql":
+            # No rowid to walk by; PostgreSQL's writers do not wait on one
+            # another's long statements as SQLite's do, so one statement does it.
+            count = turn.db.execute(f"SELECT count(*) FROM {table} a WHERE {test}", params)
+            doomed = int(count.fetchone()[0])
+            if doomed and not turn.p.dry_run:
+                turn.db.execute(f"DELETE FROM {table} a WHERE {test}", params)
+            return -1, doomed
         rows = turn.db.execute(
             f"SELECT rowid, {test} FROM {table} a WHERE rowid > ? ORDER BY rowid LIMIT ?",
             (*params, cursor, BATCH),

@@ -210,7 +210,7 @@ def _flags(fact: Repo) -> list[str]:
 def _last(db: Tx, key: Key, did: int, row: str | None = None) -> None:
     db.execute(
         "INSERT INTO retention_cells (cell, delivery_id, row) VALUES (?, ?, ?) ON CONFLICT(cell)"
-        " DO UPDATE SET delivery_id = max(delivery_id, excluded.delivery_id)",
+        " DO UPDATE SET delivery_id = max(retention_cells.delivery_id, excluded.delivery_id)",
         (cell_id(key), did, row),
     )
 

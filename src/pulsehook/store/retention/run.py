@@ -211,7 +211,11 @@ class Turn:
 
     def vacuum(self) -> None:
         """With auto_vacuum = INCREMENTAL, free pages go back to the file system;
-        otherwise they stay in the file, reused before it grows."""
+        otherwise they stay in the file, reused before it grows. PostgreSQL's
+        autovacuum does this for itself."""
+        if self.db.dialect == "postgresql":
+            self.done("vacuum")
+            return
         incremental = self.db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
         while incremental and not self.p.dry_run:
             if not self.db.execute("PRAGMA freelist_count").fetchone()[0]:
