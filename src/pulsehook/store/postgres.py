@@ -189,8 +189,8 @@ class PostgresWriter(Writer):
         self.url = url
         self.busy_timeout_ms = busy_timeout_ms
         self._wrote = True
-        self._conn = connect(url)
-        migrate(self._conn)
+        with connect(url) as conn:
+            migrate(conn)
         self._conn = self._open()
         super().__init__()
 
