@@ -335,9 +335,14 @@ class Runtime:
                     log.info("leading the replicas: running %s", ", ".join(parts))
                     for name, part in parts.items():
                         running[name] = asyncio.create_task(part.run(), name=f"pulsehook-{name}")
+                    # Listed with the others while it leads: a loop that ends is a
+                    # bug, and readiness names it (``stopped``).
+                    self.tasks.update(running)
                 elif not leading and running:
                     log.warning("no longer leading: stopping %s", ", ".join(running))
                     await _cancel(list(running.values()))
+                    for name in running:
+                        self.tasks.pop(name, None)
                     running.clear()
                 await asyncio.sleep(LEAD_SECONDS)
         finally:
