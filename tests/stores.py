@@ -67,17 +67,6 @@ def connect(path: Path | str) -> Iterator[Any]:
         sqlite.close()
 
 
-def rows(path: Path | str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    with connect(path) as conn:
-        return [tuple(r) for r in conn.execute(sql, params).fetchall()]
-
-
-def one(path: Path | str, sql: str, params: Sequence[Any] = ()) -> Any:
-    """The first column of the first row."""
-    found = rows(path, sql, params)
-    return found[0][0] if found else None
-
-
 @contextlib.contextmanager
 def write_lock(path: Path | str) -> Iterator[None]:
     """Another session holding the store's write lock for as long as this is held:

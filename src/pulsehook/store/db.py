@@ -10,6 +10,7 @@ connections; WAL lets them read while the writer writes.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -265,7 +266,7 @@ def savepoint(db: Tx, name: str) -> Iterator[Savepoint]:
     db.execute(f"RELEASE SAVEPOINT {name}")
 
 
-class Writer:
+class Writer(abc.ABC):
     """The single writer thread of a process, on either database.
 
     Each job is one transaction (``_transaction``); the lanes and their turns,
@@ -286,29 +287,33 @@ class Writer:
         self._thread.start()
 
     # What each database does differently.
+    @abc.abstractmethod
     def _transaction(self, fn: Callable[[Tx], T]) -> T:
-        raise NotImplementedError
+        """Run ``fn`` in one transaction on this writer's connection and commit."""
 
+    @abc.abstractmethod
     def _unavailable(self, exc: Exception) -> bool:
-        raise NotImplementedError
+        """Whether the driver's ``exc`` says the store cannot take writes now."""
 
+    @abc.abstractmethod
     def _storage_error(self, exc: Exception, doing: str) -> StorageUnavailable | StorageError:
-        raise NotImplementedError
+        """The project's error for the driver's ``exc`` (raised ``from exc``)."""
 
     def _idle_timeout(self) -> float | None:
         """How long to wait for a job before ``_idle`` (None: no idle work)."""
         return None
 
-    def _idle(self) -> None:
+    def _idle(self) -> None:  # noqa: B027 — a hook: only SQLite has work for a quiet moment
         """Work for a quiet moment."""
 
-    def _committed(self) -> None:
+    def _committed(self) -> None:  # noqa: B027 — a hook: only SQLite minds its log after a job
         """After each job, committed or not."""
 
     def _recovered(self) -> bool:
         """Whether the job that just committed shows the store takes writes again."""
         return True
 
+    @abc.abstractmethod
     def _finish(self) -> None:
         """The thread's last act: close the connection."""
 
@@ -460,7 +465,7 @@ class SqliteWriter(Writer):
         self._dirty = False
 
 
-class Readers:
+class Readers(abc.ABC):
     """Read-only snapshots for the web and the CLI, off the writer's thread."""
 
     driver_errors: tuple[type[Exception], ...] = (sqlite3.Error,)
@@ -468,11 +473,13 @@ class Readers:
     def __init__(self) -> None:
         self._closed = False
 
+    @abc.abstractmethod
     def _read(self, fn: Callable[[Tx], T]) -> T:
-        raise NotImplementedError
+        """Run ``fn`` on a read-only snapshot (on the calling thread)."""
 
+    @abc.abstractmethod
     def _storage_error(self, exc: Exception, doing: str) -> StorageUnavailable | StorageError:
-        raise NotImplementedError
+        """The project's error for the driver's ``exc`` (raised ``from exc``)."""
 
     async def run(self, fn: Callable[[Tx], T]) -> T:
         if self._closed:
