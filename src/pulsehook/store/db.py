@@ -358,7 +358,7 @@ class Writer(abc.ABC):
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                future.set_result(self._transaction(fn))
+                result = self._transaction(fn)
             except self.driver_errors as exc:
                 # Disk full, I/O error, locked past the timeout: readiness says so
                 # until a transaction commits again. A faulty statement is a bug of
@@ -369,8 +369,11 @@ class Writer(abc.ABC):
             except BaseException as exc:  # noqa: BLE001 — handed to the waiting caller
                 future.set_exception(exc)
             else:
+                # Readiness is mended before the caller hears of the commit, so
+                # whoever waited sees the state its own write produced.
                 if self._recovered():
                     self.failing = None
+                future.set_result(result)
             self._committed()
         self._finish()
 
