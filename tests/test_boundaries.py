@@ -22,7 +22,9 @@ SQL = re.compile(
     r"|CREATE\s+(TABLE|INDEX|VIEW)\b|PRAGMA\s+\w|SAVEPOINT\b|BEGIN\s+IMMEDIATE\b)"
 )
 WRITES = re.compile(
-    r"\b(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|REPLACE\s+INTO)\s+([a-z_][a-z0-9_]*)", re.I
+    # Not a row lock: SELECT ... FOR UPDATE writes nothing.
+    r"\b(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|(?<!FOR )UPDATE|REPLACE\s+INTO)\s+([a-z_][a-z0-9_]*)",
+    re.I,
 )
 
 # Modules that take data and ``now`` and do no I/O: they import none of the layers

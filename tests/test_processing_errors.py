@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from pulsehook.app import create_app
@@ -25,8 +26,9 @@ from pulsehook.errors import (
     UnsupportedEvent,
 )
 from pulsehook.github import normalize
-from pulsehook.ingest import process_chunk
+from pulsehook.ingest import News, process_chunk
 from pulsehook.intake import Intake
+from pulsehook.runtime import open_store
 from pulsehook.settings import Settings
 from pulsehook.store import deliveries
 from pulsehook.store.db import (
@@ -40,6 +42,7 @@ from pulsehook.store.db import (
 )
 from pulsehook.store.deliveries import Delivery, insert_batch
 
+from . import stores
 from .conftest import AUTH, deliver, drained, live, payload, wait_for
 
 NOW = "2026-01-01T00:00:00Z"
@@ -229,3 +232,70 @@ def test_a_read_after_close_is_unavailable_not_a_bug(tmp_path: Path) -> None:
     readers.close()
     with pytest.raises(StorageUnavailable, match="closing"):
         asyncio.run(readers.run(lambda db: 1))
+
+
+# -- a delivery whose writes the store refuses ----------------------------------------
+
+_DOOMED_SQLITE = (
+    "CREATE TRIGGER doomed BEFORE INSERT ON builds WHEN NEW.workflow = 'doomed'"
+    " BEGIN SELECT RAISE(ABORT, 'doomed build'); END"
+)
+_DOOMED_POSTGRES = (
+    "CREATE FUNCTION doomed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    " IF NEW.workflow = 'doomed' THEN RAISE EXCEPTION 'doomed build'; END IF;"
+    " RETURN NEW; END $$;"
+    " CREATE TRIGGER doomed BEFORE INSERT ON builds FOR EACH ROW EXECUTE FUNCTION doomed()"
+)
+
+
+def test_a_write_refused_mid_chunk_fails_that_delivery_alone(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # On PostgreSQL the chunk's statements are pipelined: the refused insert is
+    # heard of only at a later read, after other deliveries went on. Still only
+    # the one at fault is kept as an error, and every other one is applied.
+    writer, readers = open_store(settings)
+    try:
+        runs = []
+        for n in range(5):
+            run = payload("workflow_run.completed")
+            run["workflow_run"]["id"] = 1000 + n
+            run["workflow"]["name"] = "doomed" if n == 2 else f"ci-{n}"
+            runs.append(Delivery(f"run{n}", "workflow_run", json.dumps(run), "json", NOW))
+        writer.submit(lambda db: insert_batch(db, runs)).result()
+        if stores.url() is None:
+            with stores.connect(settings.db_path) as conn:
+                conn.execute(_DOOMED_SQLITE)
+        else:
+            with psycopg.connect(str(stores.url()), autocommit=True) as conn:
+                conn.execute(_DOOMED_POSTGRES)
+        caplog.set_level(logging.ERROR, logger="pulsehook.ingest")
+        news = News()
+        _, count, _ = writer.submit(
+            lambda db: process_chunk(db, after_id=0, now=NOW, statuses=("pending",), news=news)
+        ).result()
+        assert count == 5
+        outcome = writer.submit(
+            lambda db: [
+                (r["guid"], r["status"], r["error"])
+                for r in db.query("SELECT guid, status, error FROM deliveries ORDER BY id")
+            ]
+        ).result()
+        builds = writer.submit(
+            lambda db: sorted(r["workflow"] for r in db.query("SELECT workflow FROM builds"))
+        ).result()
+    finally:
+        writer.close()
+        readers.close()
+    assert [(g, s) for g, s, _ in outcome] == [
+        ("run0", "processed"),
+        ("run1", "processed"),
+        ("run2", "error"),
+        ("run3", "processed"),
+        ("run4", "processed"),
+    ]
+    assert "doomed build" in str(outcome[2][2])
+    assert builds == ["ci-0", "ci-1", "ci-3", "ci-4"]
+    assert news.failed == ["workflow_run"]
+    failures = [r for r in caplog.records if r.getMessage() == "delivery processing failed"]
+    assert len(failures) == 1

@@ -411,7 +411,7 @@ class Summary:
         owner, repo, _ = path.split("/", 2)
         return transaction(
             self.db,
-            lambda db: items.record_report(
+            lambda db: items.report_later(
                 db,
                 path=path,
                 owner=owner,
@@ -423,7 +423,7 @@ class Summary:
                 link=None,
                 now=when,
                 tz=self.tz,
-            ),
+            )(),
         )
 
     def regenerate(self, now: datetime) -> service.Generated:

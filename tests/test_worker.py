@@ -15,8 +15,9 @@ from typing import Any
 from pulsehook.clock import FrozenClock
 from pulsehook.ingest import Worker, process_chunk, processing_lag
 from pulsehook.store.db import NORMAL, URGENT, SqliteWriter, Tx, Writer
-from pulsehook.store.deliveries import Delivery, insert_batch, next_received_at
+from pulsehook.store.deliveries import Delivery, decode_payload, insert_batch, next_received_at
 
+from . import stores
 from .conftest import payload
 
 RECEIVED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -56,6 +57,28 @@ def _deliveries(count: int, start: int = 0) -> list[Delivery]:
 def _store(writer: Writer, count: int) -> None:
     batch = _deliveries(count)
     writer.submit(lambda db: insert_batch(db, batch)).result()
+
+
+def test_a_batch_says_which_deliveries_are_new_and_stores_each_guid_once(tmp_path: Path) -> None:
+    with stores.Handle(tmp_path / "pulsehook.db") as db:
+        assert db.transact(lambda d: insert_batch(d, _deliveries(2))) == [True, True]
+        # d1 was stored before; d2 and d3 are new; d2 comes twice in this batch.
+        again = [*_deliveries(3, start=1), *_deliveries(1, start=2)]
+        assert db.transact(lambda d: insert_batch(d, again)) == [False, True, True, False]
+        # More than one statement's worth of rows.
+        many = _deliveries(300, start=10)
+        assert all(db.transact(lambda d: insert_batch(d, many)))
+        rows = db.transact(
+            lambda d: list(
+                d.query(
+                    "SELECT d.guid, p.payload FROM deliveries d"
+                    " JOIN delivery_payloads p ON p.delivery_id = d.id ORDER BY d.id"
+                )
+            )
+        )
+    assert [r["guid"] for r in rows] == [f"d{i}" for i in (0, 1, 2, 3, *range(10, 310))]
+    body = json.loads(decode_payload(bytes(rows[-1]["payload"])))
+    assert body == payload("push")
 
 
 def test_the_lanes_take_turns_while_both_have_work(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -44,7 +45,16 @@ PROCESS_CHUNK = 64  # deliveries per processing transaction at most ...
 # ... and at most this long: intake takes its turn on the writer between chunks,
 # so a chunk's length is what a sender may wait on top of its own commit.
 CHUNK_SECONDS = 0.01
-DEFER_SECONDS = 0.05  # replicas: deliveries another one's turn held back are looked at again
+# On PostgreSQL every read is a round trip, and a chunk's own reads (the claim,
+# silences, scores) would outweigh ten milliseconds' worth of deliveries: a
+# chunk may hold the writer longer, for a few more milliseconds on an answer.
+CHUNK_SECONDS_POSTGRES = 0.03
+# Replicas: deliveries another one's turn held back are looked at again after
+# 50 ms, then 100 and 200 ms while that one keeps its turn. Meanwhile the
+# replica does not answer wake-ups: the holder of the turn takes what arrives
+# (every replica hears of every delivery), and a claim that cannot win would
+# cost both writers a transaction.
+DEFER_SECONDS, DEFER_LAST = 0.05, 0.2
 # After the store failed, processing tries again after 1 s, doubling up to 30 s.
 RETRY_FIRST, RETRY_LAST = 1.0, 30.0
 
@@ -71,6 +81,13 @@ class News:
     failed: list[str] = field(default_factory=list)  # events whose processing failed
     # Deliveries left for a moment: another replica is processing their repository.
     deferred: int = 0
+
+    def absorb(self, other: News) -> None:
+        """Add what another part of the same transaction did."""
+        self.outcome += other.outcome
+        self.summary_changes += other.summary_changes
+        self.failed.extend(other.failed)
+        self.deferred += other.deferred
 
 
 def _record_hook(db: Tx, row: dict[str, Any], payload: Any) -> None:
@@ -103,60 +120,110 @@ def process_one(
     processed: list[int] | None = None,
     news: News | None = None,
     active_silences: list[dict[str, Any]] | None = None,
+    careful: bool = True,
 ) -> list[Fact]:
     """Process one stored delivery inside the caller's transaction.
 
     Facts, state, alerts and outbox rows of one delivery commit together. With
     ``processed``, a delivery that went through is added to it for the caller
     to mark with the others of its transaction, instead of marked here.
+
+    ``careful`` (the default) guards the delivery's writes with a savepoint and
+    waits for each of its statements before it ends, so a failure is this
+    delivery's and is kept as its ``error``. Not careful, a failure of its writes
+    raises instead: on PostgreSQL a statement's failure may come to light only
+    at a later delivery's read, and the caller must start over carefully.
     """
     facts: list[Fact] = []
-    with savepoint(db, "delivery") as step:
-        try:
-            payload = orjson.loads(deliveries.decode_payload(row["payload"]))
-            if row["hook_id"] is not None:
-                _record_hook(db, row, payload)
-            facts = normalize(row["event"], payload)
-            # The repository as the payload shows it first, then the facts, in one call.
-            seen = snapshot(payload)
-            applied = state.apply(db, [seen, *facts] if seen else facts, now=now)
-            facts = [f for f in applied if f is not seen]
-            moment = clock_now or parse_iso(now)
-            reports = sum(
-                summary_items.record_build(db, f, now=moment, tz=tz)
-                for f in facts
-                if isinstance(f, Build)
-            )
-            if news is not None:
-                news.summary_changes += reports
-            if alerting is not None and clock_now is not None:
-                outcome = engine.evaluate(
-                    db,
-                    alerting.rules,
-                    facts,
-                    now=clock_now,
-                    evaluator=alerting.evaluator,
-                    policy=alerting.policy,
-                    active_silences=active_silences,
-                    received_at=row["received_at"],
-                )
-                if news is not None:
-                    news.outcome += outcome
-            status, error = "processed", None
-        except NormalizerFailed as exc:  # a bug, not a payload to ignore
-            step.rollback(exc)
-            status, error, facts = "error", _failed(row, str(exc), news), []
-        except UnsupportedEvent as exc:
-            step.rollback(exc)
-            status, error, facts = "ignored", str(exc), []
-        except Exception as exc:  # noqa: BLE001 — a bug must not stop the worker; kept as error
-            step.rollback(exc)
-            status, error = "error", _failed(row, f"{type(exc).__name__}: {exc}", news)
-            facts = []
-        if status == "processed" and processed is not None:
-            processed.append(row["id"])
+    error: str | None = None
+    # Reading and normalizing write nothing: what fails there fails alone.
+    try:
+        payload = orjson.loads(deliveries.decode_payload(row["payload"]))
+        facts = normalize(row["event"], payload)
+    except NormalizerFailed as exc:  # a bug, not a payload to ignore
+        status, error, facts = "error", _failed(row, str(exc), news), []
+    except UnsupportedEvent as exc:
+        status, error, facts = "ignored", str(exc), []
+    except Exception as exc:  # noqa: BLE001 — a bug must not stop the worker; kept as error
+        status, error = "error", _failed(row, f"{type(exc).__name__}: {exc}", news)
+        facts = []
+    else:
+        apply = partial(
+            _apply,
+            db,
+            row,
+            payload,
+            facts,
+            now=now,
+            alerting=alerting,
+            clock_now=clock_now,
+            tz=tz,
+            news=news,
+            active_silences=active_silences,
+        )
+        status = "processed"
+        if not careful:
+            facts = apply()
         else:
-            deliveries.mark(db, row["id"], status, error=error, at=now)
+            with savepoint(db, "delivery") as step:
+                try:
+                    facts = apply()
+                    db.flush()  # a statement of this delivery's that failed fails it, here
+                except Exception as exc:  # noqa: BLE001 — a bug must not stop the worker
+                    step.rollback(exc)
+                    status, error = "error", _failed(row, f"{type(exc).__name__}: {exc}", news)
+                    facts = []
+    if status == "processed" and processed is not None:
+        processed.append(row["id"])
+    else:
+        deliveries.mark(db, row["id"], status, error=error, at=now)
+    return facts
+
+
+def _apply(
+    db: Tx,
+    row: dict[str, Any],
+    payload: Any,
+    facts: list[Fact],
+    *,
+    now: str,
+    alerting: Alerting | None,
+    clock_now: datetime | None,
+    tz: str,
+    news: News | None,
+    active_silences: list[dict[str, Any]] | None,
+) -> list[Fact]:
+    """A delivery's facts into the state tables, the summary and the rules."""
+    if row["hook_id"] is not None:
+        _record_hook(db, row, payload)
+    # The repository as the payload shows it first, then the facts, in one call.
+    seen = snapshot(payload)
+    applied = state.apply(db, [seen, *facts] if seen else facts, now=now)
+    facts = [f for f in applied if f is not seen]
+    moment = clock_now or parse_iso(now)
+    # Whether each report changed its item is asked after the rules have read
+    # the store: their read brings the answers along.
+    reported = [
+        summary_items.report_build_later(db, f, now=moment, tz=tz)
+        for f in facts
+        if isinstance(f, Build)
+    ]
+    if alerting is not None and clock_now is not None:
+        outcome = engine.evaluate(
+            db,
+            alerting.rules,
+            facts,
+            now=clock_now,
+            evaluator=alerting.evaluator,
+            policy=alerting.policy,
+            active_silences=active_silences,
+            received_at=row["received_at"],
+        )
+        if news is not None:
+            news.outcome += outcome
+    changes = sum(changed() for changed in reported)
+    if news is not None:
+        news.summary_changes += changes
     return facts
 
 
@@ -206,30 +273,50 @@ def process_chunk(
     rows, deferred = deliveries.claim(db, after_id=after_id, limit=limit, statuses=statuses)
     if news is not None:
         news.deferred += deferred
-    facts: list[Fact] = []
-    stop = None if budget is None else time.perf_counter() + budget
-    done = 0
     # Read once per chunk: nothing else writes while the chunk holds the writer.
     active = silence_store.load(db, clock_now) if alerting and clock_now and rows else None
-    processed: list[int] = []
-    for row in rows:
-        facts.extend(
-            process_one(
-                db,
-                row,
-                now=now,
-                alerting=alerting,
-                clock_now=clock_now,
-                tz=tz,
-                processed=processed,
-                news=news,
-                active_silences=active,
+
+    def run(rows: list[dict[str, Any]], careful: bool, news: News) -> tuple[list[Fact], list[int]]:
+        facts: list[Fact] = []
+        processed: list[int] = []
+        stop = None if budget is None else time.perf_counter() + budget
+        for row in rows:
+            begun.append(row)
+            facts.extend(
+                process_one(
+                    db,
+                    row,
+                    now=now,
+                    alerting=alerting,
+                    clock_now=clock_now,
+                    tz=tz,
+                    processed=processed,
+                    news=news,
+                    active_silences=active,
+                    careful=careful,
+                )
             )
-        )
-        done += 1
-        if stop is not None and time.perf_counter() >= stop:
-            break
-    rows = rows[:done]
+            if stop is not None and time.perf_counter() >= stop:
+                break
+        return facts, processed
+
+    # The chunk at full speed first, no statement waited for unless read; if
+    # anything fails, it is undone and done again, each delivery in a savepoint
+    # of its own and waited for, so only the one at fault is kept as an error.
+    begun: list[dict[str, Any]] = []
+    attempt = News()
+    try:
+        with savepoint(db, "chunk"):
+            facts, processed = run(rows, False, attempt)
+            db.flush()
+    except Exception:
+        if not db.in_transaction:  # the store undid the transaction itself (SQLite)
+            raise
+        begun, attempt = [], News()
+        facts, processed = run(rows, True, attempt)
+    rows = begun
+    if news is not None:
+        news.absorb(attempt)
     deliveries.mark_processed(db, processed, at=now)
     # Scores move with the facts that feed them — once per repository per chunk,
     # not per delivery — and a change of score is itself a fact for the rules.
@@ -366,11 +453,18 @@ class Worker:
         # Deliveries left pending by a crash, and those a bug failed on, get
         # another go at every start.
         retry = 0.0 if await self._safe_drain(("pending", "error")) else RETRY_FIRST
+        defer = 0.0
         while True:
             if self._deferred and not retry:
                 # Another replica had their repository: look again soon.
-                retry = DEFER_SECONDS
-            self._deferred = False
+                defer = min(DEFER_LAST, 2 * defer) if defer else DEFER_SECONDS
+                self._deferred = False
+                await asyncio.sleep(defer)
+                self._wake.clear()
+                ok = await self._safe_drain(("pending",))
+                retry = 0.0 if ok else RETRY_FIRST
+                continue
+            defer = 0.0
             if retry:
                 # The store failed (disk full, locked): no delivery may come to
                 # wake the worker while intake fails too, so it tries again itself.

@@ -30,7 +30,14 @@ from .errors import ConfigError
 from .events import Events, Topic
 from .github.backfill import Backfill
 from .github.scan import DEFAULT_SHARE, Pace
-from .ingest import Alerting, Worker, clear_derived, process_chunk
+from .ingest import (
+    CHUNK_SECONDS,
+    CHUNK_SECONDS_POSTGRES,
+    Alerting,
+    Worker,
+    clear_derived,
+    process_chunk,
+)
 from .instance import Alive, Instance
 from .intake import Intake
 from .rules.load import load_rules
@@ -215,6 +222,7 @@ class Runtime:
             on_notices=notices,
             on_held=self.events.publisher(Topic.DEADLINES),
             on_summary=self.events.publisher(Topic.STATE),
+            chunk_seconds=CHUNK_SECONDS_POSTGRES if settings.postgres_url else CHUNK_SECONDS,
             telemetry=self.telemetry,
         )
         self.backfill = self._backfill()

@@ -78,6 +78,10 @@ class Tx(Protocol):
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> Iterator[dict[str, Any]]: ...
 
+    def flush(self) -> None:
+        """Wait until every statement sent so far has run: one that failed raises
+        here. A statement may otherwise answer late, at the next one read."""
+
     @property
     def in_transaction(self) -> bool: ...
 
@@ -150,6 +154,9 @@ class Database(sqlite_utils.Database):
     @property
     def in_transaction(self) -> bool:
         return self.conn.in_transaction
+
+    def flush(self) -> None:
+        """Nothing to wait for: SQLite runs each statement as it is executed."""
 
     def query(
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
@@ -246,7 +253,16 @@ class Savepoint:
         """
         if not self._db.in_transaction:
             raise after
+        settle(self._db)
         self._db.execute(f"ROLLBACK TO SAVEPOINT {self._name}")
+
+
+def settle(db: Tx) -> None:
+    """Hear out the statements still unanswered before undoing them: one that
+    failed unread would have the server skip the rollback sent behind it. Its
+    failure is what is being undone, and is not raised again."""
+    with contextlib.suppress(Exception):
+        db.flush()
 
 
 @contextlib.contextmanager
@@ -260,6 +276,7 @@ def savepoint(db: Tx, name: str) -> Iterator[Savepoint]:
         yield Savepoint(db, name)
     except BaseException:
         if db.in_transaction:
+            settle(db)
             db.execute(f"ROLLBACK TO SAVEPOINT {name}")
             db.execute(f"RELEASE SAVEPOINT {name}")
         raise

@@ -57,15 +57,25 @@ def decode_payload(stored: bytes) -> bytes:
     return zlib.decompress(stored)
 
 
+_INSERT_ROWS = 256  # deliveries per INSERT: 8 parameters each, far below either store's limit
+
+
 def insert_batch(db: Tx, batch: list[Delivery]) -> list[bool]:
-    """Insert deliveries; True for each that is new, False for a redelivery."""
-    fresh: list[bool] = []
-    for d in batch:
-        cursor = db.execute(
-            "INSERT INTO deliveries (guid, event, action, hook_id, content_type, received_at,"
-            " repo, hook_target) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(guid) DO NOTHING"
-            " RETURNING id",
-            (
+    """Insert deliveries; True for each that is new, False for a redelivery.
+
+    One statement per 256 deliveries and one for their payloads, not two per
+    delivery: on PostgreSQL each statement is a round trip, and intake holds
+    the writer while it waits. A guid twice in one batch is new only the first
+    time, as it would be in two batches.
+    """
+    ids: dict[str, int] = {}
+    for start in range(0, len(batch), _INSERT_ROWS):
+        rows = batch[start : start + _INSERT_ROWS]
+        marks = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in rows)
+        params = [
+            value
+            for d in rows
+            for value in (
                 d.guid,
                 d.event,
                 d.action,
@@ -74,16 +84,22 @@ def insert_batch(db: Tx, batch: list[Delivery]) -> list[bool]:
                 d.received_at,
                 d.repo,
                 d.hook_target,
-            ),
-        )
-        made = cursor.fetchone()
-        is_new = made is not None
-        if is_new:
-            db.execute(
-                "INSERT INTO delivery_payloads (delivery_id, payload) VALUES (?, ?)",
-                (made[0], encode_payload(d.payload)),
             )
-        fresh.append(is_new)
+        ]
+        made = db.execute(
+            "INSERT INTO deliveries (guid, event, action, hook_id, content_type, received_at,"
+            f" repo, hook_target) VALUES {marks} ON CONFLICT(guid) DO NOTHING RETURNING id, guid",
+            params,
+        ).fetchall()
+        ids.update((guid, delivery_id) for delivery_id, guid in made)
+    fresh: list[bool] = []
+    payloads: list[tuple[int, bytes]] = []
+    for d in batch:
+        delivery_id = ids.pop(d.guid, None)  # popped: a second copy in the batch is not new
+        if delivery_id is not None:
+            payloads.append((delivery_id, encode_payload(d.payload)))
+        fresh.append(delivery_id is not None)
+    db.executemany("INSERT INTO delivery_payloads (delivery_id, payload) VALUES (?, ?)", payloads)
     return fresh
 
 
@@ -121,15 +137,26 @@ def claim(
     if not mine:
         return [], others
     repos = ",".join("?" for _ in mine)
+    # The ids first, locked, then their rows and payloads: only the deliveries
+    # taken are joined, however many wait behind them.
     rows = db.query(
-        select + f" AND coalesce(d.repo, '') IN ({repos}) ORDER BY d.id LIMIT ?"
-        " FOR UPDATE OF d SKIP LOCKED",
+        "SELECT d.id, d.guid, d.event, p.payload, d.hook_id, d.hook_target, d.content_type,"
+        " d.received_at, d.repo FROM (SELECT id FROM deliveries"
+        f" WHERE status IN ({marks}) AND id > ? AND coalesce(repo, '') IN ({repos})"
+        " ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) AS taken"
+        " JOIN deliveries d ON d.id = taken.id JOIN delivery_payloads p ON p.delivery_id = d.id"
+        " ORDER BY d.id",
         (*statuses, after_id, *mine, limit),
     )
     return list(rows), others
 
 
 REPOSITORIES_PER_CLAIM = 32  # the longest-waiting repositories a replica tries for
+# How far down the queue a claim looks for them: the repositories of the first
+# waiting deliveries are those that have waited longest, and a claim's cost
+# stays the same however long the queue has grown. When all of these are
+# another replica's for the moment, this one tries again shortly (``deferred``).
+CLAIM_WINDOW = 256
 
 
 def _repositories_in_turn(
@@ -138,18 +165,17 @@ def _repositories_in_turn(
     """Of the repositories waiting longest, those this replica holds the lock of
     now (until its transaction ends), and how many others hold."""
     marks = ",".join("?" for _ in statuses)
+    # One statement, one round trip: the lock is tried for each of the
+    # repositories, in the order they have waited.
     waiting = db.execute(
-        f"SELECT coalesce(repo, '') AS r FROM deliveries WHERE status IN ({marks})"
-        " AND id > ? GROUP BY coalesce(repo, '') ORDER BY min(id) LIMIT ?",
-        (*statuses, after_id, REPOSITORIES_PER_CLAIM),
+        "SELECT r, pg_try_advisory_xact_lock(hashtextextended('repo:' || r, 0)) FROM"
+        " (SELECT coalesce(repo, '') AS r, min(id) AS first FROM"
+        f" (SELECT id, repo FROM deliveries WHERE status IN ({marks}) AND id > ?"
+        " ORDER BY id LIMIT ?) AS queue"
+        " GROUP BY coalesce(repo, '') ORDER BY first LIMIT ?) AS waiting ORDER BY first",
+        (*statuses, after_id, CLAIM_WINDOW, REPOSITORIES_PER_CLAIM),
     ).fetchall()
-    mine: list[str] = []
-    for (repo,) in waiting:
-        (locked,) = db.execute(
-            "SELECT pg_try_advisory_xact_lock(hashtextextended(?, 0))", ("repo:" + repo,)
-        ).fetchone()
-        if locked:
-            mine.append(repo)
+    mine = [repo for repo, locked in waiting if locked]
     return mine, len(waiting) - len(mine)
 
 

@@ -19,78 +19,93 @@ from .db import Tx
 HISTORY_EVERY = timedelta(days=1)
 
 
-def inputs(db: Tx, repo_id: int) -> health.RepoInputs | None:
-    repo = next(db.query("SELECT * FROM repositories WHERE id = ?", (repo_id,)), None)
-    if repo is None:
-        return None
-    runs = tuple(
-        r["status"]
-        for r in db.query(
+_REPO_COLUMNS = (
+    "full_name, archived, default_branch, dependabot, readme, api_docs, last_activity_at,"
+    " last_issue_activity_at"
+)
+
+
+class _Asked:
+    """Every read a score needs, sent before any is read: on PostgreSQL the
+    writer pipelines them, and one round trip answers them all."""
+
+    def __init__(self, db: Tx, repo_id: int) -> None:
+        self.repo = db.execute(f"SELECT {_REPO_COLUMNS} FROM repositories WHERE id = ?", (repo_id,))
+        self.builds = db.execute(
             "SELECT status FROM builds WHERE repo_id = ? AND default_branch = 1"
             " AND completed_at IS NOT NULL AND source != 'workflow_job'"
             " ORDER BY completed_at DESC, attempt DESC LIMIT ?",
             (repo_id, health.MAX_BUILDS),
         )
-    )
-    # Two forms, so each reads the (repo_id, branch, at) index in order.
-    branch = repo["default_branch"]
-    coverage = next(
-        db.query(
+        # Both forms, each reading the (repo_id, branch, at) index in order; the
+        # repository's default branch says which answer counts.
+        self.coverage_any = db.execute(
             "SELECT value FROM coverage WHERE repo_id = ? ORDER BY at DESC, id DESC LIMIT 1",
             (repo_id,),
         )
-        if branch is None
-        else db.query(
-            "SELECT value FROM coverage WHERE repo_id = ? AND branch = ?"
+        self.coverage_branch = db.execute(
+            "SELECT value FROM coverage WHERE repo_id = ?"
+            " AND branch = (SELECT default_branch FROM repositories WHERE id = ?)"
             " ORDER BY at DESC, id DESC LIMIT 1",
-            (repo_id, branch),
-        ),
-        None,
-    )
-    alerts = {
-        r["severity"]: r["n"]
-        for r in db.query(
-            "SELECT severity, count(*) AS n FROM vulnerabilities WHERE repo_id = ?"
+            (repo_id, repo_id),
+        )
+        self.alerts = db.execute(
+            "SELECT severity, count(*) FROM vulnerabilities WHERE repo_id = ?"
             " AND state = 'open' GROUP BY severity",
             (repo_id,),
         )
-    }
-    prs = next(
-        db.query(
-            "SELECT count(*) AS n FROM dependency_prs WHERE repo_id = ? AND state = 'open'",
-            (repo_id,),
+        self.prs = db.execute(
+            "SELECT count(*) FROM dependency_prs WHERE repo_id = ? AND state = 'open'", (repo_id,)
         )
-    )["n"]
-    seen_dependabot = next(
-        db.query(
+        self.seen_dependabot = db.execute(
             "SELECT (SELECT count(*) FROM vulnerabilities WHERE repo_id = ?)"
-            " + (SELECT count(*) FROM dependency_prs WHERE repo_id = ?) AS n",
+            " + (SELECT count(*) FROM dependency_prs WHERE repo_id = ?)",
             (repo_id, repo_id),
         )
-    )["n"]
-    return health.RepoInputs(
-        name=repo["full_name"],
-        archived=bool(repo["archived"]),
-        builds=runs,
-        coverage=coverage["value"] if coverage else None,
-        open_alerts=alerts,
-        open_dependency_prs=prs,
-        dependabot_known=bool(seen_dependabot) or repo["dependabot"] == 1,
-        readme=None if repo["readme"] is None else bool(repo["readme"]),
-        api_docs=None if repo["api_docs"] is None else bool(repo["api_docs"]),
-        last_commit_at=parse_iso_or_none(repo["last_activity_at"]),
-        last_issue_activity_at=parse_iso_or_none(repo["last_issue_activity_at"]),
-    )
+
+    def inputs(self) -> health.RepoInputs | None:
+        repo = self.repo.fetchone()
+        runs = tuple(status for (status,) in self.builds.fetchall())
+        coverage = self.coverage_any if repo and repo[2] is None else self.coverage_branch
+        covered = coverage.fetchone()
+        alerts = {severity: n for severity, n in self.alerts.fetchall()}
+        (prs,) = self.prs.fetchone()
+        (seen_dependabot,) = self.seen_dependabot.fetchone()
+        if repo is None:
+            return None
+        name, archived, _branch, dependabot, readme, api_docs, commit_at, issue_at = repo
+        return health.RepoInputs(
+            name=name,
+            archived=bool(archived),
+            builds=runs,
+            coverage=covered[0] if covered else None,
+            open_alerts=alerts,
+            open_dependency_prs=prs,
+            dependabot_known=bool(seen_dependabot) or dependabot == 1,
+            readme=None if readme is None else bool(readme),
+            api_docs=None if api_docs is None else bool(api_docs),
+            last_commit_at=parse_iso_or_none(commit_at),
+            last_issue_activity_at=parse_iso_or_none(issue_at),
+        )
+
+
+def inputs(db: Tx, repo_id: int) -> health.RepoInputs | None:
+    return _Asked(db, repo_id).inputs()
 
 
 def recompute(db: Tx, repo_id: int, now: datetime) -> Health | None:
     """Score one repository; return a ``health`` fact when the score changed."""
-    data = inputs(db, repo_id)
+    asked = _Asked(db, repo_id)
+    scored = db.execute("SELECT score FROM health WHERE repo_id = ?", (repo_id,))
+    history = db.execute(
+        "SELECT at FROM health_history WHERE repo_id = ? ORDER BY at DESC LIMIT 1", (repo_id,)
+    )
+    data = asked.inputs()
+    previous, last = scored.fetchone(), history.fetchone()
     if data is None:
         return None
     result = health.score(data, now)
     at = iso(now)
-    previous = next(db.query("SELECT score FROM health WHERE repo_id = ?", (repo_id,)), None)
     components = health.as_dict(result)
     db.execute(
         "INSERT OR REPLACE INTO health (repo_id, score, components, warnings, formula_version,"
@@ -104,15 +119,9 @@ def recompute(db: Tx, repo_id: int, now: datetime) -> Health | None:
             at,
         ),
     )
-    old = previous["score"] if previous else None
+    old = previous[0] if previous else None
     moved = previous is None or health.changed(old, result.score)
-    last = next(
-        db.query(
-            "SELECT at FROM health_history WHERE repo_id = ? ORDER BY at DESC LIMIT 1", (repo_id,)
-        ),
-        None,
-    )
-    last_at = parse_iso_or_none(last["at"]) if last else None
+    last_at = parse_iso_or_none(last[0]) if last else None
     if moved or last_at is None or now - last_at >= HISTORY_EVERY:
         db.execute(
             "INSERT INTO health_history (repo_id, at, score, formula_version) VALUES (?, ?, ?, ?)",

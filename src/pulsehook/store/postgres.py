@@ -13,6 +13,7 @@ typed before they are seen, do not.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -87,18 +88,50 @@ def _values(parameters: Sequence[Any]) -> tuple[Any, ...]:
     )
 
 
+class _Pipelined:
+    """A statement's cursor while the writer pipelines: its rows are fetched when
+    read (psycopg waits for them then), its row count once answered (a read of a
+    later statement brings the answer along; else a flush)."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any], tx: PgTx) -> None:
+        self._cursor = cursor
+        self._tx = tx
+
+    @property
+    def rowcount(self) -> int:
+        if self._cursor.pgresult is None:  # not answered yet
+            self._tx.flush()
+        return self._cursor.rowcount
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._cursor)
+
+
 class PgTx:
-    """A ``Tx`` on one PostgreSQL connection (``store.db.Tx``)."""
+    """A ``Tx`` on one PostgreSQL connection (``store.db.Tx``).
+
+    With a ``pipeline`` (the writer's), a statement is sent without waiting for
+    its answer: the answers come back together at the next statement whose rows
+    are read, or at ``flush()``. Processing a delivery then costs a round trip
+    per read, not per statement.
+    """
 
     dialect = "postgresql"
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline | None = None):
         self.conn = conn
+        self._pipeline = pipeline
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Cursor:
         cursor = self.conn.cursor()
         cursor.execute(dialect.postgres(sql), _values(parameters))
-        return cursor
+        return cursor if self._pipeline is None else _Pipelined(cursor, self)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         with self.conn.cursor() as cursor:
@@ -107,12 +140,22 @@ class PgTx:
     def query(self, sql: str, params: Sequence[Any] | None = None) -> Iterator[dict[str, Any]]:
         cursor = self.conn.cursor()
         cursor.execute(dialect.postgres(sql), _values(params or ()))
-        if cursor.description is None:
+        try:
+            rows = cursor.fetchall()  # first: a pipelined statement has no description before
+        except psycopg.ProgrammingError as exc:
+            if exc.sqlstate is not None:  # the server refused the statement
+                raise
+            rows = None  # psycopg's own: the statement returned no rows
+        if cursor.description is None or rows is None:
             raise ValueError("query() is for statements that return rows; use execute()")
         keys = [d.name for d in cursor.description]
         if len(set(keys)) != len(keys):
             keys = list(dedupe_keys(keys))  # as on SQLite: id, id_2
-        return (dict(zip(keys, row, strict=True)) for row in cursor.fetchall())
+        return (dict(zip(keys, row, strict=True)) for row in rows)
+
+    def flush(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.sync()
 
     @property
     def in_transaction(self) -> bool:
@@ -178,9 +221,11 @@ def postgres_migration(migration: Migration) -> list[str]:
 class PostgresWriter(Writer):
     """This process's writer on PostgreSQL: one connection, each job one transaction.
 
-    A connection the server dropped is opened again for the next job; the
-    job that met it fails StorageUnavailable, so nothing is acknowledged that
-    did not commit.
+    The connection stays in pipeline mode: a job's statements go out without
+    waiting for each answer, a read waits for what was sent before it, and the
+    commit is the job's last round trip. A connection the server dropped is
+    opened again for the next job; the job that met it fails
+    StorageUnavailable, so nothing is acknowledged that did not commit.
     """
 
     driver_errors = (psycopg.Error,)
@@ -191,27 +236,35 @@ class PostgresWriter(Writer):
         self._wrote = True
         with connect(url) as conn:
             migrate(conn)
-        self._conn = self._open()
+        self._conn, self._pipeline, self._mode = self._open()
         super().__init__()
 
-    def _open(self) -> psycopg.Connection[Any]:
+    def _open(self) -> tuple[psycopg.Connection[Any], psycopg.Pipeline, contextlib.ExitStack]:
         conn = connect(self.url, autocommit=True)
         # As SQLite's busy timeout: a lock held elsewhere past this fails the job
         # as unavailable (55P03), rather than holding every sender behind it.
         conn.execute(f"SET lock_timeout = {int(self.busy_timeout_ms)}")
         conn.autocommit = False
-        return conn
+        mode = contextlib.ExitStack()  # pipeline mode, for as long as the connection lasts
+        return conn, mode.enter_context(conn.pipeline()), mode
 
-    def _connection(self) -> psycopg.Connection[Any]:
+    def _close(self) -> None:
+        # Leaving pipeline mode syncs; on a dropped connection that fails, and
+        # there is nothing left to sync.
+        with contextlib.suppress(psycopg.Error):
+            self._mode.close()
+        self._conn.close()
+
+    def _connection(self) -> tuple[psycopg.Connection[Any], psycopg.Pipeline]:
         if self._conn.closed or self._conn.broken:
-            self._conn.close()
-            self._conn = self._open()
-        return self._conn
+            self._close()
+            self._conn, self._pipeline, self._mode = self._open()
+        return self._conn, self._pipeline
 
     def _transaction(self, fn: Callable[[Tx], T]) -> T:
-        conn = self._connection()
+        conn, pipeline = self._connection()
         try:
-            result = fn(PgTx(conn))
+            result = fn(PgTx(conn, pipeline))
             if self.failing is not None:
                 # Reads go on beside a lock that holds every write: only a job
                 # that wrote shows the store takes writes again.
@@ -219,12 +272,25 @@ class PostgresWriter(Writer):
                     "SELECT pg_current_xact_id_if_assigned() IS NOT NULL"
                 ).fetchone() or (False,)
                 self._wrote = bool(wrote)
+            conn.commit()  # a statement that failed unread fails the job here
         except BaseException:
-            if not conn.broken:
-                conn.rollback()
+            self._abandon(conn)
             raise
-        conn.commit()
         return result
+
+    @staticmethod
+    def _abandon(conn: psycopg.Connection[Any]) -> None:
+        """Roll the job's transaction back. A ROLLBACK sent behind a statement that
+        failed unread is skipped by the server, and the failure it reports belongs
+        to the job being abandoned: then roll back once more."""
+        for _ in range(2):
+            if conn.broken or conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                return
+            try:
+                conn.rollback()
+            except psycopg.Error:
+                continue
+            return
 
     def _recovered(self) -> bool:
         wrote, self._wrote = self._wrote, True
@@ -237,7 +303,7 @@ class PostgresWriter(Writer):
         return storage_error(exc, doing)
 
     def _finish(self) -> None:
-        self._conn.close()
+        self._close()
 
 
 class PostgresReaders(Readers):

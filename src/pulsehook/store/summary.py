@@ -7,6 +7,7 @@ summary/items.py. Times are ISO-8601 UTC strings in the table, datetimes here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TypedDict, cast
 
@@ -69,9 +70,11 @@ def record_report(
     at: datetime,
     link: str | None,
     now: datetime,
-) -> bool:
-    """Store a report for an item (creating it): whether the row changed. A report
-    older than the stored one loses, and the same report again changes nothing."""
+) -> Callable[[], bool]:
+    """Store a report for an item (creating it). A report older than the stored
+    one loses, and the same report again changes nothing. Returns what says
+    whether the row changed: read only when called, so that on PostgreSQL the
+    statement's answer may come along with a later read's."""
     cursor = db.execute(
         "INSERT INTO summary_items (path, owner, repo, kind, link, report, note, updated,"
         " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET"
@@ -85,7 +88,7 @@ def record_report(
         " OR summary_items.link IS NOT coalesce(excluded.link, summary_items.link))",
         (path, owner, repo, kind, link, report, note, iso(at), iso(now)),
     )
-    return bool(cursor.rowcount)
+    return lambda: bool(cursor.rowcount)
 
 
 def declared_paths(db: Tx) -> list[str]:

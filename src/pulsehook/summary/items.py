@@ -7,6 +7,7 @@ when it turns MISSING, and who may report it.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from ..clock import parse_iso_or_none
@@ -84,7 +85,7 @@ def _refresh_due(db: Tx, path: str, tz: str) -> None:
     store.set_due(db, path, due(from_row(row), tz, created=parse_iso_or_none(row["created_at"])))
 
 
-def record_report(
+def report_later(
     db: Tx,
     *,
     path: str,
@@ -97,9 +98,12 @@ def record_report(
     link: str | None,
     now: datetime,
     tz: str,
-) -> bool:
-    """Store a report for an item (creating it); older reports than the stored one lose.
-    A report that changed the item moves its deadline."""
+) -> Callable[[], bool]:
+    """Store a report for an item (creating it); older reports than the stored
+    one lose. Calling what is returned says whether the report changed the
+    item, and moves its deadline if so. The caller may go on in between (on
+    PostgreSQL, the store's answer then comes along with the caller's next read
+    instead of costing a round trip)."""
     changed = store.record_report(
         db,
         path=path,
@@ -112,9 +116,14 @@ def record_report(
         link=link,
         now=now,
     )
-    if changed:
+
+    def settle() -> bool:
+        if not changed():
+            return False
         _refresh_due(db, path, tz)
-    return changed
+        return True
+
+    return settle
 
 
 def _workflow_path(path: str) -> bool:
@@ -159,7 +168,7 @@ def record_heartbeat(
     """
     if kept_by_webhooks(db, path):
         return False
-    record_report(
+    report_later(
         db,
         path=path,
         owner=owner,
@@ -171,17 +180,24 @@ def record_heartbeat(
         link=None,
         now=now,
         tz=tz,
-    )
+    )()
     return True
 
 
 def record_build(db: Tx, build: Build, *, now: datetime, tz: str) -> bool:
-    """A completed default-branch run is the report of its workflow's item."""
+    """A completed default-branch run is the report of its workflow's item:
+    whether it changed the item."""
+    return report_build_later(db, build, now=now, tz=tz)()
+
+
+def report_build_later(db: Tx, build: Build, *, now: datetime, tz: str) -> Callable[[], bool]:
+    """``record_build`` in two steps (``report_later``): call what is returned to
+    know whether the item changed."""
     if not build.counts_on_default_branch:
-        return False
+        return lambda: False
     owner, _, name = build.repo.partition("/")
     at = parse_iso_or_none(build.completed_at) or now
-    return record_report(
+    return report_later(
         db,
         path=f"{build.repo}/actions/{build.workflow}",
         owner=owner,
