@@ -2,11 +2,12 @@
 
 receive: a verified delivery is committed (grouped with whatever else arrived
 meanwhile, on the single writer) before the sender gets its answer.
-process: the worker reads pending deliveries in arrival order and, per
-delivery in one savepoint, normalizes, applies the facts to the state tables
-and marks the delivery — so a crash leaves it pending, a bug (a normalizer's
-included) leaves it marked ``error`` with the reason, to be tried again at the
-next start, and neither stops the others.
+process: the worker reads pending deliveries in arrival order, in chunks of
+one transaction, and per delivery normalizes, applies the facts to the state
+tables and marks the delivery — so a crash leaves it pending, a bug (a
+normalizer's included) leaves it marked ``error`` with the reason (the chunk is
+done again with a savepoint per delivery), to be tried again at the next
+start, and neither stops the others.
 """
 
 from __future__ import annotations
