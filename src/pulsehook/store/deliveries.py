@@ -153,9 +153,11 @@ def claim(
 
 REPOSITORIES_PER_CLAIM = 32  # the longest-waiting repositories a replica tries for
 # How far down the queue a claim looks for them: the repositories of the first
-# waiting deliveries are those that have waited longest, and a claim's cost
-# stays the same however long the queue has grown. When all of these are
-# another replica's for the moment, this one tries again shortly (``deferred``).
+# waiting deliveries are those that have waited longest, and no more than these
+# are grouped however long the queue has grown (until the planner has
+# statistics, PostgreSQL may still scan every waiting row to find them). When
+# all of these are another replica's for the moment, this one tries again
+# shortly (``deferred``).
 CLAIM_WINDOW = 256
 
 
