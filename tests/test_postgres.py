@@ -13,9 +13,10 @@ import pytest
 from pulsehook.errors import StorageError, StorageRefused, StorageUnavailable
 from pulsehook.store import dialect
 from pulsehook.store.db import open_database
-from pulsehook.store.deliveries import Delivery, insert_batch
+from pulsehook.store.deliveries import Delivery, claim, insert_batch
 from pulsehook.store.migrations import MIGRATIONS
-from pulsehook.store.postgres import PostgresWriter
+from pulsehook.store.postgres import PgTx, PostgresWriter
+from pulsehook.store.postgres import connect as pg_connect
 
 from .conftest import TEST_DATABASE_URL
 
@@ -211,3 +212,33 @@ def test_a_nul_in_a_value_is_stored_not_refused(postgres_store: str) -> None:
     finally:
         writer.close()
     assert _guids(postgres_store) == ["nul\ufffdguid"]
+
+
+def test_replicas_claim_a_repository_at_a_time_and_in_order(postgres_store: str) -> None:
+    def stored(guid: str, repo: str) -> Delivery:
+        return Delivery(guid, "push", "{}", "json", "2026-01-01T00:00:00Z", repo=repo)
+
+    # 300 deliveries of a/one, then one of b/two, then more of a/one: more
+    # than a claim's window.
+    batch = [stored(f"a{n}", "a/one") for n in range(300)]
+    batch += [stored("b0", "b/two"), stored("a300", "a/one")]
+    with psycopg.connect(postgres_store) as conn:
+        insert_batch(PgTx(conn), batch)
+        conn.commit()
+    first = pg_connect(postgres_store)
+    second = pg_connect(postgres_store)
+    try:
+        taken, deferred = claim(PgTx(first), after_id=0, limit=64, statuses=("pending",))
+        assert [r["guid"] for r in taken] == [f"a{n}" for n in range(64)]
+        assert deferred == 0  # b/two waits beyond the window: not looked at yet
+        # While the first holds a/one's turn, the second takes nothing of it.
+        taken, deferred = claim(PgTx(second), after_id=0, limit=64, statuses=("pending",))
+        assert taken == [] and deferred == 1
+        second.rollback()
+        first.commit()  # its turn ends (the deliveries stay pending: nothing processed them)
+        taken, _ = claim(PgTx(second), after_id=256, limit=64, statuses=("pending",))
+        # Past the first window: a/one's next ones, in order, and b/two's.
+        assert [r["guid"] for r in taken] == [*(f"a{n}" for n in range(256, 300)), "b0", "a300"]
+    finally:
+        first.close()
+        second.close()

@@ -133,20 +133,21 @@ def claim(
     if db.dialect != "postgresql":
         rows = db.query(select + " ORDER BY d.id LIMIT ?", (*statuses, after_id, limit))
         return list(rows), 0
-    mine, others = _repositories_in_turn(db, after_id=after_id, statuses=statuses)
+    mine, others, last = _repositories_in_turn(db, after_id=after_id, statuses=statuses)
     if not mine:
         return [], others
     repos = ",".join("?" for _ in mine)
     # The ids first, locked, then their rows and payloads: only the deliveries
-    # taken are joined, however many wait behind them.
+    # taken are joined, and only the ids the window looked at are searched (a
+    # repository's later ones wait for the next chunk, still in order).
     rows = db.query(
         "SELECT d.id, d.guid, d.event, p.payload, d.hook_id, d.hook_target, d.content_type,"
         " d.received_at, d.repo FROM (SELECT id FROM deliveries"
-        f" WHERE status IN ({marks}) AND id > ? AND coalesce(repo, '') IN ({repos})"
+        f" WHERE status IN ({marks}) AND id > ? AND id <= ? AND coalesce(repo, '') IN ({repos})"
         " ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) AS taken"
         " JOIN deliveries d ON d.id = taken.id JOIN delivery_payloads p ON p.delivery_id = d.id"
         " ORDER BY d.id",
-        (*statuses, after_id, *mine, limit),
+        (*statuses, after_id, last, *mine, limit),
     )
     return list(rows), others
 
@@ -163,22 +164,24 @@ CLAIM_WINDOW = 256
 
 def _repositories_in_turn(
     db: Tx, *, after_id: int, statuses: tuple[str, ...]
-) -> tuple[list[str], int]:
+) -> tuple[list[str], int, int]:
     """Of the repositories waiting longest, those this replica holds the lock of
-    now (until its transaction ends), and how many others hold."""
+    now (until its transaction ends), how many others hold, and the last id
+    the window looked at."""
     marks = ",".join("?" for _ in statuses)
     # One statement, one round trip: the lock is tried for each of the
     # repositories, in the order they have waited.
     waiting = db.execute(
-        "SELECT r, pg_try_advisory_xact_lock(hashtextextended('repo:' || r, 0)) FROM"
-        " (SELECT coalesce(repo, '') AS r, min(id) AS first FROM"
+        "SELECT r, pg_try_advisory_xact_lock(hashtextextended('repo:' || r, 0)), last FROM"
+        " (SELECT coalesce(repo, '') AS r, min(id) AS first, max(max(id)) OVER () AS last FROM"
         f" (SELECT id, repo FROM deliveries WHERE status IN ({marks}) AND id > ?"
         " ORDER BY id LIMIT ?) AS queue"
         " GROUP BY coalesce(repo, '') ORDER BY first LIMIT ?) AS waiting ORDER BY first",
         (*statuses, after_id, CLAIM_WINDOW, REPOSITORIES_PER_CLAIM),
     ).fetchall()
-    mine = [repo for repo, locked in waiting if locked]
-    return mine, len(waiting) - len(mine)
+    mine = [repo for repo, locked, _ in waiting if locked]
+    last = max((int(end) for _, _, end in waiting), default=after_id)
+    return mine, len(waiting) - len(mine), last
 
 
 def next_received_at(db: Tx, after_id: int) -> str | None:
