@@ -124,7 +124,9 @@ class PgTx:
 
     dialect = "postgresql"
 
-    def __init__(self, conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline | None = None):
+    def __init__(
+        self, conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline | None = None
+    ) -> None:
         self.conn = conn
         self._pipeline = pipeline
 
