@@ -277,12 +277,14 @@ def process_chunk(
     # Read once per chunk: nothing else writes while the chunk holds the writer.
     active = silence_store.load(db, clock_now) if alerting and clock_now and rows else None
 
-    def run(rows: list[dict[str, Any]], careful: bool, news: News) -> tuple[list[Fact], list[int]]:
+    def run(careful: bool, news: News) -> tuple[list[Fact], list[int], int]:
+        """The chunk's rows until the budget is spent: facts, processed ids, rows done."""
         facts: list[Fact] = []
         processed: list[int] = []
         stop = None if budget is None else time.perf_counter() + budget
+        done = 0
         for row in rows:
-            begun.append(row)
+            done += 1
             facts.extend(
                 process_one(
                     db,
@@ -299,23 +301,22 @@ def process_chunk(
             )
             if stop is not None and time.perf_counter() >= stop:
                 break
-        return facts, processed
+        return facts, processed, done
 
     # The chunk at full speed first, no statement waited for unless read; if
     # anything fails, it is undone and done again, each delivery in a savepoint
     # of its own and waited for, so only the one at fault is kept as an error.
-    begun: list[dict[str, Any]] = []
     attempt = News()
     try:
         with savepoint(db, "chunk"):
-            facts, processed = run(rows, False, attempt)
+            facts, processed, done = run(False, attempt)
             db.flush()
     except Exception:
         if not db.in_transaction:  # the store undid the transaction itself (SQLite)
             raise
-        begun, attempt = [], News()
-        facts, processed = run(rows, True, attempt)
-    rows = begun
+        attempt = News()
+        facts, processed, done = run(True, attempt)
+    rows = rows[:done]
     if news is not None:
         news.absorb(attempt)
     deliveries.mark_processed(db, processed, at=now)
