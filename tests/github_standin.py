@@ -192,6 +192,15 @@ class Site:
     commits: list[Json] = field(default_factory=list)
     pulls: list[Json] = field(default_factory=list)
     statuses: list[Json] = field(default_factory=list)  # newest first, as GitHub lists them
+    sbom: Json | None = None  # the dependency graph's SPDX answer; None: graph disabled (404)
+
+
+def sbom(repo: Json) -> Json:
+    """GitHub's SBOM answer (tests/payloads/rest/dependency_graph.sbom.json) for ``repo``."""
+    found: Json = retarget(
+        payload("rest/dependency_graph.sbom"), "octo-org/octo-repo", repo["full_name"]
+    )
+    return found
 
 
 def community(readme: bool, docs: str | None) -> Json:
@@ -267,6 +276,7 @@ def sites() -> dict[str, Site]:
                 alert(api, 2, "moderate", "jinja2", "fixed", "2026-02-28T07:00:00Z"),
             ],
             profile=community(True, "https://acme.example/api-docs"),
+            sbom=sbom(api),
             commits=api_commits,
             pulls=[
                 pull(api, 12, "Bump urllib3 from 2.0.7 to 2.2.2", BOT, "2026-03-01T06:00:00Z"),
@@ -510,6 +520,7 @@ class FakeGitHub:
                 {"name": "README.md", "path": "README.md", "type": "file"} if site.readme else None
             ),
             "/community/profile": lambda: site.profile,
+            "/dependency-graph/sbom": lambda: site.sbom,
             "/commits": lambda: site.commits if q.get("sha") in (None, default) else [],
             "/pulls": lambda: sorted(
                 (p for p in site.pulls if q.get("state") in (None, "all", p["state"])),

@@ -61,8 +61,12 @@ def test_repo_in_the_seed_shape(client: httpx.Client) -> None:
     assert isinstance(body["health_score"], float)
     metrics = body["metrics"]
     assert set(metrics) == {"build_status", "coverage", "dependencies", "last_commit"}
-    assert set(metrics["dependencies"]) == {"total", "outdated", "vulnerable"}
+    # The guide's three figures, and whether a dependency graph backs the total.
+    assert set(metrics["dependencies"]) == {"total", "outdated", "vulnerable", "graph"}
     assert metrics["dependencies"]["vulnerable"] == 1
+    # No graph read (no scan): the total is unknown, never a count of alerts.
+    assert metrics["dependencies"]["total"] is None
+    assert metrics["dependencies"]["graph"] == "unknown"
     assert metrics["build_status"] == "success"  # the latest counted run; cancelled says nothing
     assert "No coverage data for octo-org/octo-repo" in body["warnings"]
     assert body["stale"] is False  # pulsehook heard of it just now

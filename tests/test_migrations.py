@@ -55,6 +55,7 @@ RELEASED = {
     11: "9107cc932205a7ee",
     12: "9967b582ba68051e",
     13: "98972a3bf99016ff",
+    14: "b22921c45d776b5a",
 }
 
 # Every release that created or migrated a database, oldest first: its commit,

@@ -50,6 +50,7 @@ SUPPORTED = {
     # pulsehook's own events (scan findings, CI reports), stored like deliveries
     "pulsehook.profile",
     "pulsehook.report",
+    "pulsehook.sbom",
 }
 
 
@@ -847,6 +848,7 @@ def test_push_fact_dict() -> None:
         "bot": False,
         "deleted": False,
         "head_sha": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+        "manifests": False,  # the commit added README.md only
     }
 
 

@@ -16,7 +16,17 @@ from typing import Any
 import pytest
 
 from pulsehook.clock import FrozenClock, iso
-from pulsehook.facts import Build, Coverage, Dependency, Fact, Profile, Push, Repo, Vulnerability
+from pulsehook.facts import (
+    Build,
+    Coverage,
+    Dependency,
+    DependencyGraph,
+    Fact,
+    Profile,
+    Push,
+    Repo,
+    Vulnerability,
+)
 from pulsehook.github.api import GitHubClient, GitHubError, RateLimited
 from pulsehook.github.backfill import StoreLedger
 from pulsehook.github.normalize import normalize, snapshot
@@ -115,6 +125,7 @@ def test_scan_produces_deliveries_that_normalize_to_the_right_facts(ledger: Stor
                 "status": 1,
                 "push": 3,
                 "pulsehook.profile": 3,
+                "pulsehook.sbom": 3,  # api's graph; web's and legacy's: none (404)
             }
             assert sink.progress == [(1, 3, "acme/api"), (2, 3, "acme/web"), (3, 3, "acme/legacy")]
             # One list per repository; the repositories' second page was followed.
@@ -201,6 +212,23 @@ def check_facts(found: list[Fact]) -> None:
         "acme/legacy": (True, None, True),  # no community profile: API docs unknown
     }
     assert {p.at for p in of(Profile, found)} == {iso(NOW)}
+
+    graphs = {g.repo: g for g in of(DependencyGraph, found)}
+    assert {name: g.state for name, g in graphs.items()} == {
+        "acme/api": "ok",
+        "acme/web": "disabled",  # no graph: unknown, not zero packages
+        "acme/legacy": "disabled",
+    }
+    graph = graphs["acme/api"]
+    assert graph.root == "SPDXRef-Repository" and not graph.truncated
+    named = {(p.ecosystem, p.name): p.version for p in graph.packages}
+    assert named[("pip", "requests")] == "2.31.0"
+    assert named[("npm", "@octokit/rest")] == "20.0.2"  # the purl's %40 decoded
+    assert named[("actions", "actions/checkout")] == "4"
+    assert len(graph.packages) == 9  # the repository's own package left out
+    by_name = {p.name: p.spdx_id for p in graph.packages}
+    assert ("SPDXRef-Repository", by_name["requests"]) in graph.edges
+    assert (by_name["requests"], by_name["urllib3"]) in graph.edges
 
 
 def test_a_dependabot_pr_closed_while_its_webhook_was_missed_is_closed_by_a_rescan(
@@ -331,7 +359,11 @@ def test_a_user_account_and_named_repositories(ledger: StoreLedger) -> None:
             assert report.repos == ["acme/web", "solo/notes"]  # the newest push first
             assert len(report.errors) == 1 and report.errors[0].startswith("acme/ghost: HTTP 404")
             notes = [d for d in sink.deliveries if d.repo == "solo/notes"]
-            assert sorted(d.event for d in notes) == ["pulsehook.profile", "repository"]
+            assert sorted(d.event for d in notes) == [
+                "pulsehook.profile",
+                "pulsehook.sbom",  # no graph: said once
+                "repository",
+            ]
             [profile] = of(Profile, facts(notes))
             assert (profile.readme, profile.api_docs, profile.dependabot) == (False, None, False)
 

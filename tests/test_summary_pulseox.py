@@ -200,7 +200,7 @@ def test_plain_heartbeats(env: Env) -> None:
     report = {"report": "BAD", "note": "exit 1"}
     accepted = env.client.post(url, json=report, headers={"Authorization": f"Bearer {TOKEN}"})
     assert accepted.status_code == 202, accepted.text
-    assert accepted.json() == {"path": CRON, "report": "BAD", "note": "exit 1"}
+    assert accepted.json() == {"path": CRON, "report": "BAD", "note": "exit 1", "run_seconds": None}
     env.wait_status(CRON, "ERROR")
     assert f"- [{CRON}]({CRON}) exit 1 " in env.client.get("/summary.md").text
     assert env.client.post(url, json=report).status_code == 401

@@ -23,6 +23,7 @@ from .web import (
     alerts_api,
     api,
     dashboard,
+    dependencies,
     metrics,
     openapi,
     pulseox,
@@ -69,12 +70,15 @@ def create_app(
             Route("/api/v1/status", api.status, methods=["GET"]),
             Route("/metrics", api.metrics, methods=["GET"]),
             Route("/api/v1/deliveries", api.list_deliveries, methods=["GET"]),
+            *dependencies.ROUTES,
             *metrics.ROUTES,
             Route("/api/v1/openapi.json", openapi.openapi, methods=["GET"]),
             *alerts_api.ROUTES,
             Route("/api/v1/report", report.report, methods=["POST"]),
             Route(
-                "/api/v1/heartbeats/{owner}/{repo}/{path:path}", summary.heartbeat, methods=["POST"]
+                "/api/v1/heartbeats/{owner}/{repo}/{path:path}",
+                summary.heartbeat,
+                methods=["GET", "POST"],  # GET for `curl -fsS URL` in a crontab line
             ),
             *[Route(f"/{name}", summary.serve_summary, methods=["GET"]) for name in SUMMARY_FILES],
             Mount(settings.pulseox_prefix, routes=pulseox.routes()),

@@ -260,6 +260,8 @@ class Push(Kind):
     bot: bool  # pushes by bots do not count as activity
     deleted: bool
     head_sha: str | None
+    # It changed a dependency manifest or lock file: the dependency graph moved.
+    manifests: bool = False
 
     @classmethod
     def subject(cls, f: Mapping[str, Any]) -> str:
@@ -348,6 +350,46 @@ class Profile(Kind):
             f"profile checked: readme {mark(f.get('readme'))},"
             f" Dependabot {mark(f.get('dependabot'))}"
         )
+
+
+@dataclass(frozen=True)
+class Package:
+    """One package of a dependency graph, as GitHub's SBOM names it (github/sbom.py)."""
+
+    spdx_id: str
+    ecosystem: str | None  # Dependabot's name for it: npm, pip, rubygems, maven...
+    name: str
+    version: str | None
+
+
+@dataclass(frozen=True)
+class DependencyGraph(Kind):
+    """A repository's whole dependency graph, read from GitHub's SBOM by a scan (not
+    for rules): every package, and which depends on which. ``state`` is ``ok``, or
+    ``disabled`` when GitHub has no graph for it (disabled, or hidden from the token):
+    unknown then, never zero."""
+
+    name: ClassVar[str] = "dependency_graph"
+    for_rules: ClassVar[bool] = False
+    repo: str
+    repo_id: int | None
+    state: str
+    root: str | None
+    packages: tuple[Package, ...]
+    edges: tuple[tuple[str, str], ...]
+    truncated: bool
+    reason: str | None
+    at: str | None
+
+    @classmethod
+    def subject(cls, _f: Mapping[str, Any]) -> str:
+        return "dependency_graph"
+
+    @classmethod
+    def describe(cls, f: Mapping[str, Any], mark: Mark) -> str:
+        if f.get("state") != "ok":
+            return f"dependency graph {mark(f.get('state'))}"
+        return f"dependency graph read: {mark(len(f.get('packages') or ()))} packages"
 
 
 @dataclass(frozen=True)
@@ -442,6 +484,7 @@ KINDS = (
     Repo,
     HookPing,
     Profile,
+    DependencyGraph,
     IssueActivity,
     Spec,
     Health,
@@ -456,6 +499,7 @@ Fact = (
     | Repo
     | HookPing
     | Profile
+    | DependencyGraph
     | IssueActivity
     | Spec
     | Health

@@ -253,6 +253,7 @@ class Runtime:
             interval=settings.scan_interval,
             pace=scan_pace(settings),
             telemetry=self.telemetry,
+            graph_pass=settings.graph_refresh_seconds,
         )
 
     def _instance(self) -> Alive:

@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     scan_share: float | None = Field(default=None, gt=0, le=1)
     # Every repository is rescanned at least this often (free when nothing changed).
     scan_cycle_hours: float = Field(default=24, gt=0)
+    # Between scans, dependency graphs a push moved are read at most this often.
+    graph_refresh_seconds: float = Field(default=30, gt=0)
     # Deliveries and history older than this are pruned (0 keeps everything).
     retention_days: int = Field(default=90, ge=0)
 

@@ -68,3 +68,17 @@ def last_due(expr: str, at_or_before: datetime, tz: str = "UTC") -> datetime:
     local = (at_or_before + timedelta(seconds=1)).astimezone(zone)
     prev: datetime = croniter(expr, local).get_prev(datetime)
     return prev.astimezone(UTC)
+
+
+def span(seconds: float) -> str:
+    """A run time for people: ``850 ms``, ``42 s``, ``3 min 12 s``, ``2 h 5 min``."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)} ms"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"

@@ -312,6 +312,17 @@ def replay(ctx: click.Context, data_dir: Path | None) -> None:
 
 
 # Registers their commands on ``main``.
-from . import alerting, backup, copy, init, prune, scan, summary, worker  # noqa: E402
+from . import alerting, backup, copy, heartbeat, init, prune, scan, summary, worker  # noqa: E402
 
-__all__ = ["alerting", "backup", "copy", "init", "main", "prune", "scan", "summary", "worker"]
+__all__ = [
+    "alerting",
+    "backup",
+    "copy",
+    "heartbeat",
+    "init",
+    "main",
+    "prune",
+    "scan",
+    "summary",
+    "worker",
+]

@@ -5,6 +5,8 @@
 - ``Backfill``: inside the service, a scan round every ``PULSE_SCAN_INTERVAL``
   seconds (when an organisation or repositories are configured) and, at start
   and after each round, asking GitHub to redeliver what never reached us.
+- ``GraphRefresher`` (``github/graphs.py``), inside ``Backfill``: dependency
+  graphs read again soon after a push changed a manifest.
 - ``StoreLedger``: the scan's memory in the store, read beside the writer and
   written in one short writer turn per repository.
 """
@@ -29,6 +31,7 @@ from ..store.scans import Memory, Scanned
 from ..telemetry import Telemetry
 from .api import GitHubClient, GitHubError
 from .budget import Share
+from .graphs import PASS_SECONDS, GraphRefresher
 from .redeliver import HookRef, RecoveryReport, recover
 from .scan import Pace, Progress, ScanReport, scan
 
@@ -192,8 +195,10 @@ class Backfill:
         submit: Callable[[list[Delivery]], Awaitable[None]],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         telemetry: Telemetry | None = None,
+        graph_pass: float = PASS_SECONDS,
     ) -> None:
         self._writer = writer
+        self._graph_pass = graph_pass
         self._telemetry = telemetry or Telemetry()
         self.ledger = StoreLedger(writer, readers)
         self._clock = clock or SystemClock()
@@ -208,6 +213,7 @@ class Backfill:
         self.last_scan: ScanReport | None = None
         self.last_recovery: RecoveryReport | None = None
         self.last_error: str | None = None
+        self.graphs = GraphRefresher(writer, readers, self._clock, submit)
 
     @property
     def scanning(self) -> bool:
@@ -266,21 +272,41 @@ class Backfill:
             for error in recovery.errors[:20]:
                 log.warning("redelivery: %s", error)
 
+    async def refresh_graphs(self, client: GitHubClient) -> None:
+        """Every ``graph_pass`` seconds, the dependency graphs pushes asked for."""
+        while True:
+            await asyncio.sleep(self._graph_pass)
+            try:
+                await self.graphs.once(client)
+            except GitHubError as exc:
+                log.warning("dependency graph refresh failed: %s", exc)
+            except Exception:  # never take the service down; try again next pass
+                log.exception("dependency graph refresh failed unexpectedly")
+
     async def run(self) -> None:
         async with GitHubClient(
             base_url=self._api_url, token=self._token, clock=self._clock, sleep=self._sleep
         ) as client:
-            while True:
-                started = self._clock.now()
-                try:
-                    await self.once(client)
-                    self.last_error = None
-                except GitHubError as exc:
-                    self.last_error = str(exc)
-                    log.warning("GitHub scan/recovery failed: %s", exc)
-                except Exception as exc:  # never take the service down; try again later
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    log.exception("GitHub scan/recovery failed unexpectedly")
-                # Rounds start on schedule: a round takes at most 90% of the interval.
-                took = (self._clock.now() - started).total_seconds()
-                await self._sleep(max(MIN_PAUSE, self._interval - took))
+            refresher = asyncio.create_task(self.refresh_graphs(client))
+            try:
+                await self._rounds(client)
+            finally:
+                refresher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refresher
+
+    async def _rounds(self, client: GitHubClient) -> None:
+        while True:
+            started = self._clock.now()
+            try:
+                await self.once(client)
+                self.last_error = None
+            except GitHubError as exc:
+                self.last_error = str(exc)
+                log.warning("GitHub scan/recovery failed: %s", exc)
+            except Exception as exc:  # never take the service down; try again later
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("GitHub scan/recovery failed unexpectedly")
+            # Rounds start on schedule: a round takes at most 90% of the interval.
+            took = (self._clock.now() - started).total_seconds()
+            await self._sleep(max(MIN_PAUSE, self._interval - took))

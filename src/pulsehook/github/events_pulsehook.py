@@ -1,6 +1,8 @@
 """pulsehook's own events, stored like deliveries so they share the same path (pure).
 
 - ``pulsehook.profile``: a scan's findings on documentation and Dependabot.
+- ``pulsehook.sbom``: a repository's dependency graph as GitHub's SBOM answered
+  (``github/sbom.py``), or that it has none.
 - ``pulsehook.report``: a CI job's report (``POST /api/v1/report``): a build,
   and optionally a coverage figure, for what webhooks cannot tell.
 """
@@ -10,7 +12,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
-from ..facts import Build, Coverage, Fact, Profile
+from ..facts import Build, Coverage, DependencyGraph, Fact, Profile
+from . import sbom
 from .payload import Json, integer, obj, repository, text, timestamp
 
 
@@ -28,6 +31,39 @@ def profile(payload: Json) -> list[Profile]:
             api_docs=_maybe_bool(payload.get("api_docs")),
             dependabot=_maybe_bool(payload.get("dependabot")),
             at=timestamp(payload.get("checked_at")),
+        )
+    ]
+
+
+def dependency_graph(payload: Json) -> list[DependencyGraph]:
+    full_name, repo_id, _ = repository(payload)
+    at = timestamp(payload.get("checked_at"))
+    if payload.get("disabled") is True:
+        return [
+            DependencyGraph(
+                repo=full_name,
+                repo_id=repo_id,
+                state="disabled",
+                root=None,
+                packages=(),
+                edges=(),
+                truncated=False,
+                reason=text(payload, "reason"),
+                at=at,
+            )
+        ]
+    graph = sbom.parse(payload.get("sbom"))
+    return [
+        DependencyGraph(
+            repo=full_name,
+            repo_id=repo_id,
+            state="ok",
+            root=graph.root,
+            packages=graph.packages,
+            edges=graph.edges,
+            truncated=graph.truncated or obj(payload, "sbom").get("truncated") is True,
+            reason=None,
+            at=at,
         )
     ]
 
@@ -89,4 +125,5 @@ def report(payload: Json) -> list[Build | Coverage]:
 EVENTS: dict[str, Callable[[Json], Sequence[Fact]]] = {
     "pulsehook.profile": profile,
     "pulsehook.report": report,
+    "pulsehook.sbom": dependency_graph,
 }

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..facts import Dependency, Fact, HookPing, Push, Repo
+from . import sbom
 from .payload import Json, flag, integer, is_bot, obj, repository, text, timestamp
 
 DEPENDABOT = "dependabot[bot]"
@@ -33,8 +35,22 @@ def push(payload: Json) -> list[Push]:
             bot=is_bot(sender),
             deleted=flag(payload, "deleted"),
             head_sha=text(payload, "after"),
+            manifests=sbom.touches_manifest(_changed(commits)),
         )
     ]
+
+
+def _changed(commits: Any) -> list[str]:
+    """The paths a push's commits list as added, modified or removed (GitHub lists
+    at most 20 commits, and those of each at most 3,000 files)."""
+    paths: list[str] = []
+    for commit in commits if isinstance(commits, list) else []:
+        if isinstance(commit, dict):
+            for key in ("added", "modified", "removed"):
+                listed = commit.get(key)
+                if isinstance(listed, list):
+                    paths += [p for p in listed if isinstance(p, str)]
+    return paths
 
 
 def repo_fact(payload: Json, repo: Json, action: str, previous: str | None = None) -> Repo:

@@ -14,6 +14,7 @@ had, so an unchanged repository is rescanned on 304s, which cost no rate limit.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,9 +22,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from ..clock import iso
+from ..clock import iso, parse_iso
 from ..store.deliveries import Delivery
 from ..store.scans import Memory, Scanned
+from . import sbom
 from .api import Failure, GitHubClient, GitHubError, RateLimited, failure
 from .budget import Share, ShareSpent
 from .response import Response
@@ -51,6 +53,7 @@ DEFAULT_SHARE = 0.75  # of the rate limit: a quarter is left to the token's othe
 PUSHED, NEW, DUE = "pushed", "new", "due"  # why a repository is scanned, in that order
 SHARE_SPENT = "rate-limit share spent"
 TIME_UP = "round time up"
+DISABLED_RECHECK = timedelta(days=7)  # how long a disabled dependency graph is believed
 
 
 def _quiet(done: int, total: int, repo: str) -> None:
@@ -169,7 +172,7 @@ def plan(
     return [(PUSHED, i) for i in pushed] + [(NEW, i) for i in new] + [(DUE, i) for _, i in due]
 
 
-class _Repo:
+class RepoReading:
     """Deliveries for one repository, and the errors met while reading it."""
 
     def __init__(self, repo: Json, now: datetime, memory: Memory) -> None:
@@ -289,7 +292,7 @@ async def scan(
                 if pace.seconds is not None and (now - started).total_seconds() >= pace.seconds:
                     report.stopped = TIME_UP
                     break
-                scanned = _Repo(item.repo, now, await ledger.memory(item.repo_id))
+                scanned = RepoReading(item.repo, now, await ledger.memory(item.repo_id))
                 try:
                     await _scan_repo(client, scanned)
                 finally:
@@ -322,7 +325,7 @@ async def scan(
 
 
 # One repository's reads in the order the budget spends them, each guarded alike.
-async def _scan_repo(client: GitHubClient, r: _Repo) -> None:  # noqa: C901
+async def _scan_repo(client: GitHubClient, r: RepoReading) -> None:  # noqa: C901
     repo = r.repo
     r.add(
         f"scan:repo:{r.id}:{repo.get('updated_at')}:{repo.get('pushed_at')}",
@@ -341,6 +344,18 @@ async def _scan_repo(client: GitHubClient, r: _Repo) -> None:  # noqa: C901
 
     async def alerts() -> None:
         facts["dependabot"] = await _alerts(client, r, base)
+
+    async def graph() -> None:
+        # A graph GitHub does not have answers 404, which costs rate limit and has no
+        # ETag: asked again weekly (a push changing a manifest asks at once).
+        checked = facts.get("graph_checked")
+        if (
+            facts.get("graph") == "disabled"
+            and isinstance(checked, str)
+            and r.received_at < iso(parse_iso(checked) + DISABLED_RECHECK)
+        ):
+            return
+        await read_graph(client, r)
 
     async def documentation() -> None:
         rsp = await r.get(client, "profile", f"{base}/community/profile")
@@ -400,6 +415,7 @@ async def _scan_repo(client: GitHubClient, r: _Repo) -> None:  # noqa: C901
     sections: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("workflow runs", runs),
         ("dependabot alerts", alerts),
+        ("dependency graph", graph),
         ("documentation", documentation),
         ("commits", commits),
         ("statuses", statuses),
@@ -441,7 +457,7 @@ def _branch(default: str, per_page: int) -> dict[str, Any]:
     return {"branch": default, "per_page": per_page} if default else {"per_page": per_page}
 
 
-async def _alerts(client: GitHubClient, r: _Repo, base: str) -> bool:
+async def _alerts(client: GitHubClient, r: RepoReading, base: str) -> bool:
     """The most recently updated alerts of any state (and, past a page, every open
     one); False if alerts are disabled."""
     path = f"{base}/dependabot/alerts"
@@ -467,7 +483,43 @@ async def _alerts(client: GitHubClient, r: _Repo, base: str) -> bool:
     return True
 
 
-async def _status(client: GitHubClient, r: _Repo, base: str, default: str, sha: str) -> None:
+async def read_graph(client: GitHubClient, r: RepoReading) -> None:
+    """The repository's dependency graph (GitHub's SBOM), stored when it changed; a
+    graph GitHub does not have (disabled, or hidden from the token) once as such."""
+    rsp = await r.get(client, "sbom", f"/repos/{r.full_name}/dependency-graph/sbom")
+    facts = r.learned.facts
+    if rsp.status == 304:
+        return
+    if rsp.status in (403, 404):
+        if facts.get("graph") != "disabled":
+            message = rsp.body.get("message") if isinstance(rsp.body, dict) else None
+            r.add(
+                f"scan:sbom:{r.id}:disabled:{r.received_at}",
+                "pulsehook.sbom",
+                {
+                    "repository": r.repo,
+                    "disabled": True,
+                    "reason": str(message or f"HTTP {rsp.status}")[:200],
+                    "checked_at": r.received_at,
+                },
+            )
+        facts["graph"], facts["graph_checked"] = "disabled", r.received_at
+        facts.pop("graph_digest", None)
+        return
+    doc = sbom.slim(_ok(client, rsp).body)
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+    if facts.get("graph") == "ok" and facts.get("graph_digest") == digest:
+        return  # answered in full, but the same graph
+    r.add(
+        f"scan:sbom:{r.id}:{digest}:{r.received_at}",
+        "pulsehook.sbom",
+        {"repository": r.repo, "sbom": doc, "checked_at": r.received_at},
+    )
+    facts["graph"], facts["graph_digest"] = "ok", digest
+    facts.pop("graph_checked", None)
+
+
+async def _status(client: GitHubClient, r: RepoReading, base: str, default: str, sha: str) -> None:
     """The newest codecov/project status of the default branch's head."""
     ref = quote(default or sha, safe="")
     rsp = await r.get(client, "statuses", f"{base}/commits/{ref}/statuses", {"per_page": 100})

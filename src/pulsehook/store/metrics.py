@@ -25,7 +25,7 @@ def seed_shape(
     summary: dict[str, Any], health: dict[str, Any] | None, now: datetime
 ) -> dict[str, Any]:
     """One repository in the seed's response shape, plus pulsehook's details."""
-    vulns = summary["vulnerabilities"]
+    graph = summary["dependency_graph"]
     outdated = summary["dependency_prs"]["open"]
     coverage = summary["coverage"]
     seen = summary.get("last_seen_at")
@@ -35,10 +35,14 @@ def seed_shape(
         "metrics": {
             "build_status": summary["build"]["state"],
             "coverage": coverage["value"] if coverage else None,
+            # The guide's figures: every package of the dependency graph, those an
+            # open alert names, and those a Dependabot pull request would update.
+            # Without a graph (disabled, or not read yet) the total is unknown.
             "dependencies": {
-                "total": vulns["open"] + outdated,
+                "total": graph["packages"],
                 "outdated": outdated,
-                "vulnerable": vulns["open"],
+                "vulnerable": graph["vulnerable"],
+                "graph": graph["state"],
             },
             "last_commit": summary["last_activity_at"] or summary["last_push_at"],
         },

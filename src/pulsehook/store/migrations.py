@@ -618,10 +618,51 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE alerts ADD COLUMN group_key TEXT;
     CREATE INDEX alerts_group ON alerts(group_key, notified_firing) WHERE group_key IS NOT NULL;
     """,
+    # 14: every repository's whole dependency graph, from GitHub's SBOM
+    # (store/dependencies.py), the repositories whose graph a push moved, and
+    # heartbeats' run times.
+    """
+    CREATE TABLE dependency_graphs (
+        repo_id INTEGER PRIMARY KEY REFERENCES repositories(id) ON DELETE CASCADE,
+        state TEXT NOT NULL,  -- ok, or disabled: GitHub has no graph for it
+        root TEXT,  -- the repository's own SPDX id
+        packages INTEGER NOT NULL,
+        truncated INTEGER NOT NULL DEFAULT 0,
+        reason TEXT,
+        read_at TEXT NOT NULL
+    );
+    CREATE TABLE dependency_packages (
+        repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+        spdx_id TEXT NOT NULL,
+        ecosystem TEXT,
+        name TEXT NOT NULL,
+        package_key TEXT NOT NULL,  -- the name as alerts and graphs agree on it
+        version TEXT,
+        PRIMARY KEY (repo_id, spdx_id)
+    );
+    CREATE INDEX dependency_packages_key ON dependency_packages(package_key, ecosystem);
+    CREATE TABLE dependency_edges (
+        repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+        parent TEXT NOT NULL,
+        child TEXT NOT NULL,
+        PRIMARY KEY (repo_id, parent, child)
+    );
+    CREATE TABLE graphs_wanted (
+        repo_id INTEGER PRIMARY KEY,
+        wanted_at TEXT NOT NULL
+    );
+
+    -- A heartbeat's /start: the next success or failure measures its run time.
+    ALTER TABLE summary_items ADD COLUMN started_at TEXT;
+    ALTER TABLE summary_items ADD COLUMN run_seconds REAL;
+    """,
 ]
 
 # Tables rebuilt from the stored deliveries by ``pulsehook replay``.
 DERIVED_TABLES = (
+    "dependency_edges",
+    "dependency_packages",
+    "dependency_graphs",
     "workflow_state",
     "health",
     "activity",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..facts import NEUTRAL_CONCLUSIONS, PASSED_CONCLUSIONS, counted
+from . import dependencies
 from .db import Tx
 
 # A run's conclusion that makes its build "success".
@@ -111,6 +112,8 @@ def summaries(
             only,
         )
     }
+    graphs = dependencies.graph_states(db, ids)
+    vulnerable = dependencies.vulnerable_keys(db, ids)
     return [
         repo_summary(
             row,
@@ -118,6 +121,8 @@ def summaries(
             vulns.get(row["id"], {}),
             coverage.get(row["id"]),
             deps.get(row["id"], 0),
+            graphs.get(row["id"]),
+            len(vulnerable.get(row["id"], ())),
         )
         for row in rows
     ]
@@ -228,6 +233,8 @@ def repo_summary(
     vulns: dict[str, int],
     coverage: dict[str, Any] | None,
     open_dependency_prs: int,
+    graph: dict[str, Any] | None,
+    vulnerable_packages: int,
 ) -> dict[str, Any]:
     return {
         "id": row["id"],
@@ -254,6 +261,14 @@ def repo_summary(
         if coverage is None
         else {k: coverage[k] for k in ("value", "delta", "branch", "at", "url")},
         "dependency_prs": {"open": open_dependency_prs},
+        "dependency_graph": {
+            "state": graph["state"] if graph else "unknown",
+            "packages": graph["packages"] if graph and graph["state"] == "ok" else None,
+            "vulnerable": vulnerable_packages,
+            "truncated": bool(graph["truncated"]) if graph else False,
+            "reason": graph["reason"] if graph else None,
+            "read_at": graph["read_at"] if graph else None,
+        },
         "last_push_at": row["last_push_at"] or None,
         "last_activity_at": row["last_activity_at"] or None,
         "first_seen_at": row["first_seen_at"],

@@ -72,6 +72,32 @@ def record(db: Tx, done: Scanned, remembered: Memory) -> None:
     )
 
 
+def remember(
+    db: Tx, repo_id: int, learned: Memory, *, etags: tuple[str, ...], facts: tuple[str, ...]
+) -> None:
+    """Merge these ETags and facts of ``learned`` into a scanned repository's memory
+    (a read between scans: the rest of its memory stays as the scan left it)."""
+    known = memory(db, repo_id)
+    for key in etags:
+        if key in learned.etags:
+            known.etags[key] = learned.etags[key]
+        else:
+            known.etags.pop(key, None)
+    for key in facts:
+        if key in learned.facts:
+            known.facts[key] = learned.facts[key]
+        else:
+            known.facts.pop(key, None)
+    db.execute(
+        "UPDATE scan_repos SET etags = ?, facts = ? WHERE repo_id = ?",
+        (
+            json.dumps(known.etags, separators=(",", ":")),
+            json.dumps(known.facts, separators=(",", ":")),
+            repo_id,
+        ),
+    )
+
+
 def state(db: Tx, name: str) -> Any:
     """A stored JSON value of the scan's bookkeeping, or None."""
     row = next(db.query("SELECT value FROM scan_state WHERE name = ?", (name,)), None)

@@ -20,6 +20,7 @@ from ..facts import (
     Build,
     Coverage,
     Dependency,
+    DependencyGraph,
     Fact,
     Health,
     HookPing,
@@ -30,6 +31,7 @@ from ..facts import (
     Spec,
     Vulnerability,
 )
+from . import dependencies
 from .db import Tx
 from .deliveries import record_hook
 from .migrations import DERIVED_TABLES
@@ -361,7 +363,14 @@ def _push(db: Tx, p: Push, call: Applying) -> Push | None:
             " WHERE id = ?",
             (p.at or "", repo_id),
         )
+    if p.manifests and not p.deleted and p.branch is not None and p.branch == _default(db, repo_id):
+        dependencies.want(db, repo_id, call.now)
     return p
+
+
+def _default(db: Tx, repo_id: int) -> str | None:
+    row = next(db.query("SELECT default_branch FROM repositories WHERE id = ?", (repo_id,)), None)
+    return None if row is None else row["default_branch"]
 
 
 @writes(IssueActivity)
@@ -388,6 +397,13 @@ def _profile(db: Tx, fact: Profile, call: Applying) -> Profile | None:
         (fact.readme, fact.api_docs, fact.dependabot, fact.at or call.now, repo_id),
     )
     return fact
+
+
+@writes(DependencyGraph)
+def _dependency_graph(db: Tx, fact: DependencyGraph, call: Applying) -> DependencyGraph | None:
+    if (repo_id := call.repository(db, fact)) is None:
+        return None
+    return fact if dependencies.replace(db, repo_id, fact, call.now) else None
 
 
 @writes(HookPing)

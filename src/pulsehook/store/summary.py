@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypedDict, cast
 
-from ..clock import iso, parse_iso_or_none
+from ..clock import iso, parse_iso, parse_iso_or_none
 from .db import Tx
 
 
@@ -33,6 +33,8 @@ class ItemRow(TypedDict):
     due_at: str | None
     status: str | None  # as of the last summary
     status_since: str | None
+    started_at: str | None  # a heartbeat's /start not yet ended by a report
+    run_seconds: float | None  # its last run's time, /start to report
 
 
 def all_items(db: Tx) -> list[ItemRow]:
@@ -89,6 +91,31 @@ def record_report(
         (path, owner, repo, kind, link, report, note, iso(at), iso(now)),
     )
     return lambda: bool(cursor.rowcount)
+
+
+def start_run(db: Tx, *, path: str, owner: str, repo: str, now: datetime) -> None:
+    """A heartbeat's run began (``/start``): the item exists from now, its report
+    and deadline unchanged; the next report measures the run from here."""
+    db.execute(
+        "INSERT INTO summary_items (path, owner, repo, kind, created_at, started_at)"
+        " VALUES (?, ?, ?, 'heartbeat', ?, ?)"
+        " ON CONFLICT(path) DO UPDATE SET started_at = excluded.started_at",
+        (path, owner, repo, iso(now), iso(now)),
+    )
+
+
+def finish_run(db: Tx, path: str, now: datetime) -> float | None:
+    """The run time of the run a report ends (seconds since its ``/start``), kept on
+    the item; None when no run was started."""
+    row = next(db.query("SELECT started_at FROM summary_items WHERE path = ?", (path,)), None)
+    if row is None or row["started_at"] is None:
+        return None
+    seconds = max(0.0, (now - parse_iso(row["started_at"])).total_seconds())
+    db.execute(
+        "UPDATE summary_items SET started_at = NULL, run_seconds = ? WHERE path = ?",
+        (seconds, path),
+    )
+    return seconds
 
 
 def declared_paths(db: Tx) -> list[str]:

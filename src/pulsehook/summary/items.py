@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..clock import parse_iso_or_none
@@ -16,8 +17,19 @@ from ..rules.model import Expectation
 from ..store import summary as store
 from ..store.db import Tx
 from ..store.summary import ItemRow
-from ..timing import iso_duration, parse_duration
+from ..timing import iso_duration, parse_duration, span
 from .model import Item, due
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What a stored heartbeat did: began a run, or ended one that took this long."""
+
+    started: bool = False
+    run_seconds: float | None = None
+
+
+START = "START"  # a heartbeat's /start: not a report, the beginning of a timed run
 
 
 def _schedule_text(schedule: timedelta | str | None) -> str | None:
@@ -161,13 +173,23 @@ def record_heartbeat(
     note: str | None,
     now: datetime,
     tz: str,
-) -> bool:
-    """Store a heartbeat report for its item; False (nothing changed) if webhooks keep it.
+) -> Heartbeat | None:
+    """Store a heartbeat report for its item; None (nothing changed) if webhooks keep it.
+
+    ``report`` is GOOD, BAD or START: a run began, to be timed by the next report.
 
     The check and the write share the caller's transaction: no build can land between.
     """
     if kept_by_webhooks(db, path):
-        return False
+        return None
+    if report == START:
+        store.start_run(db, path=path, owner=owner, repo=repo, now=now)
+        return Heartbeat(started=True)
+    ran = store.finish_run(db, path, now)
+    if ran is not None:
+        # The run time goes in the note: the summary's files and pulseox show it.
+        spent = f"ran {span(ran)}"
+        note = f"{note} ({spent})" if note else spent
     report_later(
         db,
         path=path,
@@ -181,7 +203,7 @@ def record_heartbeat(
         now=now,
         tz=tz,
     )()
-    return True
+    return Heartbeat(run_seconds=ran)
 
 
 def record_build(db: Tx, build: Build, *, now: datetime, tz: str) -> bool:

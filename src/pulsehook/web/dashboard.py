@@ -1,8 +1,9 @@
 """The web dashboard: server-rendered HTML over the same read-side queries as the API.
 
-Pages: ``/`` overview, ``/repos`` (sortable), ``/repos/{owner}/{name}``, ``/dependencies``,
-``/trends``, ``/alerts``. No JavaScript and nothing fetched from elsewhere: the CSS is
-inline in templates/base.html, charts are inline SVG (charts.py). Pages reload every 60 s.
+Pages: ``/`` overview, ``/repos`` (sortable), ``/repos/{owner}/{name}``, ``/dependencies``
+and a repository's tree ``/dependencies/{owner}/{name}``, ``/trends``, ``/alerts``.
+No JavaScript and nothing fetched from elsewhere: the CSS is inline in
+templates/base.html, charts are inline SVG (charts.py). Pages reload every 60 s.
 
 Access. The dashboard needs the API token unless ``PULSEHOOK_OPEN_READS`` opens
 reads. Scripts send ``Authorization: Bearer <token>`` as for the API, and a person
@@ -180,6 +181,11 @@ ROUTES: list[Route] = [
     Route(
         "/dependencies",
         page("dependencies.html", "dependencies")(pages.dependencies),
+        methods=["GET"],
+    ),
+    Route(
+        "/dependencies/{owner}/{name}",
+        page("dependency_tree.html", "dependencies")(pages.dependency_tree),
         methods=["GET"],
     ),
     Route("/trends", page("trends.html", "trends")(pages.trends), methods=["GET"]),

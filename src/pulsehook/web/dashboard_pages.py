@@ -14,9 +14,11 @@ from markupsafe import Markup
 from ..alerts import silences
 from ..clock import parse_iso
 from ..store import alerts as alert_store
+from ..store import dependencies as graph_store
 from ..store import health, metrics, outbox, queries
 from ..store.db import Tx
 from . import charts
+from .dependencies import package_use
 
 SEVERITIES = ("critical", "high", "medium", "low")
 TREND_DAYS = 90
@@ -108,13 +110,36 @@ def repo(db: Tx, view: View) -> dict[str, Any] | None:
         "builds": metrics.builds(db, repo=name, branch=None, status=None, limit=15),
         "vulns": _open_vulns(db, name),
         "prs": queries.open_dependency_prs(db, name),
+        "graph": None if row is None else row["details"]["dependency_graph"],
     }
 
 
-def dependencies(db: Tx, _view: View) -> dict[str, Any]:
+def dependencies(db: Tx, view: View) -> dict[str, Any]:
+    """Open alerts and pull requests; the packages of every dependency graph, most
+    used first (``?q=`` a part of a name); with ``?package=``, who uses it."""
     vulns = _open_vulns(db, None)  # the template groups them by package
     severity = dict.fromkeys(SEVERITIES, 0) | Counter(v["severity"] for v in vulns)
-    return {"severity": severity, "vulns": vulns, "prs": queries.open_dependency_prs(db)}
+    search = (view.query.get("q") or "").strip()[:300] or None
+    package = (view.query.get("package") or "").strip()[:300] or None
+    ecosystem = (view.query.get("ecosystem") or "").strip()[:50] or None
+    packages, total = graph_store.packages(db, search=search, limit=PAGE_SIZE, offset=0)
+    return {
+        "severity": severity,
+        "vulns": vulns,
+        "prs": queries.open_dependency_prs(db),
+        "packages": packages,
+        "packages_total": total,
+        "q": search or "",
+        "package": package,
+        "users": None if package is None else package_use(db, package, ecosystem, 1000),
+    }
+
+
+def dependency_tree(db: Tx, view: View) -> dict[str, Any] | None:
+    found = queries.find_repo(db, f"{view.path['owner']}/{view.path['name']}")
+    if found is None:
+        return None
+    return {"name": found.full_name, "graph": graph_store.describe(db, found.id)}
 
 
 def trends(db: Tx, view: View) -> dict[str, Any]:

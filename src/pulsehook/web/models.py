@@ -398,3 +398,17 @@ def read_query(request: Request, model: type[M]) -> M:
 
 def read_path(request: Request, model: type[M]) -> M:
     return validated(model, dict(request.path_params), "path")
+
+
+class DependenciesQuery(Model):
+    """``GET /api/v1/dependencies``: one package's users, or the packages most used."""
+
+    package: str | None = Field(
+        None, min_length=1, max_length=300, description="a package name: who uses it"
+    )
+    ecosystem: str | None = Field(
+        None, max_length=50, description="npm, pip, rubygems, maven, go, actions…"
+    )
+    q: str | None = Field(None, max_length=300, description="a part of a package's name")
+    limit: Annotated[Limit, Field(le=1000)] = 100
+    offset: Annotated[int, Field(ge=0, le=1_000_000)] = 0

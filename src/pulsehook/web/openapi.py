@@ -26,6 +26,7 @@ from .models import (
     BareRepoPath,
     BuildsQuery,
     DeliveriesQuery,
+    DependenciesQuery,
     Error,
     MetricsQuery,
     NoQuery,
@@ -218,6 +219,31 @@ HEARTBEAT_BODY: dict[str, Any] = {
 
 def operations() -> dict[str, dict[str, Op]]:
     repo_answers = {"200": "OK", "404": "unknown repository"}
+    heartbeat = Op(
+        "A heartbeat (heartbeat token); a last segment start, fail or 0-255 is a signal",
+        hand_params=[
+            _path_param("owner", "owner", GITHUB_NAME),
+            _path_param("repo", "repository", GITHUB_NAME),
+            _path_param(
+                "path",
+                "path within the repository (512 bytes, one line)",
+                {"pattern": ONE_LINE.replace("*", "+")},
+            ),
+        ],
+        hand_body=HEARTBEAT_BODY,
+        answers={
+            "202": "stored",
+            "400": "unreadable body, or report not GOOD or BAD",
+            "401": "bad token",
+            "403": "no tokens configured, or not one for this repository",
+            "404": "no such route (a segment with a line break)",
+            "409": "the item is kept by webhooks",
+            "413": "body too large",
+            "422": "a path or note past its bound",
+            "503": "storage unavailable",
+        },
+        protected=False,
+    )
     paths: dict[str, dict[str, Op]] = {
         "/webhooks/github": {
             "post": Op(
@@ -308,6 +334,21 @@ def operations() -> dict[str, dict[str, Op]]:
             "get": Op("Dependabot alerts, most severe first", query=VulnerabilitiesQuery)
         },
         "/api/v1/builds": {"get": Op("Recent CI runs", query=BuildsQuery)},
+        "/api/v1/dependencies": {
+            "get": Op(
+                "With package=, every repository using it and its versions; else the"
+                " packages of every dependency graph, most used first",
+                query=DependenciesQuery,
+            )
+        },
+        "/api/v1/repos/{owner}/{name}/dependencies": {
+            "get": Op(
+                "A repository's dependency graph: packages, edges, vulnerable ones",
+                answers=repo_answers,
+                path=RepoPath,
+                query=NoQuery,
+            )
+        },
         "/api/v1/deliveries": {
             "get": Op("Recent deliveries and their processing status", query=DeliveriesQuery)
         },
@@ -366,31 +407,9 @@ def operations() -> dict[str, dict[str, Op]]:
             )
         },
         "/api/v1/heartbeats/{owner}/{repo}/{path}": {
-            "post": Op(
-                "A heartbeat (heartbeat token)",
-                hand_params=[
-                    _path_param("owner", "owner", GITHUB_NAME),
-                    _path_param("repo", "repository", GITHUB_NAME),
-                    _path_param(
-                        "path",
-                        "path within the repository (512 bytes, one line)",
-                        {"pattern": ONE_LINE.replace("*", "+")},
-                    ),
-                ],
-                hand_body=HEARTBEAT_BODY,
-                answers={
-                    "202": "stored",
-                    "400": "unreadable body, or report not GOOD or BAD",
-                    "401": "bad token",
-                    "403": "no tokens configured, or not one for this repository",
-                    "404": "no such route (a segment with a line break)",
-                    "409": "the item is kept by webhooks",
-                    "413": "body too large",
-                    "422": "a path or note past its bound",
-                    "503": "storage unavailable",
-                },
-                protected=False,
-            )
+            # GET is the same ping for `curl -fsS URL` (its query: report, note, token).
+            method: heartbeat
+            for method in ("get", "post")
         },
         "/api/v1/openapi.json": {"get": Op("This description", protected=False)},
     }

@@ -15,6 +15,7 @@ import asyncio
 import fnmatch
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -185,17 +186,46 @@ async def heartbeat(request: Request) -> JSONResponse:
         return error(422, "invalid", problem)
     if not covers(scope, f"{owner}/{repo}"):
         return error(403, "forbidden", forbidden(f"{owner}/{repo}"))
+    path, signal = split_signal(path)
     fields = await fields_of(request)
     report = str(fields.get("report") or request.query_params.get("report") or "GOOD").upper()
     if report not in ("GOOD", "BAD"):
         raise BadRequest("report must be GOOD or BAD")
     note = note_text(fields.get("note") or request.query_params.get("note"))
+    if signal is not None:
+        report = signal.report
+        note = note or signal.note
     if note is not None and (refused := text_problem("note", note, NOTE_LIMIT)) is not None:
         return error(422, *refused)
     recorded = await record(request, owner, repo, path, report, note)
     if recorded is None:
         return error(409, "conflict", kept_message(f"{owner}/{repo}/{path}"))
     return JSONResponse(recorded, status_code=202)
+
+
+@dataclass(frozen=True)
+class Signal:
+    """What a path's last segment says, as healthchecks' ping URLs do."""
+
+    report: str  # GOOD, BAD or START
+    note: str | None = None
+
+
+def split_signal(path: str) -> tuple[str, Signal | None]:
+    """``jobs/backup/start`` -> (``jobs/backup``, START); ``…/fail`` is BAD; ``…/0``
+    to ``…/255`` an exit status (0 GOOD, else BAD, "exit status N"). A path of one
+    segment is always the item's own name."""
+    head, _, last = path.rpartition("/")
+    if not head:
+        return path, None
+    if last == "start":
+        return head, Signal(items.START)
+    if last == "fail":
+        return head, Signal("BAD")
+    if last.isascii() and last.isdigit() and len(last) <= 3 and int(last) <= 255:
+        status = int(last)
+        return head, Signal("GOOD") if status == 0 else Signal("BAD", f"exit status {status}")
+    return path, None
 
 
 def kept_message(item_path: str) -> str:
@@ -221,7 +251,10 @@ async def record(
             tz=svc.settings.timezone,
         )
     )
-    if not accepted:
+    if accepted is None:
         return None
+    if accepted.started:
+        # A run began: nothing in the summary changed.
+        return {"path": item_path, "started": True}
     svc.summarizer.changed()
-    return {"path": item_path, "report": report, "note": note}
+    return {"path": item_path, "report": report, "note": note, "run_seconds": accepted.run_seconds}

@@ -9,7 +9,7 @@ place in the state has a deciding delivery:
   figure, a push) is decided by the delivery whose fact equals the row
   (``same``, asked when pruning);
 - a column that keeps the last value written (a repository's name, owner, URL,
-  default branch, flags and profile; a hook's target, events and content type)
+  default branch, flags and profile; its dependency graph; a hook's target, events and content type)
   or the greatest (last push, activity, issue activity, the repository's
   ``updated_at``, a hook's last delivery) is decided by the delivery that wrote
   it last or the greatest. ``retention_cells`` follows these merges as a sweep
@@ -38,6 +38,7 @@ from ...facts import (
     Build,
     Coverage,
     Dependency,
+    DependencyGraph,
     Fact,
     HookPing,
     IssueActivity,
@@ -273,6 +274,8 @@ def _index_one(db: Tx, row: dict[str, Any]) -> None:  # noqa: C901
                 _max(db, ("r.act", repo), fact.at or "", did)
         elif isinstance(fact, IssueActivity) and not fact.bot and fact.at:
             _max(db, ("r.issue", repo), fact.at, did)
+        elif isinstance(fact, DependencyGraph):
+            _last(db, ("g", repo), did)  # a graph is replaced whole
         elif isinstance(fact, Profile):
             _last(db, ("p", repo), did)
             for name in ("readme", "api_docs", "dependabot"):
