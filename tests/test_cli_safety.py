@@ -84,8 +84,9 @@ def test_store_commands_refuse_a_data_dir_without_database(
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["elsewhere"]
 
 
-# Commands that never open the store: rules and channels only, or init's DIRECTORY.
-WITHOUT_STORE = {"rules check", "rules test", "notify test", "init"}
+# Commands that never open the store: rules and channels only, init's DIRECTORY, or
+# heartbeat's HTTP request to a running service.
+WITHOUT_STORE = {"rules check", "rules test", "notify test", "init", "heartbeat"}
 
 
 def leaves(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:

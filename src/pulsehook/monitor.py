@@ -1,19 +1,21 @@
 """``EcosystemMonitor``: the store, read from Python (the seed's API).
 
     from pulsehook import EcosystemMonitor
-    monitor = EcosystemMonitor(org="octo-org", db="data/pulsehook.db")
+    monitor = EcosystemMonitor(org="octo-org")  # data/pulsehook.db, or PULSEHOOK_DATA_DIR
     monitor.check_repo("octo-repo").score
     monitor.scan_vulnerabilities()
     monitor.get_build_statuses()
 
 It reads the same SQLite file the service writes (safely, while it runs) and
-scores with the same formulas. ``scan()`` backfills from the GitHub API. The
-file must exist (DatabaseMissing otherwise: a mistyped path would read an empty
-store); ``create=True`` makes a fresh one for ``scan()`` to fill.
+scores with the same formulas. ``scan()`` backfills from the GitHub API, and
+with a token ``check_repo`` scans a repository it does not know yet. The file
+must exist (DatabaseMissing otherwise: a mistyped path would read an empty
+store) unless there is a token or ``create=True`` asks for a fresh one.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 from . import health
 from .clock import Clock, SystemClock
 from .errors import DatabaseMissing, PulsehookError
+from .settings import Settings
 from .store.db import Database, Tx, connect, open_database, wrap
 from .store.health import inputs
 from .store.queries import RepoRef, build_state, find_repos, latest_builds, vulnerability_rows
@@ -64,18 +67,30 @@ class EcosystemMonitor:
     def __init__(
         self,
         org: str | None = None,
-        db: str | Path = "data/pulsehook.db",
+        db: str | Path | None = None,
         *,
         clock: Clock | None = None,
         create: bool = False,
+        token: str | None = None,
+        api_url: str | None = None,
     ) -> None:
-        """``db``: the service's SQLite file. ``create``: make a fresh store there if
-        there is none (for ``scan()`` to fill); otherwise a missing file is
+        """``db``: the service's SQLite file; by default ``pulsehook.db`` in the
+        configured data directory (``PULSEHOOK_DATA_DIR``, else ``./data``), as the
+        service and the command line find it. ``token`` (by default ``GITHUB_TOKEN``):
+        with one, a repository the store does not know yet is scanned from the
+        GitHub API (``api_url``, by default ``PULSEHOOK_GITHUB_API_URL``) the first
+        time it is asked for, and a missing store is made for that. ``create``: make
+        a fresh store where there is none; otherwise a missing file is
         DatabaseMissing."""
+        settings = Settings()
         self.org = org
-        self.path = Path(db)
+        self.path = Path(db) if db is not None else settings.db_path
         self.clock = clock or SystemClock()
-        if create and not self.path.exists():
+        found = settings.github_token
+        self.token = token or (found.get_secret_value() if found is not None else None)
+        self.api_url = api_url or settings.github_api_url
+        if (create or self.token) and not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             open_database(self.path).close()
         self._require()
 
@@ -103,7 +118,47 @@ class EcosystemMonitor:
         return found[0]
 
     def check_repo(self, name: str) -> RepoHealth:
-        """Score one repository now, with each component's sub-score and reason."""
+        """Score one repository now, with each component's sub-score and reason.
+
+        A repository the store does not know is scanned first when there is a token
+        (``owner/repo``, or ``repo`` of the monitor's ``org``); what the scan stored
+        is processed here, without alert rules: it is history, as a replay's is."""
+        try:
+            return self._check(name)
+        except UnknownRepository:
+            if self.token is None or not (self.org or "/" in name):
+                raise
+        from .github.backfill import run_scan
+        from .github.scan import Pace
+
+        full = name if "/" in name else f"{self.org}/{name}"
+        run_scan(
+            self.path,
+            org=None,  # that repository alone, not the organisation's listing
+            repos=[full],
+            token=self.token,
+            api_url=self.api_url,
+            pace=Pace(),
+            clock=self.clock,
+        )
+        self._process()
+        return self._check(name)
+
+    def _process(self) -> None:
+        """Process what a scan stored, as the service's worker would (no rules)."""
+        from .ingest import Worker
+        from .store.db import SqliteWriter
+
+        async def drain() -> None:
+            writer = SqliteWriter(self.path)
+            try:
+                await Worker(writer, self.clock).drain()
+            finally:
+                writer.close()
+
+        asyncio.run(drain())
+
+    def _check(self, name: str) -> RepoHealth:
         db = self._db()
         try:
             repo = self._find(db, name)
@@ -172,9 +227,10 @@ class EcosystemMonitor:
         *,
         token: str | None = None,
         repos: list[str] | None = None,
-        api_url: str = "https://api.github.com",
+        api_url: str | None = None,
     ) -> Any:
-        """Backfill the store from the GitHub API (see ``pulsehook scan``)."""
+        """Backfill the store from the GitHub API (see ``pulsehook scan``); what it
+        stores waits for processing (the service's, or ``check_repo``'s)."""
         from .github.backfill import run_scan
         from .github.scan import Pace
 
@@ -183,8 +239,8 @@ class EcosystemMonitor:
             self.path,
             org=self.org,
             repos=repos,
-            token=token,
-            api_url=api_url,
+            token=token or self.token,
+            api_url=api_url or self.api_url,
             pace=Pace(),
             clock=self.clock,
         )

@@ -128,5 +128,26 @@ class HttpUrl(ParamType):
 DURATION = Duration()
 TIME = Time()
 CRON = Cron()
+
+
+class RepoOrName(ParamType):
+    """``owner/name``, or a bare ``name`` whose owner is the organisation given."""
+
+    name = "owner/name|name"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value).strip()
+        if "/" in text:
+            return REPO.convert(value, param, ctx)
+        if not text or any(c.isspace() for c in text) or len(text) > 100:
+            self.fail(
+                f"{_shown(value)} is not a repository: use owner/name, or a name with --org",
+                param,
+                ctx,
+            )
+        return text
+
+
 REPO = RepoName()
+REPO_OR_NAME = RepoOrName()
 HTTP_URL = HttpUrl()

@@ -20,10 +20,11 @@ from . import (
     data_dir_option,
     main,
 )
-from .params import HTTP_URL, REPO
+from .params import HTTP_URL, REPO, REPO_OR_NAME
 
 if TYPE_CHECKING:
     from ..github.api import Failure
+    from ..settings import Settings
 
 ERRORS_SHOWN = 20  # a whole organisation failing the same way says so in a few lines
 # What GitHub answers a request without a token for what only a token may see.
@@ -52,10 +53,34 @@ def token_hint(errors: list[Failure], *, token: bool) -> str | None:
     return None
 
 
+def scan_targets(
+    ctx: click.Context, settings: Settings, org: str | None, repos: tuple[str, ...]
+) -> tuple[str | None, list[str]]:
+    """(the organisation to list, the repositories to read). A bare ``--repo`` name
+    is the organisation's; named repositories alone are scanned unless ``--org``
+    asks for its listing too (``pulse scan --repo shokunin``)."""
+    owner = org or settings.scan_org
+    bare = [r for r in repos if "/" not in r]
+    if bare and not owner:
+        raise click.UsageError(
+            f"'--repo' {bare[0]!r} names no owner: use owner/name, or give --org"
+            " (or PULSEHOOK_SCAN_ORG) for a bare name"
+        )
+    named = [r if "/" in r else f"{owner}/{r}" for r in repos]
+    if named:
+        return org, named
+    return owner, [REPO.convert(r, None, ctx) for r in settings.scan_repo_list()]
+
+
 @main.command()
 @click.option("--org", default=None, help="Organisation (or user) whose repositories to scan.")
 @click.option(
-    "--repo", "repos", multiple=True, type=REPO, help="A repository owner/name (repeatable)."
+    "--repo",
+    "repos",
+    multiple=True,
+    type=REPO_OR_NAME,
+    help="A repository: owner/name, or a name of the --org (or PULSEHOOK_SCAN_ORG)"
+    " organisation (repeatable). Without --org, only these are scanned.",
 )
 @data_dir_option
 @click.option("--api-url", type=HTTP_URL, default=None, help="GitHub API URL (GitHub Enterprise).")
@@ -80,8 +105,7 @@ def scan(
     from ..runtime import Runtime, run_once, scan_pace
 
     settings = _settings(ctx, data_dir=data_dir)
-    org = org or settings.scan_org
-    targets = list(repos) or [REPO.convert(r, None, ctx) for r in settings.scan_repo_list()]
+    org, targets = scan_targets(ctx, settings, org, repos)
     if not org and not targets:
         raise click.UsageError("give --org and/or --repo (or PULSEHOOK_SCAN_ORG/_REPOS)")
     _require_database(settings)

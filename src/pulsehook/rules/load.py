@@ -8,6 +8,7 @@ validated here; every problem is reported with its file and rule, all at once.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,8 +21,8 @@ from .expect import expectation_from_dict
 from .model import Expectation, Rule, RuleSet
 from .validate import rule_from_dict
 
-PY_NAMES = ("ALERT_RULES", "WEBHOOKS", "CHANNELS", "EXPECT")
-TOML_KEYS = ("rule", "channels", "expect")
+PY_NAMES = ("ALERT_RULES", "WEBHOOKS", "CHANNELS", "EXPECT", "ALERTS")
+TOML_KEYS = ("rule", "channels", "expect", "alerts")
 
 
 class RulesInvalid(ConfigError):
@@ -97,6 +98,7 @@ def read_toml(path: Path) -> dict[str, Any]:
         "ALERT_RULES": data.get("rule", []),
         "CHANNELS": data.get("channels", {}),
         "EXPECT": data.get("expect", []),
+        "ALERTS": data.get("alerts", {}),
     }
 
 
@@ -117,6 +119,7 @@ def load_rules(directory: Path, env: Mapping[str, str]) -> RuleSet:  # noqa: C90
     rules: list[Rule] = []
     expectations: list[Expectation] = []
     channel_specs: dict[str, tuple[Path, Any]] = {}
+    routes: dict[str, tuple[Path, Any]] = {}  # ALERTS: rule -> its channels
     for path in rule_files(directory):
         try:
             data = read_python(path) if path.suffix == ".py" else read_toml(path)
@@ -127,6 +130,12 @@ def load_rules(directory: Path, env: Mapping[str, str]) -> RuleSet:  # noqa: C90
             channel_specs[name] = (path, {"webhook_url": url})
         for name, spec in _as_dict(data.get("CHANNELS", {}), path, "CHANNELS", problems).items():
             channel_specs[name] = (path, spec)
+        for name, where in _as_dict(data.get("ALERTS", {}), path, "ALERTS", problems).items():
+            if name in routes:
+                problems.append(
+                    f"{path}: ALERTS[{name!r}]: rule routed twice (also in {routes[name][0]})"
+                )
+            routes[name] = (path, where)
         raw_expect = data.get("EXPECT", [])
         if not isinstance(raw_expect, list):
             problems.append(f"{path}: EXPECT must be a list of tables")
@@ -159,6 +168,7 @@ def load_rules(directory: Path, env: Mapping[str, str]) -> RuleSet:  # noqa: C90
                 f"{rule.source}: rule {rule.name!r}: duplicate name (also in {seen[rule.name]})"
             )
         seen.setdefault(rule.name, rule.source)
+    rules = _routed(rules, routes, problems)
     channels, unconfigured, channel_problems = resolve_channels(channel_specs, env)
     problems.extend(channel_problems)
     warnings: list[str] = []
@@ -183,6 +193,31 @@ def load_rules(directory: Path, env: Mapping[str, str]) -> RuleSet:  # noqa: C90
         unconfigured=unconfigured,
         warnings=tuple(dict.fromkeys(warnings)),
     )
+
+
+def _routed(
+    rules: list[Rule], routes: Mapping[str, tuple[Path, Any]], problems: list[str]
+) -> list[Rule]:
+    """The rules with the channels ``ALERTS`` gives them (the guide's ``pulse/config.py``:
+    ``ALERTS = {"build_failure": ["slack"]}``), in place of their own."""
+    by_name = {rule.name: rule for rule in rules}
+    for name, (path, where) in routes.items():
+        if name not in by_name:
+            problems.append(
+                f"{path}: ALERTS[{name!r}]: no rule of that name"
+                f" (rules: {', '.join(sorted(by_name)) or 'none'})"
+            )
+            continue
+        channels = [where] if isinstance(where, str) else where
+        if (
+            not isinstance(channels, list | tuple)
+            or not channels
+            or not all(isinstance(c, str) and c for c in channels)
+        ):
+            problems.append(f"{path}: ALERTS[{name!r}] must be a non-empty list of channel names")
+            continue
+        by_name[name] = dataclasses.replace(by_name[name], channels=tuple(dict.fromkeys(channels)))
+    return [by_name.get(rule.name, rule) for rule in rules]
 
 
 def _as_dict(value: Any, path: Path, what: str, problems: list[str]) -> dict[str, Any]:
