@@ -22,6 +22,7 @@ from .summary.service import FILES as SUMMARY_FILES
 from .web import (
     alerts_api,
     api,
+    badges,
     dashboard,
     dependencies,
     metrics,
@@ -82,6 +83,7 @@ def create_app(
             ),
             *[Route(f"/{name}", summary.serve_summary, methods=["GET"]) for name in SUMMARY_FILES],
             Mount(settings.pulseox_prefix, routes=pulseox.routes()),
+            *badges.ROUTES,  # their own access rule: web/badges.py
             *dashboard.ROUTES,
         ],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigError
 from .timing import parse_duration
@@ -23,6 +23,8 @@ from .timing import parse_duration
 SECRET_FILE = "webhook_secret"  # noqa: S105 - a file name, not a secret
 API_TOKEN_FILE = "api_token"  # noqa: S105 - a file name, not a secret
 MIB = 1024 * 1024
+# A GitHub owner or repository name, as a public_repos entry spells it.
+_GITHUB_NAME = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
 class Settings(BaseSettings):
@@ -69,6 +71,9 @@ class Settings(BaseSettings):
     open_reads: bool = False
     # A dashboard sign-in lasts this long, then the token is asked for again.
     session_max_age_seconds: int = Field(default=7 * 86400, gt=0)
+    # Repositories whose badges answer without the token: "owner/name,owner/*".
+    # Read as a tuple of lowercased entries (GitHub's names are case-insensitive).
+    public_repos: Annotated[tuple[str, ...], NoDecode] = ()
 
     # Alerting. Digests and recurring silences run in this timezone.
     timezone: str = "UTC"
@@ -180,6 +185,26 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"{value!r} is not an http(s) URL (e.g. https://pulse.example.com)")
         return value.rstrip("/")
+
+    @field_validator("public_repos", mode="before")
+    @classmethod
+    def _public_repos(cls, value: object) -> tuple[str, ...]:
+        entries = value.split(",") if isinstance(value, str) else value
+        if not isinstance(entries, list | tuple):
+            raise ValueError("give owner/name or owner/* entries, comma-separated")
+        found: list[str] = []
+        for entry in entries:
+            text = str(entry).strip()
+            if not text:
+                continue
+            owner, slash, name = text.lower().partition("/")
+            if not slash or not all(
+                0 < len(part) <= 100 and part not in (".", "..") and set(part) <= _GITHUB_NAME
+                for part in (owner, "x" if name == "*" else name)
+            ):
+                raise ValueError(f"entry {text!r} is not owner/name or owner/*")
+            found.append(f"{owner}/{name}")
+        return tuple(dict.fromkeys(found))
 
     @field_validator("retention_days")
     @classmethod

@@ -32,6 +32,7 @@ from ..clock import local_minute
 from ..settings import Settings
 from ..store.db import Tx
 from . import dashboard_pages as pages
+from . import grades
 from .auth import matches, require_token
 from .dashboard_pages import View
 from .services import services
@@ -64,6 +65,10 @@ def environment() -> Environment:
         loader=PackageLoader("pulsehook", "web/templates"), autoescape=select_autoescape()
     )
     env.filters["local"] = local_minute
+    # Score and build grades (CSS classes), shared with the badges: web/grades.py.
+    env.filters["score_grade"] = grades.score_grade
+    env.filters["score_text"] = grades.score_text
+    env.filters["build_grade"] = grades.build_grade
     return env
 
 
