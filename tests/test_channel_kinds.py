@@ -1,9 +1,9 @@
 """A channel kind is one unit: every registered kind says everything pulsehook needs.
 
 Each kind is a ChannelKind beside its transport, listed in ``notify/registry.py``;
-what differs by kind anywhere else (configuration from the environment, the hint
-when it is missing, credentials, pace, transport) is read from it, so a kind that
-lacks any of it fails here.
+what differs by kind anywhere else (configuration from the environment, or from a
+rule file's table alone, the hint when it is missing, credentials, pace, transport)
+is read from it, so a kind that lacks any of it fails here.
 """
 
 from __future__ import annotations
@@ -24,6 +24,12 @@ def env_for(kind: ChannelKind) -> dict[str, str]:
     return {var: f"https://example.org/{option}-value" for option, var in kind.env.items()}
 
 
+def table_for(kind: ChannelKind) -> dict[str, str]:
+    """A rule file's table of ``kind`` with its required and secret options set."""
+    options = kind.required | kind.secrets
+    return {"kind": kind.name, **{o: f"https://example.org/{o}-value" for o in options}}
+
+
 def test_names_are_unique_and_known() -> None:
     names = [kind.name for kind in KINDS]
     assert len(names) == len(set(names)) and set(names) <= KNOWN_KINDS
@@ -40,12 +46,20 @@ def test_every_kind_has_a_transport(kind: ChannelKind) -> None:
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
 def test_every_kind_has_a_configuration(kind: ChannelKind) -> None:
     assert kind.required and required_options(kind.name) == set(kind.required)
-    # The environment alone configures the channel named after the kind...
-    assert kind.required <= set(kind.env), "every required option has its variable"
-    channels, unconfigured, problems = resolve_channels({}, env_for(kind))
-    assert problems == [] and kind.name not in unconfigured
-    channel = channels[kind.name]
-    assert channel.kind == kind.name and set(channel.options) == set(kind.env)
+    if kind.env:
+        # The environment alone configures the channel named after the kind...
+        assert kind.required <= set(kind.env), "every required option has its variable"
+        channels, unconfigured, problems = resolve_channels({}, env_for(kind))
+        assert problems == [] and kind.name not in unconfigured
+        channel = channels[kind.name]
+        assert channel.kind == kind.name and set(channel.options) == set(kind.env)
+    else:
+        # ...or, for a kind with no environment variables, a rule file's table alone.
+        assert kind.name not in resolve_channels({}, {})[0]
+        channels, _, problems = resolve_channels({"x": (Path("x.toml"), table_for(kind))}, {})
+        assert problems == []
+        channel = channels["x"]
+        assert channel.kind == kind.name and set(channel.options) == set(table_for(kind)) - {"kind"}
     assert kind.rate > 0 and channel.rate == kind.rate
     # ...and a rule file's table of it needs its required options.
     _, _, problems = resolve_channels({"x": (Path("rules/x.toml"), {"kind": kind.name})}, {})
@@ -56,9 +70,12 @@ def test_every_kind_has_a_configuration(kind: ChannelKind) -> None:
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
 def test_every_kind_has_secrets_that_are_never_shown(kind: ChannelKind) -> None:
-    assert kind.secrets and kind.secrets <= set(kind.env) | ALWAYS_SECRET
-    channels, _, _ = resolve_channels({}, env_for(kind))
-    channel = channels[kind.name]
+    assert kind.secrets
+    if kind.env:
+        assert kind.secrets <= set(kind.env) | ALWAYS_SECRET
+        channel = resolve_channels({}, env_for(kind))[0][kind.name]
+    else:  # secret whatever their value: from ${VAR} or written in the table
+        channel = resolve_channels({"x": (Path("x.toml"), table_for(kind))}, {})[0]["x"]
     assert kind.secrets <= channel.secret_keys
     for option in kind.secrets:
         assert channel.public()[option] == "***"
@@ -68,8 +85,11 @@ def test_every_kind_has_secrets_that_are_never_shown(kind: ChannelKind) -> None:
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
 def test_every_kind_has_a_hint(kind: ChannelKind) -> None:
-    assert kind.hint.startswith("set ")
-    assert all(kind.env[option] in kind.hint for option in kind.required)
+    if kind.env:
+        assert kind.hint.startswith("set ")
+        assert all(kind.env[option] in kind.hint for option in kind.required)
+    else:
+        assert kind.hint == f"configure a channel of kind {kind.name!r} in the rules directory"
     _, unconfigured, _ = resolve_channels({}, {})
     assert unconfigured[kind.name] == kind.hint
 

@@ -136,6 +136,9 @@ def queue_notice(
         flips=step.alert.flips,
         occurrences=step.alert.occurrences,
         what=what,
+        started_at=step.alert.started_at,
+        resolved_at=step.alert.resolved_at if step.notice == "resolved" else None,
+        notified_at=now,
     )
     # What a grouped notice says of this alert (a grouped rule's only; see _commit_step).
     member = (

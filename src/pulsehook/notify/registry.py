@@ -12,10 +12,16 @@ import functools
 
 import notifiers
 
-from . import discord, email, generic, pagerduty, providers, slack
+from . import discord, email, generic, pagerduty, providers, slack, webhook
 from .base import ChannelKind, Transport
 
-KINDS: tuple[ChannelKind, ...] = (email.KIND, pagerduty.KIND, slack.KIND, discord.KIND)
+KINDS: tuple[ChannelKind, ...] = (
+    email.KIND,
+    pagerduty.KIND,
+    slack.KIND,
+    discord.KIND,
+    webhook.KIND,
+)
 OTHER_RATE = 1.0  # sends per second for any other notifiers provider
 
 _OWN = {kind.name: kind for kind in KINDS}

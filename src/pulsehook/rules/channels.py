@@ -28,6 +28,9 @@ def _substitute(value: Any, env: Mapping[str, str], missing: list[str]) -> tuple
     if isinstance(value, list):
         items = [_substitute(v, env, missing) for v in value]
         return [v for v, _ in items], any(s for _, s in items)
+    if isinstance(value, dict):  # a table of options: a webhook channel's headers
+        pairs = {k: _substitute(v, env, missing) for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, any(s for _, s in pairs.values())
     return value, False
 
 

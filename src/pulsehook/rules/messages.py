@@ -85,9 +85,14 @@ def render(
     flips: int = 0,
     occurrences: int = 1,
     what: str | None = None,
+    started_at: str | None = None,
+    resolved_at: str | None = None,
+    notified_at: str | None = None,
 ) -> Message:
     """The notice for ``rule`` entering ``state`` (firing, repeat, resolved) on ``fact``;
-    ``what``: its ``summary`` when the caller has it already."""
+    ``what``: its ``summary`` when the caller has it already. ``started_at``: when the
+    alert started firing, ``resolved_at``: when it resolved, ``notified_at``: when this
+    notice was made (ISO-8601 UTC; the details carry those given)."""
     repo = str(fact.get("repo") or "")
     what = summary(rule, state, fact) if what is None else what
     word = WORDS.get(state, state.upper())
@@ -126,5 +131,15 @@ def render(
             "condition": rule.condition,
             "flips": flips,
             "occurrences": occurrences,
+            "severity": rule.severity,  # the rule's, even on a resolved notice
+            **{
+                name: at
+                for name, at in (
+                    ("started_at", started_at),
+                    ("resolved_at", resolved_at),
+                    ("notified_at", notified_at),
+                )
+                if at is not None
+            },
         },
     )
