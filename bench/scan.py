@@ -7,8 +7,9 @@
 A stand-in for GitHub (Starlette on uvicorn, 127.0.0.1, in a thread) serves an
 organisation ``bench`` of N repositories: the listing (``sort=pushed``, 100 a
 page, page-numbered ``Link``s) and, per repository, what the scan reads (runs,
-Dependabot alerts or a 403 "disabled", community profile, README, commits, the
-head's statuses, pull requests), each 200 with a deterministic ETag and a 304 for
+Dependabot alerts or a 403 "disabled", the dependency graph's SBOM (a 404 where
+Dependabot is disabled), community profile, README, commits, the head's
+statuses, pull requests), each 200 with a deterministic ETag and a 304 for
 a matching ``If-None-Match``. It enforces GitHub's primary rate limit: L answers
 a window, the window opening at the first request after the last one closed and
 lasting 3,600 s; every answer but a 304 counts; past L, 403 "API rate limit
@@ -488,6 +489,10 @@ class GitHubStandIn:
             return alerts[:per_page], {}
         if rest == "/community/profile":
             return self.profile(repo), {}
+        if rest == "/dependency-graph/sbom":
+            if repo.alerts is None:  # no Dependabot: no dependency graph either
+                return self.json({"message": "Not Found", "documentation_url": DOCS}, 404)
+            return self.sbom(repo), {}
         if rest == "/readme":
             if not (repo.readme or repo.profile_readme):
                 return self.json({"message": "Not Found", "documentation_url": DOCS}, 404)
@@ -508,6 +513,31 @@ class GitHubStandIn:
             pulls.sort(key=lambda p: str(p[key]), reverse=q.get("direction", "desc") == "desc")
             return pulls[:per_page], {}
         return self.json({"message": "Not Found", "documentation_url": DOCS}, 404)
+
+    @staticmethod
+    def sbom(repo: Any) -> dict[str, Any]:
+        """A dependency graph of 20 packages, two levels deep, in GitHub's SBOM shape."""
+        root = "SPDXRef-Repository"
+        packages: list[dict[str, Any]] = [{"SPDXID": root, "name": f"{ORG}/{repo.name}"}]
+        relationships = [
+            {"relationshipType": "DESCRIBES", "spdxElementId": "SPDXRef-DOCUMENT",
+             "relatedSpdxElement": root}
+        ]  # fmt: skip
+        for n in range(20):
+            spdx = f"SPDXRef-npm-pkg{n}-1.{n}.0"
+            packages.append(
+                {"SPDXID": spdx, "name": f"npm:pkg{n}", "versionInfo": f"1.{n}.0",
+                 "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER",
+                                   "referenceType": "purl",
+                                   "referenceLocator": f"pkg:npm/pkg{n}@1.{n}.0"}]}
+            )  # fmt: skip
+            parent = root if n < 5 else f"SPDXRef-npm-pkg{n % 5}-1.{n % 5}.0"
+            relationships.append(
+                {"relationshipType": "DEPENDS_ON", "spdxElementId": parent,
+                 "relatedSpdxElement": spdx}
+            )  # fmt: skip
+        return {"sbom": {"SPDXID": "SPDXRef-DOCUMENT", "spdxVersion": "SPDX-2.3",
+                         "packages": packages, "relationships": relationships}}  # fmt: skip
 
     @staticmethod
     def profile(repo: Repo) -> Json:
