@@ -208,6 +208,9 @@ def test_scans_read_every_dependency_and_a_manifest_push_reads_it_again(tmp_path
             assert "GitHub has no dependency graph" in client.get("/dependencies/acme/web").text
             page = client.get("/dependencies", params={"package": "requests"}).text
             assert "Who uses requests" in page and "2.31.0" in page
+            # Every repository's tree is a link away, the vulnerable ones first.
+            assert page.index("/dependencies/acme/api") < page.index("/dependencies/acme/legacy")
+            assert "2 whose graph GitHub does not have" in page
             assert client.get("/dependencies/acme/nope").status_code == 404
             assert "graph disabled" in client.get("/repos/acme/web").text
 

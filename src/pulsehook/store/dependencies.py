@@ -272,3 +272,23 @@ def describe(db: Tx, repo_id: int, *, tree_limit: int = 2_000) -> dict[str, Any]
             for depth, p in sbom_tree(root, packages, edges, limit=tree_limit)
         ],
     }
+
+
+def graph_listing(db: Tx, *, limit: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Repositories with a graph, those with the most packages an open alert names
+    first (counted as the summary counts them), then by name; and how many graphs
+    are in each state."""
+    rows = list(
+        db.query(
+            "SELECT r.id, r.full_name, g.state, g.packages, g.read_at"
+            " FROM dependency_graphs g JOIN repositories r ON r.id = g.repo_id"
+            " WHERE r.deleted = 0"
+        )
+    )
+    vulnerable = vulnerable_keys(db, None)
+    states: dict[str, int] = {}
+    for row in rows:
+        row["vulnerable"] = len(vulnerable.get(row["id"], ()))
+        states[row["state"]] = states.get(row["state"], 0) + 1
+    rows.sort(key=lambda r: (-r["vulnerable"], r["full_name"]))
+    return rows[:limit], states

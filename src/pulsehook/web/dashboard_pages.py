@@ -123,7 +123,10 @@ def dependencies(db: Tx, view: View) -> dict[str, Any]:
     package = (view.query.get("package") or "").strip()[:300] or None
     ecosystem = (view.query.get("ecosystem") or "").strip()[:50] or None
     packages, total = graph_store.packages(db, search=search, limit=PAGE_SIZE, offset=0)
+    graphs, graph_states = graph_store.graph_listing(db, limit=PAGE_SIZE)
     return {
+        "graphs": graphs,
+        "graph_states": graph_states,
         "severity": severity,
         "vulns": vulns,
         "prs": queries.open_dependency_prs(db),
