@@ -94,6 +94,9 @@ def test_the_guides_three_lines_on_a_fresh_machine(
     with standin() as gh:
         for name, value in _guide_env(tmp_path, gh.url).items():
             monkeypatch.setenv(name, value)
+        shutil.copytree(ROOT / "rules", tmp_path / "rules")
+        monkeypatch.setenv("PULSEHOOK_RULES_DIR", str(tmp_path / "rules"))
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", ENV["SLACK_WEBHOOK_URL"])
         # No token, no data: nothing to read, and it says so.
         monkeypatch.delenv("GITHUB_TOKEN", raising=False)
         with pytest.raises(DatabaseMissing):
@@ -109,10 +112,13 @@ def test_the_guides_three_lines_on_a_fresh_machine(
         asked = len(gh.calls)
         assert monitor.check_repo("acme/api").score == report.score  # known now: no scan
         assert len(gh.calls) == asked
-        # What the scan stored is processed, every delivery.
+        # What the scan stored is processed, every delivery, as the service's worker
+        # would: the rules ran, and their notices wait in the outbox for the service.
         with stores.connect(monitor.path) as conn:
             statuses = {s for (s,) in conn.execute("SELECT DISTINCT status FROM deliveries")}
+            queued = [k for (k,) in conn.execute("SELECT alert_key FROM outbox")]
         assert statuses <= {"processed", "ignored"}
+        assert any(key.startswith("build_failure|") for key in queued)  # api's main is red
 
 
 def _pulse() -> str:

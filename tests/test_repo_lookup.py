@@ -16,7 +16,7 @@ from pulsehook.store import marks
 from pulsehook.store import summary as summary_store
 from pulsehook.store.db import Database, Tx, open_database, transaction, wrap
 from pulsehook.store.queries import RepoRef, find_repos
-from pulsehook.web.metrics import _resolve
+from pulsehook.web.metrics import resolve_repo
 
 # (id, full_name, owner as recorded, deleted)
 REPOS = [
@@ -94,16 +94,16 @@ def test_every_live_repository_of_an_owner_by_full_name(db: Database) -> None:
 
 
 def test_the_metrics_api_resolves_full_names_and_unique_bare_names(db: Database) -> None:
-    found = _resolve(db, "octo/web_ui")
+    found = resolve_repo(db, "octo/web_ui")
     assert found is not None and found.id == 3
-    assert _resolve(db, "Octo/Web_UI") is None  # a full name is exact
-    assert _resolve(db, "gone/old") is not None  # a deleted one by its full name
-    assert _resolve(db, "api") is None  # two have it: ambiguous
-    caps = _resolve(db, "CAPS")  # a bare name in any case
+    assert resolve_repo(db, "Octo/Web_UI") is None  # a full name is exact
+    assert resolve_repo(db, "gone/old") is not None  # a deleted one by its full name
+    assert resolve_repo(db, "api") is None  # two have it: ambiguous
+    caps = resolve_repo(db, "CAPS")  # a bare name in any case
     assert caps is not None and caps.full_name == "Octo/Caps"
-    old = _resolve(db, "old")  # the live one: a deleted one has no bare name
+    old = resolve_repo(db, "old")  # the live one: a deleted one has no bare name
     assert old is not None and old.id == 6
-    assert _resolve(db, "nothing") is None
+    assert resolve_repo(db, "nothing") is None
 
 
 def test_the_monitor_finds_by_name_within_its_org(db: Database, tmp_path: Path) -> None:

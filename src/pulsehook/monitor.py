@@ -16,6 +16,7 @@ store) unless there is a token or ``create=True`` asks for a fresh one.
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,7 @@ class EcosystemMonitor:
 
         A repository the store does not know is scanned first when there is a token
         (``owner/repo``, or ``repo`` of the monitor's ``org``); what the scan stored
-        is processed here, without alert rules: it is history, as a replay's is."""
+        is processed here as the service's worker would (``_process``)."""
         try:
             return self._check(name)
         except UnknownRepository:
@@ -145,7 +146,25 @@ class EcosystemMonitor:
         return self._check(name)
 
     def _process(self) -> None:
-        """Process what a scan stored, as the service's worker would (no rules)."""
+        """Process what the scan stored. The service's own file goes the worker's
+        way, alert rules included (notices wait in the outbox for the service to
+        send): what a running service had not processed yet loses no alert. Any
+        other file is no service's, and is processed without rules."""
+        from .rules.load import load_rules
+        from .rules.model import RuleSet
+        from .runtime import Runtime, run_once
+
+        if self.path.name == "pulsehook.db":
+            settings = Settings(data_dir=self.path.parent)
+            found = settings.rules_dir
+            rules = load_rules(found, os.environ) if found.is_dir() else RuleSet()
+
+            async def work(runtime: Runtime) -> int:
+                return await runtime.process_waiting()
+
+            run_once(settings, work, rules=rules, clock=self.clock)
+            return
+
         from .ingest import Worker
         from .store.db import SqliteWriter
 

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from ..store import dependencies
 from ..store.db import Tx
-from .metrics import _name, _resolve
+from .metrics import repo_name, resolve_repo
 from .models import DependenciesQuery, NoQuery, read_query
 from .responses import FastJSON, error
 from .services import services
@@ -58,11 +58,11 @@ async def list_dependencies(request: Request) -> FastJSON:
 
 async def repo_dependencies(request: Request) -> Response:
     svc = services(request)
-    name = _name(request)
+    name = repo_name(request)
     read_query(request, NoQuery)
 
     def query(db: Tx) -> dict[str, Any] | None:
-        found = _resolve(db, name)
+        found = resolve_repo(db, name)
         if found is None:
             return None
         described = dependencies.describe(db, found.id)

@@ -29,14 +29,14 @@ from .responses import FastJSON, error
 from .services import services
 
 
-def _name(request: Request) -> str:
+def repo_name(request: Request) -> str:
     if "owner" in request.path_params:
         path = read_path(request, RepoPath)
         return f"{path.owner}/{path.name}"
     return read_path(request, BareRepoPath).name
 
 
-def _resolve(db: Tx, name: str) -> RepoRef | None:
+def resolve_repo(db: Tx, name: str) -> RepoRef | None:
     """By "owner/name" (a deleted repository too, when no live one has the name), or
     by the bare name, in any case, when exactly one live repository has it."""
     if "/" in name:
@@ -89,12 +89,12 @@ async def repos(request: Request) -> FastJSON:
 
 async def repo(request: Request) -> Response:
     svc = services(request)
-    name = _name(request)
+    name = repo_name(request)
     read_query(request, NoQuery)
     now = svc.clock.now()
 
     def query(db: Tx) -> dict[str, Any] | None:
-        found = _resolve(db, name)
+        found = resolve_repo(db, name)
         if found is None:
             return None
         return metrics.one_repo(db, found.id, now)
@@ -107,12 +107,12 @@ async def repo(request: Request) -> Response:
 
 async def repo_metrics(request: Request) -> Response:
     svc = services(request)
-    name = _name(request)
+    name = repo_name(request)
     days = read_query(request, MetricsQuery).days
     now = svc.clock.now()
 
     def query(db: Tx) -> dict[str, Any] | None:
-        found = _resolve(db, name)
+        found = resolve_repo(db, name)
         if found is None:
             return None
         return {"name": found.full_name} | metrics.repo_metrics(db, found.id, days=days, now=now)
