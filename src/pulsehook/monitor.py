@@ -150,28 +150,28 @@ class EcosystemMonitor:
         way, alert rules included (notices wait in the outbox for the service to
         send): what a running service had not processed yet loses no alert. Any
         other file is no service's, and is processed without rules."""
+        from .alerts.engine import Policy
+        from .ingest import Alerting, Worker
         from .rules.load import load_rules
-        from .rules.model import RuleSet
-        from .runtime import Runtime, run_once
+        from .store.db import SqliteWriter
+        from .timing import parse_duration
 
+        alerting = None
         if self.path.name == "pulsehook.db":
             settings = Settings(data_dir=self.path.parent)
             found = settings.rules_dir
-            rules = load_rules(found, os.environ) if found.is_dir() else RuleSet()
-
-            async def work(runtime: Runtime) -> int:
-                return await runtime.process_waiting()
-
-            run_once(settings, work, rules=rules, clock=self.clock)
-            return
-
-        from .ingest import Worker
-        from .store.db import SqliteWriter
+            if found.is_dir():
+                alerting = Alerting(
+                    rules=load_rules(found, os.environ),
+                    policy=Policy(
+                        flap=parse_duration(settings.flap_interval), timezone=settings.timezone
+                    ),
+                )
 
         async def drain() -> None:
             writer = SqliteWriter(self.path)
             try:
-                await Worker(writer, self.clock).drain()
+                await Worker(writer, self.clock, alerting=alerting).drain()
             finally:
                 writer.close()
 
