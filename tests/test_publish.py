@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -25,7 +25,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pulsehook.clock import FrozenClock
-from pulsehook.summary.publish import BACKOFF_CAP, Publisher, PublishResult, Target, publish_files
+from pulsehook.summary import render
+from pulsehook.summary.model import Item
+from pulsehook.summary.publish import (
+    BACKOFF_CAP,
+    Publisher,
+    PublishResult,
+    Target,
+    publish_files,
+    stable,
+)
+from pulsehook.summary.render import Snapshot
 
 from .conftest import free_port, live
 
@@ -448,3 +458,61 @@ def test_publish_now_ignores_the_interval(github: FakeGitHub) -> None:
         assert publisher.published_count == 2 and publisher.last_result == now
 
     run(scenario)
+
+
+def _generated(at: datetime, previous: str | None = None) -> tuple[dict[str, str], str]:
+    """The summary files as the service renders them at ``at``, for one item whose
+    content does not change; and the JSON's summary part, the next one's previous."""
+    item = Item(
+        path="acme/api/actions/CI",
+        owner="acme",
+        repo="api",
+        kind="workflow",
+        report="GOOD",
+        note="success (push)",
+        updated=datetime(2026, 3, 1, 9, 0, tzinfo=UTC),
+    )
+    snapshot = Snapshot(items=[(item, "OK")], generated=at)
+    body = render.text(snapshot, mode="md")
+    document, part = render.dashboard_json(snapshot, previous, owner="acme", repo="status")
+    return {"summary.md": body, "summary.md.json": document}, part
+
+
+def test_a_new_generation_time_alone_is_not_a_commit(github: FakeGitHub) -> None:
+    # The service's second and third regenerations of an unchanged summary: each
+    # carries the one before as its previous_summary (the first has none).
+    _, part = _generated(datetime(2026, 3, 2, 11, 0, tzinfo=UTC))
+    first, part = _generated(datetime(2026, 3, 2, 12, 0, tzinfo=UTC), previous=part)
+    later, _ = _generated(datetime(2026, 3, 2, 13, 0, tzinfo=UTC), previous=part)
+    assert first != later  # the files do differ: their generation times
+    assert all(stable(n, first[n]) == stable(n, later[n]) for n in first)
+
+    async def scenario() -> None:
+        written = await publish(github, first)
+        assert sorted(written.changed) == ["summary.md", "summary.md.json"]
+        commits = len(github.puts())
+        # A restart, an idle hour: the same content, generated again. No commit.
+        again = await publish(github, later)
+        assert again.ok and again.changed == [] and len(github.puts()) == commits
+        # The Publisher does not even look again.
+        clock = FrozenClock()
+        publisher = Publisher(target(github), clock, sleep=FakeSleep(clock))
+        async with running(publisher) as task:
+            publisher.offer(first)
+            await until(lambda: publisher.published_count == 1, task)
+            calls = len(github.calls)
+            clock.advance(timedelta(minutes=5))
+            publisher.offer(later)
+            await settle()
+            assert len(github.calls) == calls
+        # What an item says did change: a commit.
+        changed = {**first, "summary.md": first["summary.md"].replace("success", "failure")}
+        assert (await publish(github, changed)).changed == ["summary.md"]
+
+    run(scenario)
+
+
+def test_stable_leaves_what_is_not_a_summary_alone() -> None:
+    assert stable("summary.md.json", "not json {") == "not json {"
+    assert stable("summary.md", "- updated: x\n- note") == "- updated:\n- note"
+    assert stable("summary.org", "* Metadata\n- updated: 2026") == "* Metadata\n- updated:"

@@ -1,9 +1,10 @@
 """Publishing the summary files to a GitHub repository through the REST contents API.
 
-``publish_files`` is one pass (GET each file's sha, PUT unless the remote bytes are
-identical) over the GitHub client, and never raises for HTTP or network failures: the
-client reads GitHub's answers (rate limits, ``Retry-After``, errors) and this module
-turns them into a PublishResult. The client neither retries nor waits here.
+``publish_files`` is one pass (GET each file's sha, PUT unless the remote file says
+the same, its generation time aside: ``stable``) over the GitHub client, and never
+raises for HTTP or network failures: the client reads GitHub's answers (rate
+limits, ``Retry-After``, errors) and this module turns them into a PublishResult. The client neither
+retries nor waits here.
 ``Publisher`` coalesces: the summary changes with every webhook, the repository gets at
 most one commit per file per ``min_interval``, and failures are retried with backoff
 (or after what GitHub said to wait) instead of being lost.
@@ -15,6 +16,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -88,8 +90,8 @@ async def _write(github: GitHubClient, target: Target, name: str, body: bytes) -
     """The status of the PUT that wrote the file, or None when it is already identical."""
     path = target.path(name)
     remote = await read_file(github, target.where, path, ref=target.branch)
-    if remote is not None and remote.content == body:
-        return None  # identical: a PUT would only add an empty commit
+    if remote is not None and _same(name, remote.content, body):
+        return None  # the same content: a PUT would only commit a new generation time
     return await put_file(
         github,
         target.where,
@@ -99,6 +101,17 @@ async def _write(github: GitHubClient, target: Target, name: str, body: bytes) -
         branch=target.branch,
         sha=None if remote is None else remote.sha,
     )
+
+
+def _same(name: str, remote: bytes | None, body: bytes) -> bool:
+    if remote is None:
+        return False  # too large to inline: written again
+    if remote == body:
+        return True
+    try:
+        return stable(name, remote.decode("utf-8")) == stable(name, body.decode("utf-8"))
+    except UnicodeDecodeError:
+        return False
 
 
 async def _publish_one(github: GitHubClient, target: Target, name: str, body: bytes) -> int | None:
@@ -140,9 +153,34 @@ async def publish_files(
     return PublishResult(ok=True, changed=changed, status=status)
 
 
+# The Metadata footer's generation time in the text forms (``- updated: …``).
+_GENERATED = re.compile(r"^- updated: .*$", re.MULTILINE)
+
+
+def stable(name: str, text: str) -> str:
+    """The file as compared for publishing: without the time it was generated, which
+    changes at every regeneration while nothing it says does. Only a change of
+    content makes a commit; an idle service, or a restart, makes none."""
+    if not name.endswith(".json"):
+        return _GENERATED.sub("- updated:", text)
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text  # not ours: compared as it is
+    if isinstance(document, dict):
+        for part in ("summary", "previous_summary"):
+            summary = document.get(part)
+            if isinstance(summary, dict):
+                summary.pop("updated", None)
+                if isinstance(summary.get("text"), str):
+                    summary["text"] = _GENERATED.sub("- updated:", summary["text"])
+    return json.dumps(document, sort_keys=True)
+
+
 def _digest(files: dict[str, str]) -> str:
     # JSON, not plain concatenation: {"a": "bc"} and {"ab": "c"} must differ.
-    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    kept = {name: stable(name, text) for name, text in files.items()}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
 
 class Publisher:
