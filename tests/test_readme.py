@@ -82,3 +82,23 @@ def test_documented_settings_exist() -> None:
     assert documented - channel_vars - test_vars <= fields, (
         documented - channel_vars - test_vars - fields
     )
+
+
+def test_every_setting_is_documented() -> None:
+    """Each setting the service reads is in the README under a name it answers to."""
+    from pydantic import AliasChoices
+
+    from pulsehook.settings import Settings
+
+    documented = set(re.findall(r"`((?:PULSEHOOK_|PULSE_)?[A-Z][A-Z0-9_]+)`", README))
+    missing = []
+    for name, field in Settings.model_fields.items():
+        names = {f"PULSEHOOK_{name.upper()}"}
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names |= {c for c in alias.choices if isinstance(c, str)}
+        elif isinstance(alias, str):
+            names.add(alias)
+        if not names & documented:
+            missing.append(sorted(names)[0])
+    assert not missing, f"settings the README does not name: {', '.join(missing)}"
