@@ -154,7 +154,6 @@ class EcosystemMonitor:
         from .ingest import Alerting, Worker
         from .rules.load import load_rules
         from .store.db import SqliteWriter
-        from .timing import parse_duration
 
         alerting = None
         if self.path.name == "pulsehook.db":
@@ -163,9 +162,7 @@ class EcosystemMonitor:
             if found.is_dir():
                 alerting = Alerting(
                     rules=load_rules(found, os.environ),
-                    policy=Policy(
-                        flap=parse_duration(settings.flap_interval), timezone=settings.timezone
-                    ),
+                    policy=Policy.of(settings),
                 )
 
         async def drain() -> None:

@@ -54,7 +54,6 @@ from .summary.publish import Target as PublishTarget
 from .summary.service import Summarizer
 from .summary.service import Target as SummaryTarget
 from .telemetry import Telemetry
-from .timing import parse_duration
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -165,9 +164,7 @@ class Runtime:
         self.writer, self.readers = open_store(settings)
         self.presence: Presence | None = None
         self.instance: Alive = self._instance()
-        self.policy = Policy(
-            flap=parse_duration(settings.flap_interval), timezone=settings.timezone
-        )
+        self.policy = Policy.of(settings)
         self.dispatcher = Dispatcher(
             self.writer,
             rules,

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..clock import iso, parse_iso
 from ..facts import Fact, HookPing, fact_dict
@@ -20,9 +20,13 @@ from ..store import alerts as alert_store
 from ..store import digests, outbox
 from ..store import silences as silence_store
 from ..store.db import Tx
+from ..timing import parse_duration
 from . import lifecycle, silences
 from .grouping import Member, group_key
 from .lifecycle import Alert, Step
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,11 @@ log = logging.getLogger(__name__)
 class Policy:
     flap: timedelta = timedelta(minutes=5)
     timezone: str = "UTC"
+
+    @classmethod
+    def of(cls, settings: Settings) -> Policy:
+        """The policy the settings give (``PULSEHOOK_FLAP_INTERVAL``, ``PULSEHOOK_TIMEZONE``)."""
+        return cls(flap=parse_duration(settings.flap_interval), timezone=settings.timezone)
 
 
 @dataclass(frozen=True)
