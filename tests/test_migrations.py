@@ -56,6 +56,7 @@ RELEASED = {
     12: "9967b582ba68051e",
     13: "98972a3bf99016ff",
     14: "b22921c45d776b5a",
+    15: "07aac8454f6d9d7a",
 }
 
 # Every release that created or migrated a database, oldest first: its commit,

@@ -656,6 +656,31 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE summary_items ADD COLUMN started_at TEXT;
     ALTER TABLE summary_items ADD COLUMN run_seconds REAL;
     """,
+    # 15: every redelivery pulsehook asked GitHub for, and what came of it
+    # (store/redeliveries.py), so a missed delivery is asked for once.
+    """
+    CREATE TABLE redelivery_requests (
+        guid TEXT PRIMARY KEY,
+        hook_id INTEGER NOT NULL,
+        owner TEXT NOT NULL,
+        repo TEXT,  -- NULL: an organisation's hook
+        event TEXT,
+        delivered_at TEXT NOT NULL,  -- GitHub's first attempt
+        outcome TEXT NOT NULL,  -- requested, failed, recovered, expired, abandoned
+        asks INTEGER NOT NULL,
+        delivery_id INTEGER,  -- the attempt last asked to be redelivered
+        first_asked_at TEXT,
+        last_asked_at TEXT,
+        answer INTEGER,  -- GitHub's HTTP status to the last request (0: none came)
+        next_ask_at TEXT,
+        settled_at TEXT,
+        error TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX redelivery_requests_updated ON redelivery_requests(updated_at);
+    CREATE INDEX redelivery_requests_open ON redelivery_requests(outcome)
+        WHERE outcome IN ('requested', 'failed');
+    """,
 ]
 
 # Tables rebuilt from the stored deliveries by ``pulsehook replay``.

@@ -1,5 +1,5 @@
 """Alert history by age: what an open alert, a notice to send or parked, an active
-silence or a pending digest needs stays."""
+silence or a pending digest needs stays. Settled redelivery requests go by age too."""
 
 from __future__ import annotations
 
@@ -107,6 +107,11 @@ def _ended(turn: Turn) -> tuple[str, tuple[Any, ...]]:
     return "ends_at IS NOT NULL AND ends_at < ?", (turn.cutoff,)
 
 
+def _settled(turn: Turn) -> tuple[str, tuple[Any, ...]]:
+    """Redelivery requests settled before the cutoff; open ones are still asked for."""
+    return "outcome NOT IN ('requested', 'failed') AND updated_at < ?", (turn.cutoff,)
+
+
 TABLES: list[tuple[str, TablePrune]] = [
     # An open alert keeps the record of its start.
     (
@@ -151,4 +156,5 @@ TABLES: list[tuple[str, TablePrune]] = [
     ),
     ("alerts", _scan("alerts", _alerts)),
     ("silences", _scan("silences", _ended)),
+    ("redelivery_requests", _scan("redelivery_requests", _settled)),
 ]
