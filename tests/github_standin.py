@@ -4,7 +4,8 @@ Objects are GitHub's own examples (tests/payloads/, from the documented webhook
 payloads, whose objects match the REST ones) with ids, names and times adapted.
 Behaviour that matters is real: page-number Links for repositories, cursor Links for
 hook deliveries, ETags with 304s, Dependabot's 403 when disabled, rate-limit answers
-(scripted), and redelivery, which records what was asked and appends the new attempt.
+(scripted), and redelivery, which records what was asked and appends the new attempt
+(failed for the guids in ``failing``, none for those in ``pending``).
 """
 
 from __future__ import annotations
@@ -374,6 +375,8 @@ class FakeGitHub:
     spent_until: int | None = None  # the next 200 says the budget is spent until then
     redelivered: list[str] = field(default_factory=list)  # delivery paths POSTed
     refuse: set[int] = field(default_factory=set)  # delivery ids whose redelivery is refused
+    failing: set[str] = field(default_factory=set)  # guids whose redelivered attempts fail (502)
+    pending: set[str] = field(default_factory=set)  # guids accepted for redelivery, never attempted
     broken: set[str] = field(default_factory=set)  # paths that answer 500
     now: str = "2026-03-02T12:00:00Z"  # delivered_at of the attempts redelivery adds
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -587,8 +590,11 @@ class FakeGitHub:
         self.redelivered.append(path)
         if did in self.refuse:
             return JSONResponse({"message": "Validation Failed"}, status_code=422)
-        new_id = max(d["id"] for d in items) + 1
-        items.insert(0, attempt(new_id, original["guid"], self.now, 200, redelivery=True))
+        guid = original["guid"]
+        if guid not in self.pending:
+            new_id = max(d["id"] for d in items) + 1
+            code = 502 if guid in self.failing else 200
+            items.insert(0, attempt(new_id, guid, self.now, code, redelivery=True))
         return JSONResponse({}, status_code=202)
 
 

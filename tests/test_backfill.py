@@ -96,6 +96,7 @@ def test_service_scans_periodically_and_recovers_missed_deliveries(tmp_path: Pat
             github_api_url=gh.url,
             scan_org=ORG,
             scan_interval=1,
+            recovery_check_seconds=0.2,
         )
         app = create_app(settings, clock=clock)
         with live(app) as srv, httpx.Client(base_url=srv.url, headers=AUTH, timeout=10) as client:

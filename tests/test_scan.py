@@ -30,7 +30,6 @@ from pulsehook.facts import (
 from pulsehook.github.api import GitHubClient, GitHubError, RateLimited
 from pulsehook.github.backfill import StoreLedger
 from pulsehook.github.normalize import normalize, snapshot
-from pulsehook.github.redeliver import HookRef, RecoveryReport, recover
 from pulsehook.github.scan import ScanReport, scan
 from pulsehook.store import state
 from pulsehook.store.db import open_database, transaction, wrap
@@ -491,72 +490,5 @@ def test_links_to_another_host_are_not_followed() -> None:
                 with pytest.raises(GitHubError, match="another host"):
                     async for _ in api.paginate("/elsewhere"):
                         pass
-
-    run(scenario)
-
-
-# -- recovery ---------------------------------------------------------------------------
-
-HOOKS = [HookRef(77, "acme", "api"), HookRef(88, "acme")]
-SINCE = datetime(2026, 3, 1, tzinfo=UTC)
-
-
-class Known:
-    def __init__(self, *stored: str) -> None:
-        self.stored = set(stored)
-        self.asked: list[list[str]] = []
-
-    async def __call__(self, guids: list[str]) -> set[str]:
-        self.asked.append(guids)
-        return self.stored & set(guids)
-
-
-async def recover_from(gh: FakeGitHub, known: Known, **kw: Any) -> RecoveryReport:
-    hooks = kw.pop("hooks", HOOKS)
-    async with client(gh)[0] as api:
-        return await recover(api, hooks, known, since=kw.pop("since", SINCE), now=NOW, **kw)
-
-
-def test_recovery_redelivers_only_missed_unknown_guids_once() -> None:
-    async def scenario() -> None:
-        with standin() as gh:
-            known = Known("g-known")
-            report = await recover_from(gh, known, hooks=[*HOOKS, HOOKS[0]])
-            assert (report.listed, report.missed, report.redelivered, report.failed) == (9, 3, 3, 0)
-            assert report.errors == [] and report.expired == 0
-            assert sorted(report.guids) == ["g-missed", "g-org-missed", "g-twice"]
-            [asked] = known.asked
-            assert sorted(asked) == ["g-known", "g-missed", "g-org-missed", "g-twice"]
-            assert gh.redelivered == [
-                "/repos/acme/api/hooks/77/deliveries/1009/attempts",
-                "/repos/acme/api/hooks/77/deliveries/1005/attempts",  # the latest attempt
-                "/orgs/acme/hooks/88/deliveries/2002/attempts",
-            ]
-            # Cursor pages are followed until one reaches past ``since``, and no further.
-            paths = gh.paths()
-            assert "/repos/acme/api/hooks/77/deliveries?per_page=100&cursor=v1_1004" in paths
-            assert not any("cursor=v1_1001" in p for p in paths)
-            # The redeliveries succeeded: a second run finds nothing to do.
-            again = await recover_from(gh, Known("g-known"))
-            assert (again.missed, again.redelivered) == (0, 0)
-            assert len(gh.redelivered) == 3
-
-    run(scenario)
-
-
-def test_recovery_counts_refusals_expired_and_unreadable_hooks() -> None:
-    async def scenario() -> None:
-        with standin() as gh:
-            gh.refuse.add(2002)
-            hooks = [*HOOKS, HookRef(99, "acme", "api")]
-            report = await recover_from(gh, Known(), hooks=hooks, since=NOW - timedelta(days=10))
-            assert report.listed == 12
-            assert (report.missed, report.redelivered, report.failed) == (7, 3, 1)
-            assert report.expired == 3  # g-old, g-older, g-oldest: past GitHub's 3 days
-            unreadable, refused = report.errors
-            assert unreadable.startswith("hook 99 of acme/api: listing deliveries: HTTP 404")
-            assert refused.startswith("hook 88 of organisation acme: redelivering g-org-missed:")
-            assert "HTTP 422" in refused and refused.endswith("Validation Failed")
-            assert not any("/1003/" in p or "/1002/" in p for p in gh.redelivered)
 
     run(scenario)

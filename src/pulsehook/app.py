@@ -71,6 +71,7 @@ def create_app(
             Route("/api/v1/status", api.status, methods=["GET"]),
             Route("/metrics", api.metrics, methods=["GET"]),
             Route("/api/v1/deliveries", api.list_deliveries, methods=["GET"]),
+            Route("/api/v1/recovery", api.recovery, methods=["GET"]),
             *dependencies.ROUTES,
             *metrics.ROUTES,
             Route("/api/v1/openapi.json", openapi.openapi, methods=["GET"]),

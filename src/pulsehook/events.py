@@ -21,6 +21,7 @@ class Topic(StrEnum):
     NOTICES = "notices"  # notices wait in the outbox
     DEADLINES = "deadlines"  # a hold, reminder or due time was set: the scheduler looks again
     STATE = "state"  # derived state changed: the summary may read differently
+    REFUSED = "refused"  # a delivery was answered 5xx: GitHub will list it failed
 
 
 class Events:

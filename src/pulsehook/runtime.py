@@ -251,6 +251,7 @@ class Runtime:
             pace=scan_pace(settings),
             telemetry=self.telemetry,
             graph_pass=settings.graph_refresh_seconds,
+            recovery_check=settings.recovery_check_seconds,
         )
 
     def _instance(self) -> Alive:
@@ -278,6 +279,8 @@ class Runtime:
             events.subscribe(Topic.NOTICES, self.scheduler.wake)
         events.subscribe(Topic.DEADLINES, self.scheduler.wake)
         events.subscribe(Topic.STATE, self.summarizer.changed)
+        if self.backfill is not None:
+            events.subscribe(Topic.REFUSED, self.backfill.refused)
 
     async def start(self, loops: Collection[str] = LOOPS) -> None:
         """Start the named background loops (those configured: no publisher, no publishing)."""

@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     scan_cycle_hours: float = Field(default=24, gt=0)
     # Between scans, dependency graphs a push moved are read at most this often.
     graph_refresh_seconds: float = Field(default=30, gt=0)
+    # Recovery looks this often for hooks first seen, requests to follow up and
+    # outages over (README, "Missed deliveries").
+    recovery_check_seconds: float = Field(default=30, gt=0)
     # Deliveries and history older than this are pruned (0 keeps everything).
     retention_days: int = Field(default=90, ge=0)
 

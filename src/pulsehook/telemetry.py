@@ -89,6 +89,42 @@ class ScanCollector(Collector):
                 yield GaugeMetricFamily(name, text, value=when)
 
 
+class RecoveryCollector(Collector):
+    """What recovery remembers (``store.redeliveries.overview``), as gauges."""
+
+    def __init__(self) -> None:
+        self.figures: Mapping[str, Any] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        figures = self.figures
+        if figures is None:
+            return
+        kept = GaugeMetricFamily(
+            "pulsehook_redelivery_requests_remembered",
+            "Missed deliveries asked for (or found expired), by where they stand now.",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted((figures.get("requests") or {}).items()):
+            kept.add_metric([str(outcome)], count)
+        yield kept
+        last = figures.get("last_pass") or {}
+        for value, name, text in (
+            (
+                last.get("at"),
+                "pulsehook_recovery_last_pass_timestamp_seconds",
+                "When the last recovery pass ran.",
+            ),
+            (
+                figures.get("last_recovered_at"),
+                "pulsehook_recovery_last_recovered_timestamp_seconds",
+                "When a delivery asked for was last found stored.",
+            ),
+        ):
+            when = _epoch(value)
+            if when is not None:
+                yield GaugeMetricFamily(name, text, value=when)
+
+
 def _epoch(value: Any) -> float | None:
     if not isinstance(value, str):
         return None
@@ -182,14 +218,17 @@ class Telemetry:
         )
         self.redeliveries = Counter(
             "pulsehook_redelivery_requests",
-            "Missed deliveries pulsehook asked GitHub to redeliver, by outcome.",
+            "Redelivery requests and what came of them, by outcome (requested, refused,"
+            " failed, recovered, expired, abandoned).",
             ["outcome"],
             registry=registry,
         )
         self.store = StoreCollector()
         self.scan = ScanCollector()
+        self.recovery = RecoveryCollector()
         registry.register(self.store)
         registry.register(self.scan)
+        registry.register(self.recovery)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -3,26 +3,27 @@
 GitHub keeps every delivery attempt of a hook (newest first, cursor pages) but does
 not retry failures itself. A delivery (a guid) is missed when none of its attempts
 was answered 2xx and pulsehook has not stored it either; its most recent attempt is
-redelivered, once per run. GitHub.com redelivers only the past 3 days' deliveries
-(``window``); older missed ones are counted as expired, not asked for.
+redelivered. What was asked is remembered (``recovery.py`` decides, a ``Ledger``
+keeps it), so a delivery is asked for once, and again only when GitHub lists that
+redelivery as failed, after a backoff. GitHub.com redelivers only the past 3 days'
+deliveries (``window``); older missed ones are counted as expired, not asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from ..clock import iso, parse_iso
 from .api import Failure, GitHubClient, GitHubError, RateLimited, failure
+from .recovery import Attempt, Outcome, Request, Step, answered, decide, succeeded
 
 Json = dict[str, Any]
-Attempt = tuple[datetime, Json]  # when delivered, the attempt as GitHub lists it
-Known = Callable[[list[str]], Awaitable[set[str]]]
 
-REDELIVERY_WINDOW = timedelta(days=3)
+REDELIVERY_WINDOW = timedelta(days=3)  # GitHub.com's; GitHub Enterprise Server keeps 7
 PER_PAGE = 100
 
 
@@ -44,17 +45,70 @@ class HookRef:
         where = f"{self.owner}/{self.repo}" if self.repo else f"organisation {self.owner}"
         return f"hook {self.hook_id} of {where}"
 
+    @classmethod
+    def of(cls, request: Request) -> HookRef:
+        return cls(request.hook_id, request.owner, request.repo)
+
+
+class Ledger(Protocol):
+    """Where the requests are remembered (``github/backfill.py``: the store)."""
+
+    async def open(self) -> list[Request]:
+        """The requests not yet settled (requested or failed)."""
+
+    async def recall(self, guids: list[str]) -> list[Request]:
+        """The requests kept for any of ``guids``, settled ones included."""
+
+    async def known(self, guids: list[str]) -> set[str]:
+        """Which of ``guids`` pulsehook has stored."""
+
+    async def save(self, requests: list[Request]) -> None:
+        """Remember ``requests``, each replacing what was kept for its guid."""
+
 
 @dataclass
 class RecoveryReport:
-    listed: int = 0  # delivery attempts since ``since``
+    looked: list[HookRef] = field(default_factory=list)  # the hooks listed
+    listed: int = 0  # delivery attempts since each hook's ``since``
     missed: int = 0  # guids never delivered and not stored
-    redelivered: int = 0  # redeliveries GitHub accepted
-    failed: int = 0  # redeliveries GitHub refused (or that could not be asked)
+    requested: int = 0  # redeliveries asked for (and GitHub accepted)
+    refused: int = 0  # redelivery requests GitHub refused (or that got no answer)
+    failed: int = 0  # redeliveries GitHub attempted that failed again
+    recovered: int = 0  # asked-for deliveries pulsehook now has
     expired: int = 0  # missed, but too old for GitHub to redeliver
+    abandoned: int = 0  # failed after the last request allowed
+    waiting: int = 0  # requests still open after this pass
     errors: list[Failure] = field(default_factory=list)
-    guids: list[str] = field(default_factory=list)  # the guids redelivered
+    guids: list[str] = field(default_factory=list)  # the guids asked for
     checked_at: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The figures (no names: safe to show anyone)."""
+        return {
+            "at": self.checked_at,
+            "hooks": len(self.looked),
+            "listed": self.listed,
+            "missed": self.missed,
+            "requested": self.requested,
+            "refused": self.refused,
+            "failed": self.failed,
+            "recovered": self.recovered,
+            "expired": self.expired,
+            "abandoned": self.abandoned,
+            "waiting": self.waiting,
+            "errors": len(self.errors),
+        }
+
+    def count(self, news: tuple[Outcome, ...]) -> None:
+        for outcome in news:
+            if outcome is Outcome.FAILED:
+                self.failed += 1
+            elif outcome is Outcome.RECOVERED:
+                self.recovered += 1
+            elif outcome is Outcome.EXPIRED:
+                self.expired += 1
+            elif outcome is Outcome.ABANDONED:
+                self.abandoned += 1
 
 
 def _when(value: Any) -> datetime | None:
@@ -65,15 +119,6 @@ def _when(value: Any) -> datetime | None:
     except ValueError:
         return None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def _number(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _succeeded(attempt: Json) -> bool:
-    code = attempt.get("status_code")
-    return isinstance(code, int) and 200 <= code < 300
 
 
 async def _attempts(client: GitHubClient, hook: HookRef, since: datetime) -> list[Attempt]:
@@ -101,57 +146,95 @@ async def _attempts(client: GitHubClient, hook: HookRef, since: datetime) -> lis
 async def recover(
     client: GitHubClient,
     hooks: list[HookRef],
-    known: Known,
+    ledger: Ledger,
     *,
-    since: datetime,
+    since: Mapping[HookRef, datetime],
     now: datetime,
     window: timedelta = REDELIVERY_WINDOW,
 ) -> RecoveryReport:
-    """Redeliver each missed delivery of ``hooks`` since ``since``, once.
+    """One pass over ``hooks``: each missed delivery listed since ``since[hook]`` (and
+    each open request of those hooks) is decided on, asked for when due, remembered.
 
-    ``known(guids)`` answers which of ``guids`` pulsehook has stored. An error on one
-    hook is recorded and the others go on; RateLimited ends the run.
+    What is asked is saved before it is asked (a crash in between leaves a request
+    with no answer, asked again only after its backoff), then saved with GitHub's
+    answer. An error on one hook is recorded and the others go on; RateLimited ends
+    the pass, with what was asked so far saved.
     """
-    if since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
     report = RecoveryReport(checked_at=iso(now))
     by_guid: dict[str, tuple[HookRef, list[Attempt]]] = {}
     for hook in dict.fromkeys(hooks):
+        start = since[hook] if since[hook].tzinfo else since[hook].replace(tzinfo=UTC)
         try:
-            attempts = await _attempts(client, hook, since)
+            attempts = await _attempts(client, hook, start)
         except RateLimited:
             raise
         except GitHubError as exc:
             report.errors.append(failure(f"{hook}: listing deliveries", exc))
             continue
+        report.looked.append(hook)
         report.listed += len(attempts)
         for at, attempt in attempts:
             by_guid.setdefault(attempt["guid"], (hook, []))[1].append((at, attempt))
+    looked = set(report.looked)
+    remembered = {r.guid: r for r in await ledger.open() if HookRef.of(r) in looked}
     undelivered = [
-        g for g, (_, tries) in by_guid.items() if not any(_succeeded(t) for _, t in tries)
+        g for g, (_, tries) in by_guid.items() if not any(succeeded(t) for _, t in tries)
     ]
-    stored = await known(undelivered) if undelivered else set()
-    missed = [g for g in undelivered if g not in stored]
-    report.missed = len(missed)
-    oldest = now - window
-    for guid in missed:
-        hook, tries = by_guid[guid]
-        when, latest = max(tries, key=lambda t: (t[0], _number(t[1].get("id"))))
-        if when < oldest:
-            report.expired += 1
-            continue
-        try:
-            rsp = await client.post(f"{hook.deliveries}/{latest.get('id')}/attempts")
-        except RateLimited:
-            raise
-        except GitHubError as exc:
-            report.failed += 1
-            report.errors.append(failure(f"{hook}: redelivering {guid}", exc))
-            continue
-        if rsp.ok:
-            report.redelivered += 1
-            report.guids.append(guid)
-        else:
-            report.failed += 1
-            report.errors.append(failure(f"{hook}: redelivering {guid}", client.error(rsp)))
+    # A settled request is remembered too: what was given up on is not asked anew.
+    if fresh := [g for g in undelivered if g not in remembered]:
+        remembered.update((r.guid, r) for r in await ledger.recall(fresh))
+    candidates = list(dict.fromkeys([*undelivered, *remembered]))
+    stored = await ledger.known(candidates) if candidates else set()
+    report.missed = sum(1 for g in undelivered if g not in stored)
+    steps: list[Step] = []
+    for guid in candidates:
+        hook, tries = by_guid.get(guid) or (HookRef.of(remembered[guid]), [])
+        step = decide(
+            guid,
+            remembered.get(guid),
+            tries,
+            hook=(hook.hook_id, hook.owner, hook.repo),
+            stored=guid in stored,
+            now=now,
+            window=window,
+        )
+        if step is not None:
+            steps.append(step)
+            report.count(tuple(n for n in step.news if n is not Outcome.REQUESTED))
+    await ledger.save([s.request for s in steps])
+    done: list[Request] = []
+    try:
+        for step in steps:
+            if step.ask is None and step.request.outcome is Outcome.REQUESTED:
+                # Nothing GitHub lists to ask for: refused at once, as GitHub would.
+                done.append(answered(step.request, None, "no attempt to redeliver", now))
+                report.refused += 1
+            elif step.ask is not None:
+                done.append(await _ask(client, step, report, now))
+    finally:
+        await ledger.save(done)
+    final = {**remembered, **{s.request.guid: s.request for s in steps}}
+    final.update((r.guid, r) for r in done)
+    report.waiting = sum(1 for r in final.values() if r.open)
     return report
+
+
+async def _ask(client: GitHubClient, step: Step, report: RecoveryReport, now: datetime) -> Request:
+    request = step.request
+    hook = HookRef.of(request)
+    try:
+        rsp = await client.post(f"{hook.deliveries}/{step.ask}/attempts")
+    except RateLimited:
+        raise
+    except GitHubError as exc:
+        report.refused += 1
+        report.errors.append(failure(f"{hook}: redelivering {request.guid}", exc))
+        return answered(request, None, str(exc), now)
+    if rsp.ok:
+        report.requested += 1
+        report.guids.append(request.guid)
+        return answered(request, rsp.status, None, now)
+    error = client.error(rsp)
+    report.refused += 1
+    report.errors.append(failure(f"{hook}: redelivering {request.guid}", error))
+    return answered(request, rsp.status, str(error), now)

@@ -12,9 +12,9 @@ from starlette.responses import JSONResponse, Response
 from .. import __version__
 from ..clock import parse_iso
 from ..errors import StorageUnavailable
-from ..store import deliveries, scans, vitals
+from ..store import deliveries, redeliveries, scans, vitals
 from ..telemetry import CONTENT_TYPE
-from .models import DeliveriesQuery, read_query
+from .models import DeliveriesQuery, RecoveryQuery, read_query
 from .responses import error
 from .services import services
 
@@ -40,6 +40,7 @@ async def readyz(request: Request) -> JSONResponse:
     try:
         found = await svc.readers.run(lambda db: vitals.read(db, outbox=False))
         scan = await svc.readers.run(scans.last_round)
+        recovery = await svc.readers.run(redeliveries.overview)
     except StorageUnavailable as exc:
         reasons.append(f"database unreadable: {exc}")
     else:
@@ -48,6 +49,8 @@ async def readyz(request: Request) -> JSONResponse:
         if scan is not None:
             # How far behind the scan is: news, never a reason to be unready.
             figures["scan"] = scan
+        if recovery["last_pass"] is not None or any(recovery["requests"].values()):
+            figures["recovery"] = recovery  # news too: what missed deliveries came to
     free = shutil.disk_usage(svc.settings.data_dir).free
     figures["disk_free_bytes"] = free
     if free < DISK_FLOOR:
@@ -95,9 +98,10 @@ async def metrics(request: Request) -> Response:
     try:
         telemetry.store.vitals = await svc.readers.run(vitals.read)
         telemetry.scan.figures = await svc.readers.run(scans.last_round)
+        telemetry.recovery.figures = await svc.readers.run(redeliveries.overview)
     except StorageUnavailable:
         # The counts still render; /readyz says why the store does not answer.
-        telemetry.store.vitals = telemetry.scan.figures = None
+        telemetry.store.vitals = telemetry.scan.figures = telemetry.recovery.figures = None
     telemetry.store.now = svc.clock.now().timestamp()
     path = svc.settings.db_path
     telemetry.store.files = {
@@ -126,3 +130,14 @@ async def list_deliveries(request: Request) -> JSONResponse:
             "next_before": rows[-1]["id"] if len(rows) == given.limit else None,
         }
     )
+
+
+async def recovery(request: Request) -> JSONResponse:
+    """``GET /api/v1/recovery``: the last pass, requests by outcome, the recent ones."""
+    svc = services(request)
+    given = read_query(request, RecoveryQuery)
+    found = await svc.readers.run(redeliveries.overview)
+    rows = await svc.readers.run(
+        lambda db: redeliveries.recent(db, outcome=given.outcome, limit=given.limit)
+    )
+    return JSONResponse({**found, "recent": rows})

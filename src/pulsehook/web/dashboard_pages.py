@@ -15,7 +15,7 @@ from ..alerts import silences
 from ..clock import parse_iso
 from ..store import alerts as alert_store
 from ..store import dependencies as graph_store
-from ..store import health, metrics, outbox, queries
+from ..store import health, metrics, outbox, queries, redeliveries
 from ..store.db import Tx
 from . import charts
 from .dependencies import package_use
@@ -58,7 +58,11 @@ def _open_vulns(db: Tx, repo: str | None) -> list[dict[str, Any]]:
 
 def overview(db: Tx, view: View) -> dict[str, Any]:
     firing = alert_store.for_page(db, firing=True, limit=50)
-    return {"data": metrics.overview(db, view.now), "firing": firing}
+    return {
+        "data": metrics.overview(db, view.now),
+        "firing": firing,
+        "recovery": redeliveries.overview(db),
+    }
 
 
 def repos(db: Tx, view: View) -> dict[str, Any]:

@@ -205,6 +205,11 @@ class DeliveriesQuery(Model):
     ) = None
 
 
+class RecoveryQuery(Model):
+    outcome: Literal["requested", "failed", "recovered", "expired", "abandoned"] | None = None
+    limit: Annotated[Limit, Field(le=1000)] = 100
+
+
 class MetricsQuery(Model):
     days: Annotated[int, Field(ge=1, le=3650, description="history length in days")] = 90
 

@@ -32,6 +32,7 @@ from .models import (
     NoQuery,
     NoticePath,
     OutboxQuery,
+    RecoveryQuery,
     RepoPath,
     ReposQuery,
     SilenceCreated,
@@ -380,6 +381,12 @@ def operations() -> dict[str, dict[str, Op]]:
             )
         },
         "/api/v1/outbox": {"get": Op("Notices and their delivery state", query=OutboxQuery)},
+        "/api/v1/recovery": {
+            "get": Op(
+                "Missed deliveries pulsehook asked GitHub to redeliver, and what came of it",
+                query=RecoveryQuery,
+            )
+        },
         "/api/v1/outbox/{notice_id}": {
             "get": Op(
                 "One notice: what it said, its delivery, the alerts it names",

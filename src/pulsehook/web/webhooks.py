@@ -35,6 +35,7 @@ from ..errors import (
     UnsupportedMediaType,
     WebhookRejected,
 )
+from ..events import Topic
 from ..github.verify import Signature, malformed
 from ..logs import note
 from ..settings import Settings
@@ -193,6 +194,8 @@ def _report(
     event = headers.get("x-github-event")
     svc = scope["app"].state.runtime
     svc.telemetry.deliveries.labels(event_label(event), outcome).inc()
+    if status >= 500:
+        svc.events.publish(Topic.REFUSED)  # recovery asks GitHub again once it is over
     note(
         log,
         logging.INFO if status < 400 else logging.WARNING,
