@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hashlib
 import heapq
 import json
@@ -111,6 +112,38 @@ def stamp(epoch: float) -> str:
 
 def render(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
+
+
+# Each repository has three workflows, as most do: CI on pushes, a nightly job on a
+# schedule, a release run by hand; every file names its repository, so every
+# repository's blobs differ and each is read once.
+WORKFLOWS = {"ci.yml": "CI", "nightly.yml": "Nightly", "release.yml": "Release"}
+WORKFLOW_TEXT = {
+    "ci.yml": "name: CI\non: [push, pull_request]\njobs:\n  test:\n    runs-on: ubuntu-latest\n"
+    "    steps:\n      - run: make test  # {repo}\n",
+    "nightly.yml": "name: Nightly\non:\n  schedule:\n    - cron: '0 3 * * *'\n"
+    "  workflow_dispatch:\njobs:\n  run:\n    runs-on: ubuntu-latest\n"
+    "    steps:\n      - run: make nightly  # {repo}\n",
+    "release.yml": "name: Release\non: workflow_dispatch\njobs:\n  release:\n"
+    "    runs-on: ubuntu-latest\n    steps:\n      - run: make release  # {repo}\n",
+}
+
+
+def workflow_files(full_name: str) -> dict[str, str]:
+    return {f: t.format(repo=full_name) for f, t in WORKFLOW_TEXT.items()}
+
+
+def blob_sha(text: str) -> str:
+    data = text.encode()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def workflows(full_name: str) -> list[dict[str, Any]]:
+    return [
+        {"id": n, "name": name, "path": f".github/workflows/{f}", "state": "active",
+         "html_url": f"https://github.com/{full_name}/blob/main/.github/workflows/{f}"}
+        for n, (f, name) in enumerate(WORKFLOWS.items(), start=1)
+    ]  # fmt: skip
 
 
 class VirtualClock:
@@ -507,6 +540,20 @@ class GitHubStandIn:
             if head is None:
                 return self.json({"message": "No commit found", "documentation_url": DOCS}, 422)
             return repo.statuses.get(head, [])[:per_page], {}
+        if rest == "/actions/workflows":
+            return {"total_count": len(WORKFLOWS), "workflows": workflows(repo.full_name)}, {}
+        if rest == "/contents/.github/workflows":
+            return [
+                {"type": "file", "name": f, "path": f".github/workflows/{f}", "sha": blob_sha(t)}
+                for f, t in workflow_files(repo.full_name).items()
+            ], {}
+        if rest.startswith("/git/blobs/"):
+            wanted = rest[len("/git/blobs/") :]
+            for text in workflow_files(repo.full_name).values():
+                if blob_sha(text) == wanted:
+                    encoded = base64.b64encode(text.encode()).decode()
+                    return {"sha": wanted, "encoding": "base64", "content": encoded}, {}
+            return self.json({"message": "Not Found", "documentation_url": DOCS}, 404)
         if rest == "/pulls":
             pulls = [p for p in repo.pulls if q.get("state", "open") in ("all", p["state"])]
             key = "updated_at" if q.get("sort") == "updated" else "created_at"

@@ -10,6 +10,7 @@ hook deliveries, ETags with 304s, Dependabot's 403 when disabled, rate-limit ans
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import threading
@@ -17,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -194,6 +196,35 @@ class Site:
     pulls: list[Json] = field(default_factory=list)
     statuses: list[Json] = field(default_factory=list)  # newest first, as GitHub lists them
     sbom: Json | None = None  # the dependency graph's SPDX answer; None: graph disabled (404)
+    workflows: list[Json] = field(default_factory=list)  # the Actions API's workflow objects
+    files: dict[str, str] = field(default_factory=dict)  # workflow file path -> its text
+
+    def blob(self, text: str) -> str:
+        """The git blob sha GitHub gives a file of this text."""
+        data = text.encode()
+        return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def workflow(repo: Json, wid: int, name: str, file: str, state: str = "active") -> Json:
+    """A workflow as ``GET /repos/{owner}/{repo}/actions/workflows`` lists it
+    (tests/payloads/rest/actions_workflows.json), for ``file`` under .github/workflows/."""
+    found: Json = retarget(
+        payload("rest/actions_workflows")["workflows"][0], "octo-org/octo-repo", repo["full_name"]
+    )
+    path = f".github/workflows/{file}"
+    found.update(
+        id=wid,
+        name=name,
+        path=path,
+        state=state,
+        html_url=f"https://github.com/{repo['full_name']}/blob/main/{path}",
+    )
+    return found
+
+
+def workflow_file(name: str) -> str:
+    """A workflow file of tests/payloads/workflows/."""
+    return (Path(__file__).parent / "payloads" / "workflows" / name).read_text()
 
 
 def sbom(repo: Json) -> Json:
@@ -534,6 +565,32 @@ class FakeGitHub:
         }
         if site.commits:
             answers[f"/commits/{site.commits[0]['sha']}/statuses"] = lambda: site.statuses
+        answers["/actions/workflows"] = lambda: {
+            "total_count": len(site.workflows),
+            "workflows": site.workflows,
+        }
+        if site.files:
+            answers["/contents/.github/workflows"] = lambda: [
+                {
+                    "type": "file",
+                    "name": path.rsplit("/", 1)[-1],
+                    "path": path,
+                    "sha": site.blob(text),
+                    "size": len(text.encode()),
+                }
+                for path, text in sorted(site.files.items())
+            ]
+        if m := re.fullmatch(r"/git/blobs/([0-9a-f]{40})", rest):
+            text = next((t for t in site.files.values() if site.blob(t) == m.group(1)), None)
+            if text is None:
+                return JSONResponse(NOT_FOUND, status_code=404)
+            encoded = base64.encodebytes(text.encode()).decode()
+            return {
+                "sha": m.group(1),
+                "size": len(text.encode()),
+                "encoding": "base64",
+                "content": encoded,
+            }, {}
         if rest == "/dependabot/alerts":
             if site.alerts is None:
                 message = DISABLED if site.alerts_status == 403 else "Not Found"

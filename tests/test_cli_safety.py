@@ -299,7 +299,7 @@ def test_init_writes_the_shipped_rules(tmp_path: Path, monkeypatch: pytest.Monke
         assert (tmp_path / "rules" / name).read_bytes() == (RULES / name).read_bytes()
     assert "pulsehook rules check rules" in result.output
     checked = run("rules", "check", "rules")
-    assert checked.exit_code == 0 and "ok: 4 rule(s)" in checked.output
+    assert checked.exit_code == 0 and "ok: 6 rule(s)" in checked.output
 
 
 def test_init_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:

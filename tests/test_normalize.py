@@ -51,6 +51,7 @@ SUPPORTED = {
     "pulsehook.profile",
     "pulsehook.report",
     "pulsehook.sbom",
+    "pulsehook.workflows",
 }
 
 
@@ -87,6 +88,7 @@ WORKFLOW_RUN_SUCCESS = Build(
     source="workflow_run",
     updated_at="2020-10-05T16:33:49Z",
     job=None,
+    workflow_path=".github/workflows/test.yml",
 )
 
 
@@ -116,6 +118,7 @@ def test_workflow_run_completed_fact_dict() -> None:
         "source": "workflow_run",
         "updated_at": "2020-10-05T16:33:49Z",
         "job": None,
+        "workflow_path": ".github/workflows/test.yml",
     }
 
 
@@ -202,6 +205,7 @@ def test_workflow_run_docs_example_status_queued() -> None:
             head_sha="5779607b49aab1200488439f02372c57b4f75444",
             source="workflow_run",
             updated_at="2021-12-16T19:37:22Z",
+            workflow_path=".github/workflows/syntax.yml",
         )
     ]
 
@@ -849,6 +853,7 @@ def test_push_fact_dict() -> None:
         "deleted": False,
         "head_sha": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
         "manifests": False,  # the commit added README.md only
+        "workflows": False,
     }
 
 

@@ -140,6 +140,8 @@ def test_shipped_rules_load() -> None:
         ("build_failure", "build"),
         ("coverage_drop", "coverage"),
         ("summary_missing", "spec"),  # rules/summary.toml, shipped beside the seed's
+        ("workflow_disabled", "workflow"),
+        ("workflow_inactive", "workflow"),
     ]
     coverage = rule_set.rule("coverage_drop")
     assert coverage is not None
@@ -430,7 +432,7 @@ def test_valid_directory_checks_ok(tmp_path: Path) -> None:
 def test_shipped_directory_checks_ok() -> None:
     result = check(SHIPPED)
     assert result.exit_code == 0, result.output
-    assert "ok: 4 rule(s)" in result.output
+    assert "ok: 6 rule(s)" in result.output
     assert "coverage_drop: coverage -> slack (daily_digest)" in result.output
 
 

@@ -72,6 +72,7 @@ def create_app(
             Route("/metrics", api.metrics, methods=["GET"]),
             Route("/api/v1/deliveries", api.list_deliveries, methods=["GET"]),
             Route("/api/v1/recovery", api.recovery, methods=["GET"]),
+            Route("/api/v1/summary/items", api.summary_items, methods=["GET"]),
             *dependencies.ROUTES,
             *metrics.ROUTES,
             Route("/api/v1/openapi.json", openapi.openapi, methods=["GET"]),

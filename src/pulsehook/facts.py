@@ -95,6 +95,7 @@ class Build(Kind):
     source: str  # workflow_run | check_suite | workflow_job
     updated_at: str | None
     job: str | None = None
+    workflow_path: str | None = None  # its file, ``.github/workflows/ci.yml``
 
     @property
     def completed(self) -> bool:
@@ -262,6 +263,7 @@ class Push(Kind):
     head_sha: str | None
     # It changed a dependency manifest or lock file: the dependency graph moved.
     manifests: bool = False
+    workflows: bool = False  # it changed a workflow file: its schedule may have moved
 
     @classmethod
     def subject(cls, f: Mapping[str, Any]) -> str:
@@ -419,6 +421,58 @@ class IssueActivity(Kind):
 
 
 @dataclass(frozen=True)
+class WorkflowState(Kind):
+    """A workflow as a scan read it: GitHub's state of it and its schedule.
+
+    ``state`` is GitHub's (``active``, ``disabled_inactivity``, ``disabled_manually``,
+    ``disabled_fork``) or ``deleted`` once it is no longer listed. ``at_risk``: an
+    active scheduled workflow of a public repository without activity for
+    ``idle_days``, past the warning threshold, which GitHub will soon disable.
+    """
+
+    name: ClassVar[str] = "workflow"
+    repo: str
+    repo_id: int | None
+    workflow: str  # its name, as runs name it
+    path: str  # its file, ``.github/workflows/nightly.yml``
+    state: str
+    disabled: bool
+    scheduled: bool
+    crons: tuple[str, ...]
+    problem: str | None  # why its schedule could not be read
+    idle_days: int | None
+    at_risk: bool
+    url: str | None
+    at: str | None
+    grace_s: int = 3600  # the grace its implicit summary item gets
+    archived: bool = False  # its repository is archived: nothing of it runs, nothing expected
+
+    @classmethod
+    def subject(cls, f: Mapping[str, Any]) -> str:
+        return f"workflow:{f.get('path')}"
+
+    @classmethod
+    def recovers(cls, _f: Mapping[str, Any]) -> bool:
+        # Each reading is the workflow's whole current state: not matching, it is well.
+        return True
+
+    @classmethod
+    def describe(cls, f: Mapping[str, Any], mark: Mark) -> str:
+        name, repo = mark(f.get("workflow")), mark(f.get("repo"))
+        state = f.get("state")
+        if state == "disabled_inactivity":
+            return f"GitHub disabled {name} in {repo} after 60 days without activity — re-enable it"
+        if f.get("disabled"):
+            return f"{name} in {repo} is disabled ({mark(state)})"
+        if f.get("at_risk"):
+            return (
+                f"{name} in {repo}: no activity for {mark(f.get('idle_days'))} days;"
+                " GitHub disables scheduled workflows at 60"
+            )
+        return f"{name} in {repo} is {mark(state)}"
+
+
+@dataclass(frozen=True)
 class Spec(Kind):
     """A summary item changed status (ERROR / MISSING / OK)."""
 
@@ -431,6 +485,10 @@ class Spec(Kind):
     repo: str
     url: str | None
     at: str | None
+    implicit: bool = False  # expected from its workflow file's schedule, not declared
+    workflow: str | None = None  # the workflow's name, for a workflow item
+    source: str | None = None  # the workflow file an implicit item comes from
+    channels: tuple[str, ...] = ()  # an [[expect]]'s channels, instead of the rule's
 
     @classmethod
     def subject(cls, f: Mapping[str, Any]) -> str:
@@ -486,6 +544,7 @@ KINDS = (
     Profile,
     DependencyGraph,
     IssueActivity,
+    WorkflowState,
     Spec,
     Health,
 )
@@ -501,6 +560,7 @@ Fact = (
     | Profile
     | DependencyGraph
     | IssueActivity
+    | WorkflowState
     | Spec
     | Health
 )

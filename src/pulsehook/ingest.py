@@ -27,7 +27,7 @@ import orjson
 from .alerts import engine
 from .clock import Clock, iso, parse_iso
 from .errors import NormalizerFailed, StorageUnavailable, UnsupportedEvent
-from .facts import Build, Fact
+from .facts import Build, Fact, WorkflowState
 from .github.normalize import normalize, snapshot
 from .logs import note
 from .rules.evaluate import Evaluator
@@ -209,6 +209,11 @@ def _apply(
         for f in facts
         if isinstance(f, Build)
     ]
+    watched = sum(
+        summary_items.watch_workflow(db, f, now=moment, tz=tz)
+        for f in facts
+        if isinstance(f, WorkflowState)
+    )
     if alerting is not None and clock_now is not None:
         outcome = engine.evaluate(
             db,
@@ -222,7 +227,7 @@ def _apply(
         )
         if news is not None:
             news.outcome += outcome
-    changes = sum(changed() for changed in reported)
+    changes = watched + sum(changed() for changed in reported)
     if news is not None:
         news.summary_changes += changes
     return facts

@@ -104,6 +104,8 @@ def scan_pace(settings: Settings) -> Pace:
         share=DEFAULT_SHARE if settings.scan_share is None else settings.scan_share,
         cycle=timedelta(hours=settings.scan_cycle_hours),
         seconds=ROUND_SHARE_OF_INTERVAL * settings.scan_interval,
+        schedule_grace=timedelta(seconds=settings.schedule_grace_seconds),
+        inactivity_warning_days=settings.inactivity_warning_days,
     )
 
 

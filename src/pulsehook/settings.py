@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     scan_share: float | None = Field(default=None, gt=0, le=1)
     # Every repository is rescanned at least this often (free when nothing changed).
     scan_cycle_hours: float = Field(default=24, gt=0)
+    # A scheduled workflow watched from its file may report this late: GitHub delays
+    # scheduled runs under load (README, "Scheduled workflows").
+    schedule_grace_seconds: float = Field(default=3600, ge=0)
+    # A scheduled workflow of a public repository idle this long is warned of; GitHub
+    # disables it at 60 days.
+    inactivity_warning_days: int = Field(default=50, ge=1, le=59)
     # Between scans, dependency graphs a push moved are read at most this often.
     graph_refresh_seconds: float = Field(default=30, gt=0)
     # Recovery looks this often for hooks first seen, requests to follow up and

@@ -165,7 +165,10 @@ def queue_notice(
         else None
     )
     queued = 0
-    for channel in rule.channels:
+    # An [[expect]] that names channels sends its item's notices there instead.
+    override = fact.get("channels") if rule.fact == "spec" else None
+    targets = tuple(override) if isinstance(override, list | tuple) and override else rule.channels
+    for channel in targets:
         if rule.is_digest:
             assert rule.cron is not None  # a digest rule has its schedule
             digests.add_entry(

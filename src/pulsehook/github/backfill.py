@@ -287,7 +287,7 @@ class Backfill:
         self._sleep = sleep
         self.last_scan: ScanReport | None = None
         self.last_error: str | None = None
-        self.graphs = GraphRefresher(writer, readers, self._clock, submit)
+        self.graphs = GraphRefresher(writer, readers, self._clock, submit, pace)
         self._seen: set[HookRef] = set()  # hooks a pass has looked at (or tried to)
         self._looked_at: dict[HookRef, datetime] = {}
         self._full_at: datetime | None = None

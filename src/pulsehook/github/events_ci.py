@@ -56,6 +56,7 @@ def workflow_run(payload: Json) -> list[Build]:
             head_sha=text(run, "head_sha"),
             source="workflow_run",
             updated_at=timestamp(run.get("updated_at")),
+            workflow_path=text(run, "path") or text(obj(payload, "workflow"), "path"),
         )
     ]
 

@@ -3,6 +3,8 @@
 - ``pulsehook.profile``: a scan's findings on documentation and Dependabot.
 - ``pulsehook.sbom``: a repository's dependency graph as GitHub's SBOM answered
   (``github/sbom.py``), or that it has none.
+- ``pulsehook.workflows``: a repository's workflows as a scan read them: GitHub's
+  state of each and the crons of its file (``github/workflow_files.py``).
 - ``pulsehook.report``: a CI job's report (``POST /api/v1/report``): a build,
   and optionally a coverage figure, for what webhooks cannot tell.
 """
@@ -12,8 +14,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
-from ..facts import Build, Coverage, DependencyGraph, Fact, Profile
-from . import sbom
+from ..facts import Build, Coverage, DependencyGraph, Fact, Profile, WorkflowState
+from . import sbom, workflow_files
 from .payload import Json, integer, obj, repository, text, timestamp
 
 
@@ -66,6 +68,55 @@ def dependency_graph(payload: Json) -> list[DependencyGraph]:
             at=at,
         )
     ]
+
+
+WARN_DAYS = 50  # GitHub disables at 60 days: warn ten days before
+
+
+def workflows(payload: Json) -> list[WorkflowState]:
+    full_name, repo_id, _ = repository(payload)
+    at = timestamp(payload.get("checked_at"))
+    idle = workflow_files.idle_days(text(payload, "last_activity"), at or "")
+    public = obj(payload, "repository").get("private") is False
+    archived = obj(payload, "repository").get("archived") is True
+    warn = integer(payload, "warn_days") or WARN_DAYS
+    grace = integer(payload, "grace_s")
+    found: list[WorkflowState] = []
+    listed = payload.get("workflows")
+    for entry in listed if isinstance(listed, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        name, path, state = text(entry, "name"), text(entry, "path"), text(entry, "state")
+        if not (name and path and state):
+            continue
+        raw = entry.get("crons")
+        crons = tuple(c for c in raw if isinstance(c, str)) if isinstance(raw, list) else ()
+        active = state == workflow_files.ACTIVE
+        found.append(
+            WorkflowState(
+                repo=full_name,
+                repo_id=repo_id,
+                workflow=name,
+                path=path,
+                state=state,
+                disabled=state in workflow_files.DISABLED,
+                scheduled=bool(crons),
+                crons=crons,
+                problem=text(entry, "problem"),
+                idle_days=idle,
+                at_risk=active
+                and bool(crons)
+                and public
+                and not archived
+                and idle is not None
+                and idle > warn,
+                url=text(entry, "html_url"),
+                at=at,
+                grace_s=grace if grace is not None and grace >= 0 else 3600,
+                archived=archived,
+            )
+        )
+    return found
 
 
 def report(payload: Json) -> list[Build | Coverage]:
@@ -126,4 +177,5 @@ EVENTS: dict[str, Callable[[Json], Sequence[Fact]]] = {
     "pulsehook.profile": profile,
     "pulsehook.report": report,
     "pulsehook.sbom": dependency_graph,
+    "pulsehook.workflows": workflows,
 }

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..facts import Dependency, Fact, HookPing, Push, Repo
-from . import sbom
+from . import sbom, workflow_files
 from .payload import Json, flag, integer, is_bot, obj, repository, text, timestamp
 
 DEPENDABOT = "dependabot[bot]"
@@ -20,6 +20,7 @@ def push(payload: Json) -> list[Push]:
     head = obj(payload, "head_commit")  # null when a branch is deleted
     commits = payload.get("commits")
     sender = obj(payload, "sender")
+    changed = _changed(commits)
     return [
         Push(
             repo=full_name,
@@ -35,7 +36,8 @@ def push(payload: Json) -> list[Push]:
             bot=is_bot(sender),
             deleted=flag(payload, "deleted"),
             head_sha=text(payload, "after"),
-            manifests=sbom.touches_manifest(_changed(commits)),
+            manifests=sbom.touches_manifest(changed),
+            workflows=workflow_files.touches_workflows(changed),
         )
     ]
 

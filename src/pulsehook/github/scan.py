@@ -25,7 +25,7 @@ from urllib.parse import quote
 from ..clock import iso, parse_iso
 from ..store.deliveries import Delivery
 from ..store.scans import Memory, Scanned
-from . import sbom
+from . import sbom, workflow_files
 from .api import Failure, GitHubClient, GitHubError, RateLimited, failure
 from .budget import Share, ShareSpent
 from .response import Response
@@ -76,11 +76,14 @@ class Ledger(Protocol):
 
 @dataclass(frozen=True)
 class Pace:
-    """How far one round goes."""
+    """How far one round goes, and how it watches the scheduled workflows it reads."""
 
     share: float = DEFAULT_SHARE  # of each rate-limit window
     cycle: timedelta = timedelta(days=1)  # every repository rescanned at least this often
     seconds: float | None = None  # start no repository after this long
+    # A scheduled workflow's run may come this late (GitHub delays them under load).
+    schedule_grace: timedelta = timedelta(hours=1)
+    inactivity_warning_days: int = 50  # GitHub disables scheduled workflows at 60
 
 
 @dataclass
@@ -294,7 +297,7 @@ async def scan(
                     break
                 scanned = RepoReading(item.repo, now, await ledger.memory(item.repo_id))
                 try:
-                    await _scan_repo(client, scanned)
+                    await _scan_repo(client, scanned, pace)
                 finally:
                     # What was read is kept, even when the share ran out half-way.
                     if scanned.deliveries:
@@ -325,7 +328,7 @@ async def scan(
 
 
 # One repository's reads in the order the budget spends them, each guarded alike.
-async def _scan_repo(client: GitHubClient, r: RepoReading) -> None:  # noqa: C901
+async def _scan_repo(client: GitHubClient, r: RepoReading, pace: Pace) -> None:  # noqa: C901
     repo = r.repo
     r.add(
         f"scan:repo:{r.id}:{repo.get('updated_at')}:{repo.get('pushed_at')}",
@@ -344,6 +347,9 @@ async def _scan_repo(client: GitHubClient, r: RepoReading) -> None:  # noqa: C90
 
     async def alerts() -> None:
         facts["dependabot"] = await _alerts(client, r, base)
+
+    async def workflows() -> None:
+        await read_workflows(client, r, pace)
 
     async def graph() -> None:
         # A graph GitHub does not have answers 404, which costs rate limit and has no
@@ -414,6 +420,7 @@ async def _scan_repo(client: GitHubClient, r: RepoReading) -> None:  # noqa: C90
 
     sections: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("workflow runs", runs),
+        ("workflows", workflows),
         ("dependabot alerts", alerts),
         ("dependency graph", graph),
         ("documentation", documentation),
@@ -517,6 +524,104 @@ async def read_graph(client: GitHubClient, r: RepoReading) -> None:
     )
     facts["graph"], facts["graph_digest"] = "ok", digest
     facts.pop("graph_checked", None)
+
+
+WORKFLOW_KEPT = ("name", "path", "state", "html_url")
+
+
+async def read_workflows(client: GitHubClient, r: RepoReading, pace: Pace) -> None:
+    """The repository's workflows, GitHub's state of each and the crons of its file,
+    as one ``pulsehook.workflows`` finding.
+
+    The list and the directory of workflow files are conditional requests (a 304
+    is free); a file is read (as its git blob, which never changes) only when its
+    blob sha differs from the last read, so an unchanged repository costs nothing.
+    """
+    base = f"/repos/{r.full_name}"
+    facts = r.learned.facts
+    rsp = await r.get(client, "workflows", f"{base}/actions/workflows", {"per_page": PAGE})
+    listed: list[Json]
+    if rsp.status == 304:
+        listed = list(facts.get("workflows") or [])
+    elif rsp.status in (403, 404):
+        listed = []  # Actions disabled, or hidden from the token
+    else:
+        body = _ok(client, rsp).body
+        found = body.get("workflows") if isinstance(body, dict) else None
+        listed = [
+            {k: w.get(k) for k in WORKFLOW_KEPT}
+            for w in found or []
+            if isinstance(w, dict) and isinstance(w.get("path"), str)
+        ]
+    facts["workflows"] = listed
+    shas: dict[str, str] = dict(facts.get("workflow_dir") or {})
+    if any(str(w["path"]).startswith(workflow_files.WORKFLOWS_DIR) for w in listed):
+        default = r.repo.get("default_branch")
+        params = {"ref": default} if isinstance(default, str) and default else None
+        path = f"{base}/contents/{workflow_files.WORKFLOWS_DIR.rstrip('/')}"
+        rsp = await r.get(client, "workflow_dir", path, params)
+        if rsp.status == 404:
+            shas = {}
+        elif rsp.status != 304:
+            entries = _ok(client, rsp).body
+            shas = {
+                str(e["path"]): str(e["sha"])
+                for e in (entries if isinstance(entries, list) else [])
+                if isinstance(e, dict) and e.get("type") == "file" and e.get("sha")
+            }
+    else:
+        shas = {}
+    facts["workflow_dir"] = shas
+    known: dict[str, Any] = dict(facts.get("workflow_files") or {})
+    read: dict[str, Any] = {}
+    for w in listed:
+        file, sha = str(w["path"]), shas.get(str(w["path"]))
+        if sha is None:
+            continue  # not a file of the default branch (a dynamic workflow, say)
+        before = known.get(file)
+        if isinstance(before, dict) and before.get("sha") == sha:
+            read[file] = before
+            continue
+        blob = await client.get(f"{base}/git/blobs/{sha}", cache=False)
+        content = workflow_files.blob_text(_ok(client, blob).body)
+        found_schedules = (
+            workflow_files.schedules(content)
+            if content is not None
+            else workflow_files.Schedules(problem="not a text file")
+        )
+        read[file] = {
+            "sha": sha,
+            "crons": list(found_schedules.crons),
+            "problem": found_schedules.problem,
+        }
+    facts["workflow_files"] = read
+    now_listed = {str(w["path"]) for w in listed}
+    gone = [
+        {"name": w.get("name"), "path": w.get("path"), "state": workflow_files.DELETED}
+        for w in r.known.facts.get("workflows") or []
+        if isinstance(w, dict) and w.get("path") not in now_listed
+    ]
+    if not listed and not gone:
+        return
+    found = [
+        {**w, **{k: v for k, v in (read.get(str(w["path"])) or {}).items() if k != "sha"}}
+        for w in listed
+    ] + gone
+    # What was read is in the guid: a read after a push, at the same time as the
+    # scan's, is a delivery of its own.
+    digest = hashlib.sha256(json.dumps(found, sort_keys=True).encode()).hexdigest()[:16]
+    r.add(
+        f"scan:workflows:{r.id}:{r.received_at}:{digest}",
+        "pulsehook.workflows",
+        {
+            "repository": r.repo,
+            "checked_at": r.received_at,
+            "last_activity": r.repo.get("pushed_at"),
+            "grace_s": int(pace.schedule_grace.total_seconds()),
+            "warn_days": pace.inactivity_warning_days,
+            "workflows": found,
+        },
+    )
 
 
 async def _status(client: GitHubClient, r: RepoReading, base: str, default: str, sha: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from ..timing import parse_duration, valid_cron
 from .model import Expectation
 
-KEYS = {"repo", "owner", "workflow", "path", "schedule", "grace", "note"}
+KEYS = {"repo", "owner", "workflow", "path", "schedule", "grace", "note", "ignore", "channel"}
 
 
 def expectation_from_dict(raw: Any, path: Path, index: int) -> tuple[Expectation | None, list[str]]:
@@ -30,7 +30,13 @@ def expectation_from_dict(raw: Any, path: Path, index: int) -> tuple[Expectation
         problems.append(f"{label}: workflow/path must be a string")
     schedule_raw = raw.get("schedule")
     schedule: timedelta | str | None = None
-    if isinstance(schedule_raw, str) and valid_cron(schedule_raw) and " " in schedule_raw:
+    ignore = raw.get("ignore", False)
+    if not isinstance(ignore, bool):
+        problems.append(f"{label}: ignore must be true or false")
+    if schedule_raw is None and (workflow is not None or ignore is True):
+        # An override of what the workflow's own file schedules (grace, channel, ignore).
+        pass
+    elif isinstance(schedule_raw, str) and valid_cron(schedule_raw) and " " in schedule_raw:
         schedule = schedule_raw
     else:
         try:
@@ -42,13 +48,19 @@ def expectation_from_dict(raw: Any, path: Path, index: int) -> tuple[Expectation
                 f"{label}: bad schedule {schedule_raw!r}: use an ISO-8601 duration"
                 " (PT10M), a short form (10m, 1h30m, 2d) or a cron string"
             )
-    grace = timedelta(0)
-    try:
-        grace = parse_duration(raw.get("grace", 0))
-    except (ValueError, TypeError) as exc:
-        problems.append(f"{label}: grace: {exc}")
+    grace: timedelta | None = None
+    if "grace" in raw:
+        try:
+            grace = parse_duration(raw["grace"])
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{label}: grace: {exc}")
+    channel = raw.get("channel", [])
+    channels = [channel] if isinstance(channel, str) else channel
+    if not (isinstance(channels, list) and all(isinstance(c, str) and c for c in channels)):
+        problems.append(f"{label}: channel must be a channel name or a list of them")
+        channels = []
     note = raw.get("note")
-    if problems or schedule is None:
+    if problems:
         return None, problems
     return Expectation(
         owner=str(owner),
@@ -59,4 +71,6 @@ def expectation_from_dict(raw: Any, path: Path, index: int) -> tuple[Expectation
         grace=grace,
         note=note if isinstance(note, str) else None,
         source=str(path),
+        ignore=ignore is True,
+        channels=tuple(channels),
     ), []

@@ -184,6 +184,13 @@ def load_rules(directory: Path, env: Mapping[str, str]) -> RuleSet:  # noqa: C90
                     f"{rule.source}: rule {rule.name!r}: unknown channel {name!r}"
                     f" (configured: {', '.join(sorted(channels)) or 'none'})"
                 )
+    for expectation in expectations:
+        for name in expectation.channels:
+            if name not in channels and name not in unconfigured:
+                problems.append(
+                    f"{expectation.source}: expect {expectation.item_path!r}: unknown channel"
+                    f" {name!r} (configured: {', '.join(sorted(channels)) or 'none'})"
+                )
     if problems:
         raise RulesInvalid(problems)
     return RuleSet(

@@ -66,10 +66,13 @@ class Expectation:
     repo: str  # the repository name
     workflow: str | None  # a workflow of the repository ...
     path: str | None  # ... or a heartbeat path, as a pulseox spec has it
-    schedule: timedelta | str  # a duration, or a cron string
-    grace: timedelta = timedelta(0)
+    # A duration, or a cron string; None: a workflow's own file says (an override).
+    schedule: timedelta | str | None
+    grace: timedelta | None = None  # None: none given (a workflow file's default holds)
     note: str | None = None
     source: str = ""
+    ignore: bool = False  # never MISSING, even when a workflow file schedules it
+    channels: tuple[str, ...] = ()  # where its spec notices go instead of the rules' own
 
     @property
     def item_path(self) -> str:

@@ -681,6 +681,27 @@ MIGRATIONS: list[Migration] = [
     CREATE INDEX redelivery_requests_open ON redelivery_requests(outcome)
         WHERE outcome IN ('requested', 'failed');
     """,
+    # 16: scheduled workflows watched from their files (implicit items), and what an
+    # [[expect]] overrides of them; a push that changed a workflow file asks for the
+    # repository's workflows again.
+    """
+    ALTER TABLE summary_items ADD COLUMN implicit_schedule TEXT;  -- the file's crons
+    ALTER TABLE summary_items ADD COLUMN implicit_grace_s INTEGER;
+    ALTER TABLE summary_items ADD COLUMN source TEXT;  -- the workflow file, for an implicit item
+    ALTER TABLE summary_items ADD COLUMN declared_schedule TEXT;
+    ALTER TABLE summary_items ADD COLUMN declared_grace_s INTEGER;  -- NULL: not given
+    ALTER TABLE summary_items ADD COLUMN ignored INTEGER NOT NULL DEFAULT 0;  -- ignore = true
+    ALTER TABLE summary_items ADD COLUMN channels TEXT;  -- an [[expect]]'s, JSON; NULL: the rule's
+    ALTER TABLE summary_items ADD COLUMN tz TEXT;  -- the schedule's zone; NULL: the summary's
+    UPDATE summary_items SET declared_schedule = schedule, declared_grace_s = grace_s
+        WHERE declared = 1;
+    CREATE INDEX summary_items_source ON summary_items(owner, repo, source)
+        WHERE source IS NOT NULL;
+    CREATE TABLE workflows_wanted (
+        repo_id INTEGER PRIMARY KEY,
+        wanted_at TEXT NOT NULL
+    );
+    """,
 ]
 
 # Tables rebuilt from the stored deliveries by ``pulsehook replay``.

@@ -116,3 +116,32 @@ def last_round(db: Tx) -> dict[str, Any] | None:
     """The figures of the last scan round (no names: safe to show anyone), or None."""
     found = state(db, LAST_ROUND)
     return found if isinstance(found, dict) else None
+
+
+def want_workflows(db: Tx, repo_id: int, at: str) -> None:
+    """A push changed a workflow file: the repository's workflows are to be read again."""
+    db.execute(
+        "INSERT INTO workflows_wanted (repo_id, wanted_at) VALUES (?, ?)"
+        " ON CONFLICT (repo_id) DO NOTHING",
+        (repo_id, at),
+    )
+
+
+def workflows_wanted(db: Tx, *, wanted_before: str, limit: int) -> list[dict[str, Any]]:
+    """Repositories whose workflows are wanted since ``wanted_before`` or earlier, longest
+    waiting first, with what reading them needs of the repository."""
+    return list(
+        db.query(
+            "SELECT w.repo_id, w.wanted_at, r.full_name, r.default_branch, r.private,"
+            " r.last_push_at FROM workflows_wanted w JOIN repositories r ON r.id = w.repo_id"
+            " WHERE r.deleted = 0 AND w.wanted_at <= ? ORDER BY w.wanted_at, w.repo_id LIMIT ?",
+            (wanted_before, limit),
+        )
+    )
+
+
+def workflows_read(db: Tx, repo_id: int, wanted_at: str) -> None:
+    """The workflows were read for the want of ``wanted_at``; a later want stays."""
+    db.execute(
+        "DELETE FROM workflows_wanted WHERE repo_id = ? AND wanted_at <= ?", (repo_id, wanted_at)
+    )

@@ -30,8 +30,9 @@ from ..facts import (
     Repo,
     Spec,
     Vulnerability,
+    WorkflowState,
 )
-from . import dependencies
+from . import dependencies, scans
 from .db import Tx
 from .deliveries import record_hook
 from .migrations import DERIVED_TABLES
@@ -363,8 +364,11 @@ def _push(db: Tx, p: Push, call: Applying) -> Push | None:
             " WHERE id = ?",
             (p.at or "", repo_id),
         )
-    if p.manifests and not p.deleted and p.branch is not None and p.branch == _default(db, repo_id):
+    on_default = not p.deleted and p.branch is not None and p.branch == _default(db, repo_id)
+    if p.manifests and on_default:
         dependencies.want(db, repo_id, call.now)
+    if p.workflows and on_default:
+        scans.want_workflows(db, repo_id, call.now)
     return p
 
 
@@ -404,6 +408,12 @@ def _dependency_graph(db: Tx, fact: DependencyGraph, call: Applying) -> Dependen
     if (repo_id := call.repository(db, fact)) is None:
         return None
     return fact if dependencies.replace(db, repo_id, fact, call.now) else None
+
+
+@writes(WorkflowState)
+def _scheduled_workflow(db: Tx, fact: WorkflowState, call: Applying) -> WorkflowState | None:
+    # Its summary item is summary/items.py's (``watch_workflow``); here, its repository.
+    return fact if call.repository(db, fact) is not None else None
 
 
 @writes(HookPing)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TypedDict, cast
+from typing import Any, TypedDict, cast
 
 from ..clock import iso, parse_iso, parse_iso_or_none
 from .db import Tx
@@ -35,6 +35,16 @@ class ItemRow(TypedDict):
     status_since: str | None
     started_at: str | None  # a heartbeat's /start not yet ended by a report
     run_seconds: float | None  # its last run's time, /start to report
+    # ``schedule`` and ``grace_s`` are what holds: the declaration's, else the
+    # workflow file's (``settle``). Their sources:
+    implicit_schedule: str | None  # the workflow file's crons, "; "-separated
+    implicit_grace_s: int | None
+    source: str | None  # that workflow file
+    declared_schedule: str | None
+    declared_grace_s: int | None  # None: the declaration gave none
+    ignored: int  # 1: an [[expect]] said ignore = true
+    channels: str | None  # an [[expect]]'s channels (JSON list); None: the rules'
+    tz: str | None  # the schedule's zone; None: the summary's
 
 
 def all_items(db: Tx) -> list[ItemRow]:
@@ -124,11 +134,13 @@ def declared_paths(db: Tx) -> list[str]:
 
 
 def undeclare(db: Tx, path: str) -> None:
-    """The item is no longer declared: no schedule, no grace."""
+    """The item is no longer declared: what its workflow file says (if anything) holds."""
     db.execute(
-        "UPDATE summary_items SET declared = 0, schedule = NULL, grace_s = 0 WHERE path = ?",
+        "UPDATE summary_items SET declared = 0, declared_schedule = NULL,"
+        " declared_grace_s = NULL, ignored = 0, channels = NULL WHERE path = ?",
         (path,),
     )
+    settle(db, path)
 
 
 def declare(
@@ -140,17 +152,80 @@ def declare(
     kind: str,
     note: str | None,
     schedule: str | None,
+    grace_s: int | None,
+    now: datetime,
+    ignored: bool = False,
+    channels: str | None = None,
+) -> None:
+    """Create a declared item, or set an existing one's declaration (its report stays)."""
+    db.execute(
+        "INSERT INTO summary_items (path, owner, repo, kind, note, declared_schedule,"
+        " declared_grace_s, ignored, channels, declared, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)"
+        " ON CONFLICT(path) DO UPDATE SET declared_schedule = excluded.declared_schedule,"
+        " declared_grace_s = excluded.declared_grace_s, ignored = excluded.ignored,"
+        " channels = excluded.channels, declared = 1",
+        (path, owner, repo, kind, note, schedule, grace_s, int(ignored), channels, iso(now)),
+    )
+    settle(db, path)
+
+
+def watch(
+    db: Tx,
+    *,
+    path: str,
+    owner: str,
+    repo: str,
+    source: str,
+    schedule: str | None,
     grace_s: int,
     now: datetime,
 ) -> None:
-    """Create a declared item, or set an existing one's schedule (its report stays)."""
+    """What a workflow file's schedule expects of its item (None: nothing, any longer)."""
     db.execute(
-        "INSERT INTO summary_items (path, owner, repo, kind, note, schedule, grace_s,"
-        " declared, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)"
-        " ON CONFLICT(path) DO UPDATE SET schedule = excluded.schedule,"
-        " grace_s = excluded.grace_s, declared = 1",
-        (path, owner, repo, kind, note, schedule, grace_s, iso(now)),
+        "INSERT INTO summary_items (path, owner, repo, kind, implicit_schedule,"
+        " implicit_grace_s, source, created_at) VALUES (?, ?, ?, 'workflow', ?, ?, ?, ?)"
+        " ON CONFLICT(path) DO UPDATE SET implicit_schedule = excluded.implicit_schedule,"
+        " implicit_grace_s = excluded.implicit_grace_s, source = excluded.source",
+        (
+            path,
+            owner,
+            repo,
+            schedule,
+            grace_s if schedule else None,
+            source if schedule else None,
+            iso(now),
+        ),
     )
+    settle(db, path)
+
+
+def settle(db: Tx, path: str) -> None:
+    """Set the schedule that holds: none when ignored, else the declaration's, else the
+    workflow file's (in UTC, as GitHub runs it); a declared grace wins either way."""
+    db.execute(
+        "UPDATE summary_items SET"
+        " schedule = CASE WHEN ignored = 1 THEN NULL"
+        " ELSE coalesce(declared_schedule, implicit_schedule) END,"
+        " grace_s = CASE WHEN declared_schedule IS NOT NULL THEN coalesce(declared_grace_s, 0)"
+        " ELSE coalesce(declared_grace_s, implicit_grace_s, 0) END,"
+        " tz = CASE WHEN declared_schedule IS NULL AND implicit_schedule IS NOT NULL"
+        " THEN 'UTC' END"
+        " WHERE path = ?",
+        (path,),
+    )
+
+
+def watching(db: Tx, owner: str, repo: str, source: str) -> str | None:
+    """The path of the item a repository's workflow file expects, if one does."""
+    row = next(
+        db.query(
+            "SELECT path FROM summary_items WHERE owner = ? AND repo = ? AND source = ?",
+            (owner, repo, source),
+        ),
+        None,
+    )
+    return None if row is None else str(row["path"])
 
 
 def next_due(db: Tx, now: datetime) -> datetime | None:
@@ -174,8 +249,40 @@ def set_status(db: Tx, path: str, *, previous: str | None, current: str, at: dat
 def reset_reported(db: Tx) -> None:
     """Forget what builds reported, for a replay to report it again: undeclared
     workflow items go, declared ones keep their schedule and lose their report."""
-    db.execute("DELETE FROM summary_items WHERE kind = 'workflow' AND declared = 0")
+    db.execute(
+        "DELETE FROM summary_items WHERE kind = 'workflow' AND declared = 0 AND source IS NULL"
+    )
     db.execute(
         "UPDATE summary_items SET report = 'NOT_REPORTED', note = NULL, updated = NULL,"
         " link = NULL WHERE kind = 'workflow'"
     )
+
+
+def listing(
+    db: Tx,
+    *,
+    status: str | None = None,
+    repo: str | None = None,
+    implicit: bool | None = None,
+    limit: int = 500,
+) -> list[ItemRow]:
+    """Items by path, as of the last summary: of a status, a repository ("owner/name"),
+    and those a workflow file's schedule expects (``implicit``) or not."""
+    where: list[str] = []
+    params: list[Any] = []
+    if status is not None:
+        where.append("status = ?")
+        params.append(status)
+    if repo is not None:
+        owner, _, name = repo.partition("/")
+        where.append("owner = ? AND repo = ?")
+        params += [owner, name]
+    if implicit is not None:
+        where.append(
+            "(declared_schedule IS NULL AND implicit_schedule IS NOT NULL)"
+            if implicit
+            else "NOT (declared_schedule IS NULL AND implicit_schedule IS NOT NULL)"
+        )
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    rows = db.query(f"SELECT * FROM summary_items{clause} ORDER BY path LIMIT ?", [*params, limit])
+    return cast(list[ItemRow], list(rows))

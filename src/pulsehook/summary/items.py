@@ -7,18 +7,21 @@ when it turns MISSING, and who may report it.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from ..clock import parse_iso_or_none
-from ..facts import PASSED_CONCLUSIONS, Build
+from ..facts import PASSED_CONCLUSIONS, Build, WorkflowState
+from ..github.workflow_files import ACTIVE
 from ..rules.model import Expectation
 from ..store import summary as store
 from ..store.db import Tx
 from ..store.summary import ItemRow
 from ..timing import iso_duration, parse_duration, span
-from .model import Item, due
+from .model import CRON_SEPARATOR, Item, due
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,37 @@ def from_row(row: ItemRow) -> Item:
         row["updated"],
         row["schedule"],
         row["grace_s"],
+        row["tz"],
+        row["source"],
+        row["declared_schedule"] is None and row["implicit_schedule"] is not None,
+        row["channels"],
     )
+
+
+def described(row: ItemRow) -> dict[str, Any]:
+    """An item as the API and the dashboard show it: where its schedule comes from too."""
+    item = from_row(row)
+    return {
+        "path": row["path"],
+        "repo": item.full_repo,
+        "kind": row["kind"],
+        "workflow": item.workflow,
+        "status": row["status"],
+        "status_since": row["status_since"],
+        "report": row["report"],
+        "note": row["note"],
+        "updated": row["updated"],
+        "link": row["link"],
+        "schedule": list(item.crons) if item.crons else row["schedule"],
+        "timezone": item.tz,
+        "grace_seconds": row["grace_s"],
+        "due_at": row["due_at"],
+        "implicit": item.implicit,
+        "source": row["source"],
+        "declared": bool(row["declared"]),
+        "ignored": bool(row["ignored"]),
+        "channels": list(item.channels),
+    }
 
 
 @functools.lru_cache(maxsize=65536)
@@ -73,6 +106,10 @@ def cached_item(
     updated: str | None,
     schedule: str | None,
     grace_s: int,
+    tz: str | None = None,
+    source: str | None = None,
+    implicit: bool = False,
+    channels: str | None = None,
 ) -> Item:
     # Cached: the same row gives the same (immutable) item, without re-parsing. Every
     # version of a row is an entry: the summarizer bounds the cache (service.py).
@@ -87,6 +124,10 @@ def cached_item(
         updated=parse_iso_or_none(updated),
         schedule=_schedule(schedule),
         grace=timedelta(seconds=grace_s),
+        tz=tz,
+        source=source,
+        implicit=implicit,
+        channels=tuple(json.loads(channels)) if channels else (),
     )
 
 
@@ -219,9 +260,13 @@ def report_build_later(db: Tx, build: Build, *, now: datetime, tz: str) -> Calla
         return lambda: False
     owner, _, name = build.repo.partition("/")
     at = parse_iso_or_none(build.completed_at) or now
+    # A run of a watched workflow file reports that file's item, whatever its run is called.
+    path = f"{build.repo}/actions/{build.workflow}"
+    if build.workflow_path:
+        path = store.watching(db, owner, name, build.workflow_path) or path
     return report_later(
         db,
-        path=f"{build.repo}/actions/{build.workflow}",
+        path=path,
         owner=owner,
         repo=name,
         kind="workflow",
@@ -237,7 +282,7 @@ def report_build_later(db: Tx, build: Build, *, now: datetime, tz: str) -> Calla
 def sync_expectations(
     db: Tx, expectations: tuple[Expectation, ...], *, now: datetime, tz: str
 ) -> None:
-    """Make the declared items match the rules: schedules set, dropped ones undeclared."""
+    """Make the declared items match the rules: declarations set, dropped ones undeclared."""
     declared = {e.item_path for e in expectations}
     for path in store.declared_paths(db):
         if path not in declared:
@@ -252,7 +297,51 @@ def sync_expectations(
             kind="workflow" if e.workflow else "heartbeat",
             note=e.note,
             schedule=_schedule_text(e.schedule),
-            grace_s=int(e.grace.total_seconds()),
+            grace_s=None if e.grace is None else int(e.grace.total_seconds()),
             now=now,
+            ignored=e.ignore,
+            channels=json.dumps(list(e.channels)) if e.channels else None,
         )
         _refresh_due(db, e.item_path, tz)
+
+
+def watch_workflow(db: Tx, fact: WorkflowState, *, now: datetime, tz: str) -> bool:
+    """Keep the item a workflow file's schedule expects in step with the file and
+    GitHub's state of it: an active scheduled workflow is expected at its crons (in
+    UTC); a disabled or deleted one, one without a schedule, or one of an archived
+    repository is expected no more (a disabled one is its own alert). Whether the
+    item's schedule changed."""
+    owner, _, name = fact.repo.partition("/")
+    path = f"{fact.repo}/actions/{fact.workflow}"
+    moved = store.watching(db, owner, name, fact.path)
+    if moved is not None and moved != path:
+        # Renamed in its file: the old name's item is expected no more.
+        store.watch(
+            db, path=moved, owner=owner, repo=name, source=fact.path, schedule=None, grace_s=0,
+            now=now,
+        )  # fmt: skip
+        _refresh_due(db, moved, tz)
+    expected = fact.state == ACTIVE and bool(fact.crons) and not fact.archived
+    schedule = f"{CRON_SEPARATOR} ".join(fact.crons) if expected else None
+    before = store.item(db, path)
+    if before is None and schedule is None:
+        return False
+    if (
+        before is not None
+        and before["implicit_schedule"] == schedule
+        and before["source"] == (fact.path if schedule else None)
+        and (schedule is None or before["implicit_grace_s"] == fact.grace_s)
+    ):
+        return False
+    store.watch(
+        db,
+        path=path,
+        owner=owner,
+        repo=name,
+        source=fact.path,
+        schedule=schedule,
+        grace_s=fact.grace_s,
+        now=now,
+    )
+    _refresh_due(db, path, tz)
+    return True

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from ..timing import next_due
 
 STATUSES = ("ERROR", "MISSING", "OK")
+CRON_SEPARATOR = ";"  # between a workflow's crons: never part of a cron
 REPORTS = ("GOOD", "BAD", "NOT_REPORTED")
 
 
@@ -27,8 +28,28 @@ class Item:
     report: str = "NOT_REPORTED"
     note: str | None = None
     updated: datetime | None = None
-    schedule: timedelta | str | None = None  # a duration or a cron string
+    schedule: timedelta | str | None = None  # a duration or cron strings ("; " between)
     grace: timedelta = timedelta(0)
+    tz: str | None = None  # the schedule's zone (a workflow file's: UTC); None: the summary's
+    source: str | None = None  # the workflow file whose schedule it is expected by
+    implicit: bool = False  # expected by that file's schedule, not by a declaration
+    channels: tuple[str, ...] = ()  # an [[expect]]'s channels for its notices
+
+    @property
+    def crons(self) -> tuple[str, ...]:
+        if not isinstance(self.schedule, str):
+            return ()
+        return tuple(c.strip() for c in self.schedule.split(CRON_SEPARATOR) if c.strip())
+
+    @property
+    def workflow(self) -> str | None:
+        """The workflow's name, for an item of a repository's workflow."""
+        marker = f"{self.full_repo}/actions/"
+        return (
+            self.path[len(marker) :]
+            if self.kind == "workflow" and self.path.startswith(marker)
+            else None
+        )
 
     @property
     def full_repo(self) -> str:
@@ -45,8 +66,8 @@ def due(item: Item, tz: str = "UTC", *, created: datetime | None = None) -> date
     """When the item turns MISSING unless it reports again; None if it never does.
 
     A duration counts from the last report; a cron expects a report by the
-    first cron time after the last report. An item that never reported is due
-    from ``created`` (when pulsehook first knew of it).
+    first cron time after the last report (of several crons, the earliest). An
+    item that never reported is due from ``created`` (when pulsehook first knew of it).
     """
     if item.schedule is None:
         return None
@@ -55,7 +76,8 @@ def due(item: Item, tz: str = "UTC", *, created: datetime | None = None) -> date
         return None
     if isinstance(item.schedule, timedelta):
         return since + item.schedule + item.grace
-    return next_due(item.schedule, since, tz) + item.grace
+    zone = item.tz or tz
+    return min(next_due(cron, since, zone) for cron in item.crons) + item.grace
 
 
 def status(item: Item, now: datetime, deadline: datetime | None) -> str:

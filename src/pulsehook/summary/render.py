@@ -97,6 +97,10 @@ def entry(item: Item, note: str | None, tz: str, mode: str, outside: bool = True
     parts = [f"- {link(item.path, item.link, mode)}"]
     if note:
         parts.append(shown(note, mode) if outside else note)
+    if item.implicit and item.crons:
+        # Nobody declared it: say where the expectation comes from.
+        where = f"(scheduled {' | '.join(item.crons)} UTC in {item.source})"
+        parts.append(shown(where, mode))
     parts.append(fmt_time(item.updated, tz))
     return " ".join(parts)
 
@@ -141,7 +145,10 @@ def spec(item: Item) -> dict[str, Any]:
         "repo": single_line(item.repo),
         # Within the repository, so pulseox re-reading the spec finds its file here.
         "path": single_line(item.file),
-        "schedule": iso_duration(schedule) if isinstance(schedule, timedelta) else schedule,
+        # pulseox takes one cron: of a workflow's several, the first.
+        "schedule": iso_duration(schedule)
+        if isinstance(schedule, timedelta)
+        else (item.crons[0] if item.crons else schedule),
         "note": single_line(item.note) if item.note is not None else None,
         "report": item.report,
         "updated": item.updated.isoformat() if item.updated else None,

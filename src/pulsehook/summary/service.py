@@ -138,6 +138,10 @@ def record(
                 repo=c.item.full_repo,
                 url=c.item.link,
                 at=at,
+                implicit=c.item.implicit,
+                workflow=c.item.workflow,
+                source=c.item.source,
+                channels=c.item.channels,
             )
         )
     if not facts:

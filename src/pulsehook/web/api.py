@@ -1,4 +1,4 @@
-"""Read endpoints: health of the process, deliveries, repositories."""
+"""Read endpoints: health of the process, deliveries, recovery, the summary's items."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from .. import __version__
 from ..clock import parse_iso
 from ..errors import StorageUnavailable
 from ..store import deliveries, redeliveries, scans, vitals
+from ..store import summary as summary_store
+from ..summary import items as item_rows
 from ..telemetry import CONTENT_TYPE
-from .models import DeliveriesQuery, RecoveryQuery, read_query
+from .models import DeliveriesQuery, RecoveryQuery, SummaryItemsQuery, read_query
 from .responses import error
 from .services import services
 
@@ -141,3 +143,16 @@ async def recovery(request: Request) -> JSONResponse:
         lambda db: redeliveries.recent(db, outcome=given.outcome, limit=given.limit)
     )
     return JSONResponse({**found, "recent": rows})
+
+
+async def summary_items(request: Request) -> JSONResponse:
+    """``GET /api/v1/summary/items``: the summary's items with their status, schedule and
+    where the schedule comes from (a declaration, or a workflow file's own crons)."""
+    svc = services(request)
+    given = read_query(request, SummaryItemsQuery)
+    rows = await svc.readers.run(
+        lambda db: summary_store.listing(
+            db, status=given.status, repo=given.repo, implicit=given.implicit, limit=given.limit
+        )
+    )
+    return JSONResponse({"count": len(rows), "items": [item_rows.described(r) for r in rows]})

@@ -16,7 +16,9 @@ from ..clock import parse_iso
 from ..store import alerts as alert_store
 from ..store import dependencies as graph_store
 from ..store import health, metrics, outbox, queries, redeliveries
+from ..store import summary as summary_store
 from ..store.db import Tx
+from ..summary import items as summary_items
 from . import charts
 from .dependencies import package_use
 
@@ -115,6 +117,11 @@ def repo(db: Tx, view: View) -> dict[str, Any] | None:
         "vulns": _open_vulns(db, name),
         "prs": queries.open_dependency_prs(db, name),
         "graph": None if row is None else row["details"]["dependency_graph"],
+        "expected": [
+            e
+            for e in map(summary_items.described, summary_store.listing(db, repo=name, limit=200))
+            if e["schedule"] or e["ignored"]
+        ],
     }
 
 

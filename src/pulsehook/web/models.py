@@ -210,6 +210,15 @@ class RecoveryQuery(Model):
     limit: Annotated[Limit, Field(le=1000)] = 100
 
 
+class SummaryItemsQuery(Model):
+    status: Literal["ERROR", "MISSING", "OK"] | None = None
+    repo: str | None = Field(None, max_length=200, description="owner/name")
+    implicit: bool | None = Field(
+        None, description="true: expected from a workflow file's schedule, nothing declared"
+    )
+    limit: Annotated[Limit, Field(le=5000)] = 500
+
+
 class MetricsQuery(Model):
     days: Annotated[int, Field(ge=1, le=3650, description="history length in days")] = 90
 

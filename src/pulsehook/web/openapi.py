@@ -40,6 +40,7 @@ from .models import (
     SilenceIn,
     SilencePath,
     Silences,
+    SummaryItemsQuery,
     VulnerabilitiesQuery,
 )
 from .report import STATUSES as REPORT_STATUSES
@@ -385,6 +386,13 @@ def operations() -> dict[str, dict[str, Op]]:
             "get": Op(
                 "Missed deliveries pulsehook asked GitHub to redeliver, and what came of it",
                 query=RecoveryQuery,
+            )
+        },
+        "/api/v1/summary/items": {
+            "get": Op(
+                "The summary's items: status, schedule, and whether a workflow file's own"
+                " schedule expects them (implicit) or a declaration does",
+                query=SummaryItemsQuery,
             )
         },
         "/api/v1/outbox/{notice_id}": {

@@ -116,7 +116,7 @@ def _columns(fact: Fact, repo: int) -> tuple[str, dict[str, Any]] | None:
     """The history row a fact writes: its table and the columns it sets (key first)."""
     if isinstance(fact, Build):
         key = {"source": fact.source, "run_id": fact.run_id, "job": fact.job or ""}
-        skip = {"repo", "repo_id", "source", "run_id", "job"}
+        skip = {"repo", "repo_id", "source", "run_id", "job", "workflow_path"}
         if fact.event is None:
             skip.add("event")  # kept from an earlier version (coalesce)
         return "builds", key | {n: v for n, v in vars(fact).items() if n not in skip}
