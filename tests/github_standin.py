@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import threading
 from collections import Counter
@@ -421,6 +422,10 @@ class FakeGitHub:
     epoch: Callable[[], float] | None = None
     tick: Callable[[], None] | None = None
     charged: list[int] = field(default_factory=list)  # per window: answers that counted
+    # GitHub's GraphQL endpoint (workflow directories and blobs), a rate limit of its
+    # own; False: it answers 404, as a proxy that passes REST alone would.
+    graphql: bool = True
+    blobs_read: list[str] = field(default_factory=list)  # oids whose text GraphQL gave
 
     def limit(
         self,
@@ -447,6 +452,12 @@ class FakeGitHub:
         with self.lock:
             self.limits.extend([(status, headers, message)] * count)
 
+    def files_read(self) -> list[str]:
+        """The blob shas of workflow files read, through GraphQL or REST."""
+        with self.lock:
+            rest = [p.rsplit("/", 1)[-1] for _, p, _ in self.calls if "/git/blobs/" in p]
+            return self.blobs_read + rest
+
     def count(self, status: int) -> int:
         with self.lock:
             return sum(1 for _, _, s in self.calls if s == status)
@@ -464,10 +475,51 @@ class FakeGitHub:
         with self.lock:
             if self.tick is not None:
                 self.tick()
-            rsp = self.metered(request, body)
+            if request.url.path == "/graphql":
+                rsp = self.graphql_answer(body)
+            else:
+                rsp = self.metered(request, body)
             query = f"?{request.url.query}" if request.url.query else ""
             self.calls.append((request.method, request.url.path + query, rsp.status_code))
             return rsp
+
+    def graphql_answer(self, body: bytes) -> Response:
+        """The two queries pulsehook asks: a workflow directory, and blobs by oid."""
+        headers = {"x-ratelimit-resource": "graphql", "x-ratelimit-remaining": "4999"}
+        if not self.graphql:
+            return JSONResponse(NOT_FOUND, status_code=404, headers=headers)
+        request = json.loads(body)
+        names = request.get("variables") or {}
+        site = self.sites.get(f"{names.get('owner')}/{names.get('name')}")
+        if site is None:
+            data: Json = {"repository": None}
+            errors = [{"type": "NOT_FOUND", "message": "Could not resolve to a Repository"}]
+            return JSONResponse({"data": data, "errors": errors}, headers=headers)
+        if "HEAD:.github/workflows" in request["query"]:
+            entries = [
+                {"name": path.rsplit("/", 1)[-1], "type": "blob", "oid": site.blob(text)}
+                for path, text in sorted(site.files.items())
+            ]
+            tree = {"entries": entries} if entries else None
+            return JSONResponse({"data": {"repository": {"object": tree}}}, headers=headers)
+        texts = {site.blob(t): t for t in site.files.values()}
+        found: Json = {}
+        for alias, oid in names.items():
+            if alias in ("owner", "name"):
+                continue
+            text = texts.get(oid)
+            self.blobs_read.append(str(oid))
+            found[alias] = (
+                None
+                if text is None
+                else {
+                    "text": text,
+                    "isBinary": False,
+                    "isTruncated": False,
+                    "byteSize": len(text.encode()),
+                }
+            )
+        return JSONResponse({"data": {"repository": found}}, headers=headers)
 
     def metered(self, request: Request, body: bytes) -> Response:
         if self.rate_limit is None:

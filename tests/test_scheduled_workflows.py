@@ -129,10 +129,11 @@ class Running:
 
 @contextmanager
 def running(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra_rules: str = ""
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra_rules: str = "", graphql: bool = True
 ) -> Iterator[Running]:
     clock = FrozenClock(NOW)
     with standin() as gh, receiver() as slack:
+        gh.graphql = graphql
         monkeypatch.setenv("SLACK_WEBHOOK_URL", f"{slack.url}/hook/slack")
         monkeypatch.setenv("ONCALL_WEBHOOK_URL", f"{slack.url}/hook/oncall")
         watched(gh)
@@ -220,28 +221,34 @@ def test_a_workflow_github_disabled_raises_an_alert_resolved_when_active_again(
         wait_for(lambda: "acme/web/actions/Stale job" in svc.items(implicit="true"), timeout=20)
 
 
+@pytest.mark.parametrize("graphql", [True, False], ids=["graphql", "rest"])
 def test_a_push_that_changes_a_workflow_file_is_read_at_once_and_only_that_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, graphql: bool
 ) -> None:
-    with running(tmp_path, monkeypatch) as svc:
+    """Through GraphQL (its own rate limit) or, where it does not answer, REST."""
+    with running(tmp_path, monkeypatch, graphql=graphql) as svc:
         wait_for(lambda: "acme/web/actions/Weekly cleanup" in svc.items(), timeout=30)
         wait_for(lambda: NIGHTLY in svc.items(implicit="true"), timeout=30)
-        blobs = [p for _, p, _ in svc.gh.calls if "/git/blobs/" in p]
-        assert len(blobs) == len(set(blobs)) == 7  # each file once: 5 of acme/api, 2 of acme/web
+        read = svc.gh.files_read()
+        assert len(read) == len(set(read)) == 7  # each file once: 5 of acme/api, 2 of acme/web
+        rest_files = [p for _, p, _ in svc.gh.calls if "/git/blobs/" in p or "/contents/" in p]
+        assert bool(rest_files) is not graphql  # no REST request for a file GraphQL gave
         # A day on, every repository is rescanned; nothing changed: no file is read,
-        # and the workflow list and directory answer 304.
-        seen = len(svc.gh.calls)
+        # the workflow lists answer 304, and the directory is not asked again.
+        seen, files_seen = len(svc.gh.calls), len(read)
         svc.clock.advance(timedelta(days=1, minutes=1))
         wait_for(
-            lambda: sum("/contents/.github/workflows" in p for _, p, _ in svc.gh.calls[seen:]) >= 2,
+            lambda: sum("/actions/workflows" in p for _, p, _ in svc.gh.calls[seen:]) >= 2,
             timeout=30,
         )
+        wait_for(lambda: "/orgs/acme/repos" in "".join(svc.gh.paths()[seen:]), timeout=30)
         later = svc.gh.calls[seen:]
-        assert not [p for _, p, _ in later if "/git/blobs/" in p]
+        assert len(svc.gh.files_read()) == files_seen
         listings = [
             code for _, p, code in later if p.startswith("/repos/acme/api/actions/workflows")
         ]
         assert listings and set(listings) == {304}
+        assert not [p for _, p, _ in later if p == "/graphql" or "/contents/" in p]
         # The nightly moves to 02:30, pushed to the default branch: read between scans.
         api = svc.gh.sites["acme/api"]
         moved = workflow_file("nightly-backup.yml").replace('"0 3 * * *"', '"30 2 * * *"')
@@ -251,11 +258,9 @@ def test_a_push_that_changes_a_workflow_file_is_read_at_once_and_only_that_file(
         push["repository"]["default_branch"] = "main"
         push["ref"] = "refs/heads/main"
         push["commits"][0].update(added=[], modified=[".github/workflows/nightly-backup.yml"])
-        seen = len(svc.gh.calls)
         assert deliver(svc.client, "push", push, guid="g-push").status_code == 202
         wait_for(lambda: svc.items()[NIGHTLY]["schedule"] == ["30 2 * * *"], timeout=20)
-        read = [p for _, p, _ in svc.gh.calls[seen:] if "/git/blobs/" in p]
-        assert len(read) == 1  # the changed file alone
+        assert svc.gh.files_read()[files_seen:] == [api.blob(moved)]  # the changed file alone
 
 
 OVERRIDES = """

@@ -13,13 +13,18 @@ from hypothesis import strategies as st
 
 from pulsehook.clock import iso
 from pulsehook.github.workflow_files import (
+    BLOBS_PER_QUERY,
     MAX_BYTES,
     MAX_CRONS,
     Schedules,
     blob_text,
+    blob_texts,
+    blobs_query,
     idle_days,
     schedules,
     touches_workflows,
+    tree_entries,
+    tree_query,
 )
 
 WORKFLOWS = Path(__file__).parent / "payloads" / "workflows"
@@ -511,3 +516,68 @@ def test_idle_days_match_the_whole_days_between(last: datetime, now: datetime) -
     last, now = last.replace(microsecond=0), now.replace(microsecond=0)
     expected = max(0, (now - last) // timedelta(days=1))
     assert idle_days(iso(last), iso(now)) == expected
+
+
+# --- GraphQL: the workflow directory and blob texts ---------------------------------
+
+SHA_A, SHA_B = "a" * 40, "b" * 40
+
+
+def test_tree_query_names_the_repository_and_its_default_branch_directory() -> None:
+    request = tree_query("acme/api")
+    assert request["variables"] == {"owner": "acme", "name": "api"}
+    assert '"HEAD:.github/workflows"' in request["query"]
+
+
+def test_tree_entries_keeps_the_files_of_the_directory_alone() -> None:
+    entries = [
+        {"name": "ci.yml", "type": "blob", "oid": SHA_A},
+        {"name": "shared", "type": "tree", "oid": SHA_B},  # GitHub runs top-level files only
+        {"name": "../x.yml", "type": "blob", "oid": SHA_B},
+        {"type": "blob", "oid": SHA_B},
+        "junk",
+    ]
+    body = {"data": {"repository": {"object": {"entries": entries}}}}
+    assert tree_entries(body) == {".github/workflows/ci.yml": SHA_A}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"data": {"repository": {"object": None}}}, {}),  # no directory on the branch
+        ({"data": {"repository": {"object": {}}}}, {}),  # a file where it should be
+        ({"data": {"repository": None}, "errors": [{"type": "NOT_FOUND"}]}, None),
+        ({"errors": [{"type": "RATE_LIMITED"}]}, None),
+        ({"message": "Bad credentials"}, None),
+        (None, None),
+    ],
+)
+def test_tree_entries_tells_no_directory_from_no_answer(
+    body: Any, expected: dict[str, str] | None
+) -> None:
+    assert tree_entries(body) == expected
+
+
+def test_blobs_query_asks_each_sha_once_by_alias_within_the_bound() -> None:
+    shas = [f"{i:040x}" for i in range(BLOBS_PER_QUERY + 5)]
+    request = blobs_query("acme/api", shas)
+    aliases = {k: v for k, v in request["variables"].items() if k not in ("owner", "name")}
+    assert list(aliases.values()) == shas[:BLOBS_PER_QUERY]
+    assert all(f"{alias}: object(oid: ${alias})" in request["query"] for alias in aliases)
+
+
+def test_blob_texts_gives_texts_and_says_why_not() -> None:
+    shas = [SHA_A, SHA_B, "c" * 40, "d" * 40, "e" * 40]
+    repo = {
+        "b0": {"text": "on: push\n", "isBinary": False, "isTruncated": False, "byteSize": 9},
+        "b1": {"text": None, "isBinary": True, "isTruncated": False, "byteSize": 4},
+        "b2": {"text": "x", "isBinary": False, "isTruncated": True, "byteSize": MAX_BYTES + 1},
+        "b3": None,  # not a blob (or gone)
+    }
+    found = blob_texts({"data": {"repository": repo}}, shas)
+    assert found is not None
+    assert found[SHA_A] == "on: push\n"
+    assert found[SHA_B] == Schedules(problem="not a text file")
+    assert found["c" * 40] == Schedules(problem=f"file larger than {MAX_BYTES // 1024} KiB")
+    assert found["d" * 40] == found["e" * 40] == Schedules(problem="not a text file")
+    assert blob_texts({"errors": [{"type": "RATE_LIMITED"}]}, shas) is None

@@ -107,6 +107,7 @@ class GitHubClient:
         self.max_retries = max_retries
         self.requests = 0  # answers received, 304s included
         self.not_modified = 0  # of which 304
+        self.graphql_requests = 0  # of which GraphQL queries
 
     @property
     def clock(self) -> Clock:
@@ -188,6 +189,19 @@ class GitHubClient:
 
     async def put(self, path: str, json: Any = None) -> Response:
         return await self._request("PUT", path, json=json)
+
+    @property
+    def graphql_url(self) -> str:
+        """GitHub's GraphQL endpoint beside this REST API (``/api/graphql`` on GHES)."""
+        if self.base_url.endswith("/api/v3"):
+            return self.base_url.removesuffix("/v3") + "/graphql"
+        return f"{self.base_url}/graphql"
+
+    async def graphql(self, request: dict[str, Any]) -> Response:
+        """POST a GraphQL ``{"query", "variables"}``; the answer as is (errors in its body)."""
+        rsp = await self._request("POST", self.graphql_url, json=request)
+        self.graphql_requests += 1
+        return rsp
 
     async def paginate(
         self,
@@ -292,6 +306,8 @@ class GitHubClient:
             return SERVER_BACKOFF * 2**retries if retries < self.max_retries else None
         if status not in (403, 429):
             return None
+        if rsp.headers.get("x-ratelimit-resource") == "graphql":
+            return None  # the caller reads the same another way rather than wait for GraphQL
         message = str(body.get("message") or "") if isinstance(body, dict) else ""
         header = rsp.headers.get("retry-after")
         primary = rsp.headers.get("x-ratelimit-remaining") == "0"
@@ -338,6 +354,8 @@ class GitHubClient:
 
     def _note_budget(self, rsp: httpx.Response) -> None:
         """After the last request of the budget, the next one waits for the reset."""
+        if rsp.headers.get("x-ratelimit-resource", "core") != "core":
+            return  # GraphQL's points (or search's) spent do not stop REST requests
         if rsp.status_code < 400 and rsp.headers.get("x-ratelimit-remaining") == "0":
             try:
                 self._blocked_until = float(rsp.headers["x-ratelimit-reset"])

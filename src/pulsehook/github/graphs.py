@@ -112,7 +112,7 @@ class GraphRefresher:
             }
             reading = RepoReading(repo, self._clock.now(), memory)
             try:
-                await read_workflows(client, reading, self._pace)
+                await read_workflows(client, reading, self._pace, pushed=True)
             except (RateLimited, ShareSpent):
                 raise
             except (GitHubError, KeyError, TypeError, AttributeError) as exc:

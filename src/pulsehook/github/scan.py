@@ -96,6 +96,7 @@ class ScanReport:
     stopped: str | None = None  # why the round ended before its list did
     requests: int = 0  # answers received this round
     not_modified: int = 0  # of which 304 (free)
+    graphql: int = 0  # of which GraphQL queries (a rate limit of their own)
     spent: int = 0  # counted against the rate limit this window, by the scan
     allowed: int | None = None  # the scan's share of this window
     oldest_scan: str | None = None  # the least recent last scan of a listed repository
@@ -119,6 +120,7 @@ class ScanReport:
             "errors": len(self.errors),
             "requests": self.requests,
             "not_modified": self.not_modified,
+            "graphql": self.graphql,
             "rate_limit_spent": self.spent,
             "rate_limit_share": self.allowed,
             "oldest_scan": self.oldest_scan,
@@ -279,7 +281,7 @@ async def scan(
     started = clock.now()
     share = Share.load(pace.share, await ledger.share())
     report = ScanReport()
-    asked, unchanged = client.requests, client.not_modified
+    asked, unchanged, queried = client.requests, client.not_modified, client.graphql_requests
     todo: list[tuple[str, Listed]] = []
     found: list[Listed] = []
     known: dict[int, Scanned] = {}
@@ -322,6 +324,7 @@ async def scan(
     report.oldest_scan = min(listed_scans, default=None)
     report.requests = client.requests - asked
     report.not_modified = client.not_modified - unchanged
+    report.graphql = client.graphql_requests - queried
     report.spent = share.spent
     report.allowed = None if share.limit is None else int(share.fraction * share.limit)
     return report
@@ -529,13 +532,17 @@ async def read_graph(client: GitHubClient, r: RepoReading) -> None:
 WORKFLOW_KEPT = ("name", "path", "state", "html_url")
 
 
-async def read_workflows(client: GitHubClient, r: RepoReading, pace: Pace) -> None:
+async def read_workflows(
+    client: GitHubClient, r: RepoReading, pace: Pace, *, pushed: bool = False
+) -> None:
     """The repository's workflows, GitHub's state of each and the crons of its file,
     as one ``pulsehook.workflows`` finding.
 
-    The list and the directory of workflow files are conditional requests (a 304
-    is free); a file is read (as its git blob, which never changes) only when its
-    blob sha differs from the last read, so an unchanged repository costs nothing.
+    The list is a conditional request (a 304 is free). The directory of workflow
+    files is read when the list changed, the repository was pushed to since, or
+    ``pushed`` (a push changed a workflow file): through GraphQL, whose rate limit
+    is not the scan's, else through REST (conditional). A file is read only when
+    its blob sha differs from the last read, so an unchanged repository costs nothing.
     """
     base = f"/repos/{r.full_name}"
     facts = r.learned.facts
@@ -554,46 +561,28 @@ async def read_workflows(client: GitHubClient, r: RepoReading, pace: Pace) -> No
             if isinstance(w, dict) and isinstance(w.get("path"), str)
         ]
     facts["workflows"] = listed
-    shas: dict[str, str] = dict(facts.get("workflow_dir") or {})
-    if any(str(w["path"]).startswith(workflow_files.WORKFLOWS_DIR) for w in listed):
-        default = r.repo.get("default_branch")
-        params = {"ref": default} if isinstance(default, str) and default else None
-        path = f"{base}/contents/{workflow_files.WORKFLOWS_DIR.rstrip('/')}"
-        rsp = await r.get(client, "workflow_dir", path, params)
-        if rsp.status == 404:
-            shas = {}
-        elif rsp.status != 304:
-            entries = _ok(client, rsp).body
-            shas = {
-                str(e["path"]): str(e["sha"])
-                for e in (entries if isinstance(entries, list) else [])
-                if isinstance(e, dict) and e.get("type") == "file" and e.get("sha")
-            }
-    else:
-        shas = {}
-    facts["workflow_dir"] = shas
     known: dict[str, Any] = dict(facts.get("workflow_files") or {})
     read: dict[str, Any] = {}
-    for w in listed:
-        file, sha = str(w["path"]), shas.get(str(w["path"]))
-        if sha is None:
-            continue  # not a file of the default branch (a dynamic workflow, say)
-        before = known.get(file)
-        if isinstance(before, dict) and before.get("sha") == sha:
-            read[file] = before
-            continue
-        blob = await client.get(f"{base}/git/blobs/{sha}", cache=False)
-        content = workflow_files.blob_text(_ok(client, blob).body)
-        found_schedules = (
-            workflow_files.schedules(content)
-            if content is not None
-            else workflow_files.Schedules(problem="not a text file")
+    if any(str(w["path"]).startswith(workflow_files.WORKFLOWS_DIR) for w in listed):
+        unchanged = (
+            not pushed
+            and rsp.status == 304
+            and "workflow_dir" in facts
+            and facts.get("workflow_pushed_at") == r.repo.get("pushed_at")
         )
-        read[file] = {
-            "sha": sha,
-            "crons": list(found_schedules.crons),
-            "problem": found_schedules.problem,
-        }
+        if not unchanged:
+            # The files change only with a push: an unchanged list of an unpushed
+            # repository keeps what was read.
+            found_files = await _graphql_workflow_files(client, r, listed, known)
+            if found_files is None:
+                found_files = await _rest_workflow_files(client, r, listed, known)
+            facts["workflow_dir"] = found_files[0]
+            read = found_files[1]
+            facts["workflow_pushed_at"] = r.repo.get("pushed_at")
+        else:
+            read = {w: f for w, f in known.items() if w in facts["workflow_dir"]}
+    else:
+        facts["workflow_dir"] = {}
     facts["workflow_files"] = read
     now_listed = {str(w["path"]) for w in listed}
     gone = [
@@ -622,6 +611,90 @@ async def read_workflows(client: GitHubClient, r: RepoReading, pace: Pace) -> No
             "workflows": found,
         },
     )
+
+
+def _schedule_entry(sha: str, text: str | workflow_files.Schedules | None) -> dict[str, Any]:
+    found = (
+        text
+        if isinstance(text, workflow_files.Schedules)
+        else workflow_files.schedules(text)
+        if text is not None
+        else workflow_files.Schedules(problem="not a text file")
+    )
+    return {"sha": sha, "crons": list(found.crons), "problem": found.problem}
+
+
+def _to_read(
+    listed: list[Json], shas: Mapping[str, str], known: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The listed workflows' files already read (same blob sha), and path -> sha of
+    those to read; a workflow with no file on the default branch (dynamic) has none."""
+    kept: dict[str, Any] = {}
+    wanted: dict[str, str] = {}
+    for w in listed:
+        file, sha = str(w["path"]), shas.get(str(w["path"]))
+        if sha is None:
+            continue
+        before = known.get(file)
+        if isinstance(before, dict) and before.get("sha") == sha:
+            kept[file] = before
+        else:
+            wanted[file] = sha
+    return kept, wanted
+
+
+async def _graphql_workflow_files(
+    client: GitHubClient, r: RepoReading, listed: list[Json], known: Mapping[str, Any]
+) -> tuple[dict[str, str], dict[str, Any]] | None:
+    """The workflow directory and the changed files through GraphQL (its own rate
+    limit); None when GraphQL does not answer (REST is asked instead)."""
+    rsp = await client.graphql(workflow_files.tree_query(r.full_name))
+    shas = workflow_files.tree_entries(rsp.body) if rsp.status == 200 else None
+    if shas is None:
+        return None
+    read, wanted = _to_read(listed, shas, known)
+    pending = sorted(set(wanted.values()))
+    texts: dict[str, Any] = {}
+    while pending:
+        batch, pending = (
+            pending[: workflow_files.BLOBS_PER_QUERY],
+            pending[workflow_files.BLOBS_PER_QUERY :],
+        )
+        rsp = await client.graphql(workflow_files.blobs_query(r.full_name, batch))
+        got = workflow_files.blob_texts(rsp.body, batch) if rsp.status == 200 else None
+        if got is None:
+            return None
+        texts |= got
+    for file, sha in wanted.items():
+        read[file] = _schedule_entry(sha, texts.get(sha))
+    return shas, read
+
+
+async def _rest_workflow_files(
+    client: GitHubClient, r: RepoReading, listed: list[Json], known: Mapping[str, Any]
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """The same through REST: the directory (conditional) and each changed blob."""
+    base = f"/repos/{r.full_name}"
+    facts = r.learned.facts
+    shas: dict[str, str] = dict(facts.get("workflow_dir") or {})
+    default = r.repo.get("default_branch")
+    params = {"ref": default} if isinstance(default, str) and default else None
+    path = f"{base}/contents/{workflow_files.WORKFLOWS_DIR.rstrip('/')}"
+    rsp = await r.get(client, "workflow_dir", path, params)
+    if rsp.status == 404:
+        shas = {}
+    elif rsp.status != 304:
+        entries = _ok(client, rsp).body
+        shas = {
+            str(e["path"]): str(e["sha"])
+            for e in (entries if isinstance(entries, list) else [])
+            if isinstance(e, dict) and e.get("type") == "file" and e.get("sha")
+        }
+    read, wanted = _to_read(listed, shas, known)
+    for file, sha in wanted.items():
+        blob = await client.get(f"{base}/git/blobs/{sha}", cache=False)
+        read[file] = _schedule_entry(sha, workflow_files.blob_text(_ok(client, blob).body))
+    return shas, read
 
 
 async def _status(client: GitHubClient, r: RepoReading, base: str, default: str, sha: str) -> None:

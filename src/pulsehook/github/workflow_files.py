@@ -106,3 +106,93 @@ def idle_days(last_activity: str | None, now: str) -> int | None:
         return max(0, (at - last).days)
     except (ValueError, TypeError):  # not a time, or one without its zone
         return None
+
+
+# GraphQL: the workflow directory of the default branch, and the texts of the blobs
+# that changed, each in one query. GraphQL has a rate limit of its own, so the
+# files cost the scan's REST share nothing (tree entries name the blob, and a blob
+# with the same sha is the same text: one read per change).
+TREE_QUERY = """query($owner: String!, $name: String!) {
+  repository(owner: $owner, name: $name) {
+    object(expression: "HEAD:.github/workflows") {
+      ... on Tree { entries { name type oid } }
+    }
+  }
+}"""
+BLOBS_PER_QUERY = 50  # well within GraphQL's node limit, and a repository's workflows
+
+
+def _owner_name(full_name: str) -> dict[str, str]:
+    owner, _, name = full_name.partition("/")
+    return {"owner": owner, "name": name}
+
+
+def tree_query(full_name: str) -> dict[str, Any]:
+    """The GraphQL request listing ``.github/workflows`` of a repository's default branch."""
+    return {"query": TREE_QUERY, "variables": _owner_name(full_name)}
+
+
+def _data(body: Any) -> dict[str, Any] | None:
+    # An answer with errors and no data (bad credentials, a rate limit) is no answer.
+    data = body.get("data") if isinstance(body, dict) else None
+    return data if isinstance(data, dict) else None
+
+
+def tree_entries(body: Any) -> dict[str, str] | None:
+    """Path -> blob sha of each file in the answer to ``tree_query``; {} when the
+    directory does not exist; None when the answer is not one (ask another way)."""
+    data = _data(body)
+    if data is None or not isinstance(data.get("repository"), dict):
+        return None
+    tree = data["repository"].get("object")
+    if tree is None:
+        return {}  # no such directory on the default branch (or an empty repository)
+    entries = tree.get("entries") if isinstance(tree, dict) else None
+    if not isinstance(entries, list):
+        return {}  # a file where the directory should be
+    return {
+        f"{WORKFLOWS_DIR}{e['name']}": str(e["oid"])
+        for e in entries
+        if isinstance(e, dict)
+        and e.get("type") == "blob"
+        and isinstance(e.get("name"), str)
+        and "/" not in e["name"]
+        and isinstance(e.get("oid"), str)
+    }
+
+
+def blobs_query(full_name: str, shas: list[str]) -> dict[str, Any]:
+    """The GraphQL request for the texts of ``shas`` (at most BLOBS_PER_QUERY)."""
+    shas = shas[:BLOBS_PER_QUERY]
+    params = "".join(f", $b{i}: GitObjectID!" for i in range(len(shas)))
+    fields = " ".join(
+        f"b{i}: object(oid: $b{i}) {{ ... on Blob {{ text isBinary isTruncated byteSize }} }}"
+        for i in range(len(shas))
+    )
+    query = (
+        f"query($owner: String!, $name: String!{params}) {{"
+        f" repository(owner: $owner, name: $name) {{ {fields} }} }}"
+    )
+    variables: dict[str, Any] = _owner_name(full_name) | {f"b{i}": s for i, s in enumerate(shas)}
+    return {"query": query, "variables": variables}
+
+
+def blob_texts(body: Any, shas: list[str]) -> dict[str, Schedules | str] | None:
+    """Sha -> its text, or the Schedules saying why it has none, from the answer to
+    ``blobs_query(…, shas)``; None when the answer is not one."""
+    data = _data(body)
+    repo = data.get("repository") if data is not None else None
+    if not isinstance(repo, dict):
+        return None
+    found: dict[str, Schedules | str] = {}
+    for i, sha in enumerate(shas[:BLOBS_PER_QUERY]):
+        blob = repo.get(f"b{i}")
+        if not isinstance(blob, dict):
+            found[sha] = Schedules(problem="not a text file")
+        elif blob.get("isTruncated") or (blob.get("byteSize") or 0) > MAX_BYTES:
+            found[sha] = Schedules(problem=f"file larger than {MAX_BYTES // 1024} KiB")
+        elif blob.get("isBinary") or not isinstance(blob.get("text"), str):
+            found[sha] = Schedules(problem="not a text file")
+        else:
+            found[sha] = blob["text"]
+    return found
