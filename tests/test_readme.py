@@ -7,6 +7,9 @@ import io
 import json
 import os
 import re
+import shutil
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,7 @@ from pulsehook.ingest import process_chunk
 from pulsehook.store.db import open_database, transaction, wrap
 from pulsehook.store.deliveries import Delivery, insert_batch
 
-from .conftest import payload
+from .conftest import free_port, payload
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
@@ -102,3 +105,55 @@ def test_every_setting_is_documented() -> None:
         if not names & documented:
             missing.append(sorted(names)[0])
     assert not missing, f"settings the README does not name: {', '.join(missing)}"
+
+
+def test_try_it_runs_as_pasted(tmp_path: Path) -> None:
+    """The "Try it" block, run by bash in a checkout-like directory (this one's .venv,
+    scripts, sources and payloads), with no setting in the environment but the port
+    (a free one for 8000): what a reader pasting it gets."""
+    block = block_after("## Try it", "sh")
+    port = free_port()
+    work = tmp_path / "checkout"
+    work.mkdir()
+    for name in ("pyproject.toml", "src", "rules"):
+        (work / name).symlink_to(ROOT / name)
+    # This .venv's parts, and a stamp of its own saying pulsehook is installed, so the
+    # block's set-up finds it ready and never reinstalls into (and rewrites) this one.
+    (work / ".venv").mkdir()
+    for part in (ROOT / ".venv").iterdir():
+        if not part.name.startswith(".pulsehook-installed"):
+            (work / ".venv" / part.name).symlink_to(part)
+    (work / ".venv" / ".pulsehook-installed").touch()
+    shutil.copytree(ROOT / "scripts", work / "scripts")
+    (work / "tests").mkdir()
+    (work / "tests" / "payloads").symlink_to(ROOT / "tests" / "payloads")
+    script = block.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    assert script != block
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PULSEHOOK_", "DATABASE_"))}
+    env["PULSEHOOK_PORT"] = str(port)
+    proc = subprocess.Popen(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # the server it starts is in its group, stopped below
+    )
+    try:
+        out, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"the block did not finish: {exc.output}") from None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    log = (work / "serve.log").read_text() if (work / "serve.log").exists() else ""
+    assert proc.returncode == 0, out + log
+    lines = [line for line in out.splitlines() if "HTTP " in line]
+    assert len(lines) == 2, out
+    accepted, repos = lines
+    assert accepted.endswith("HTTP 202") and '"accepted"' in accepted, out
+    assert repos.endswith("HTTP 200") and "octo-org/octo-repo" in repos, out
+    # The server was stopped by the block's last line, and the secret it generated is
+    # on disk as the block read it, mode 0600.
+    assert (work / "data" / "webhook_secret").stat().st_mode & 0o777 == 0o600

@@ -235,52 +235,74 @@ def _serve(ctx: click.Context, **flags: Any) -> None:
     )
 
 
-def _server_options(fn: Any) -> Any:
-    for option in reversed(
-        [
-            click.option("--host", default=None, help="Interface to bind [127.0.0.1]."),
-            click.option(
-                "--port", type=click.IntRange(1, 65535), default=None, help="Port [8000]."
-            ),
-            click.option(
-                "--data-dir",
-                type=click.Path(file_okay=False, path_type=Path),
-                default=None,
-                help="Where the SQLite file and the generated secret live (created if"
-                " missing) [data].",
-            ),
-            click.option(
-                "--rules-dir",
-                type=click.Path(path_type=Path),
-                default=None,
-                help="Directory of rule files [rules].",
-            ),
-            click.option(
-                "--log-level",
-                type=click.Choice(["debug", "info", "warning", "error"]),
-                default=None,
-            ),
-            click.option(
-                "--insecure",
-                is_flag=True,
-                default=None,
-                help="Accept unsigned deliveries (local development only).",
-            ),
-            click.option(
-                "--no-worker",
-                "worker",
-                flag_value=False,
-                default=None,
-                help="Only receive; processing, alerts and the summary run in 'pulsehook worker'.",
-            ),
-        ]
-    ):
-        fn = option(fn)
-    return fn
+def _default(name: str) -> Any:
+    """A setting's default, as the help shows it: the help can never say another."""
+    return Settings.model_fields[name].default
+
+
+def server_options(port: int | None = None) -> Callable[[F], F]:
+    """The options of a command that serves; ``port``: its own default port, where it
+    is not the setting's."""
+    shown_port = port if port is not None else _default("port")
+
+    def decorate(fn: F) -> F:
+        for option in reversed(
+            [
+                click.option(
+                    "--host",
+                    default=None,
+                    help=f"Interface to bind [PULSEHOOK_HOST, else {_default('host')}].",
+                ),
+                click.option(
+                    "--port",
+                    type=click.IntRange(1, 65535),
+                    default=None,
+                    help=f"Port [PULSEHOOK_PORT, else {shown_port}].",
+                ),
+                click.option(
+                    "--data-dir",
+                    type=click.Path(file_okay=False, path_type=Path),
+                    default=None,
+                    help="Where the SQLite file and the generated secret live (created if"
+                    f" missing) [PULSEHOOK_DATA_DIR, else {_default('data_dir')}].",
+                ),
+                click.option(
+                    "--rules-dir",
+                    type=click.Path(path_type=Path),
+                    default=None,
+                    help="Directory of rule files"
+                    f" [PULSEHOOK_RULES_DIR, else {_default('rules_dir')}].",
+                ),
+                click.option(
+                    "--log-level",
+                    type=click.Choice(["debug", "info", "warning", "error"]),
+                    default=None,
+                    help=f"[PULSEHOOK_LOG_LEVEL, else {_default('log_level')}]",
+                ),
+                click.option(
+                    "--insecure",
+                    is_flag=True,
+                    default=None,
+                    help="Accept unsigned deliveries (local development only).",
+                ),
+                click.option(
+                    "--no-worker",
+                    "worker",
+                    flag_value=False,
+                    default=None,
+                    help="Only receive; processing, alerts and the summary run in"
+                    " 'pulsehook worker'.",
+                ),
+            ]
+        ):
+            fn = option(fn)
+        return fn
+
+    return decorate
 
 
 @main.command()
-@_server_options
+@server_options()
 @click.pass_context
 def serve(ctx: click.Context, /, **flags: Any) -> None:
     """Serve the webhook endpoint and the API, with the worker in-process."""

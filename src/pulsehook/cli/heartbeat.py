@@ -15,10 +15,14 @@ from urllib.parse import quote
 import click
 import httpx
 
+from ..settings import Settings
 from . import main
 from .params import HTTP_URL
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+# Where ``serve`` listens by default (its settings' defaults).
+DEFAULT_URL = (
+    f"http://{Settings.model_fields['host'].default}:{Settings.model_fields['port'].default}"
+)
 ATTEMPTS = 4  # one try and three retries: 1 s, 2 s, 4 s apart
 TIMEOUT_SECONDS = 10.0
 RETRIED = {408, 429, 500, 502, 503, 504}

@@ -10,6 +10,7 @@ from ..alerts.lifecycle import EVENT_KINDS
 from ..errors import PulsehookError
 from ..rules.model import RuleSet
 from ..runtime import Runtime, run_once
+from ..settings import Settings
 from ..store import vitals
 from ..store.retention import MIN_DAYS, Pruner, check_days
 from ..store.vitals import FilePages
@@ -25,7 +26,8 @@ TURN_SECONDS = 0.01
     "--days",
     type=int,
     default=None,
-    help=f"Prune what is older than this (at least {MIN_DAYS}) [PULSEHOOK_RETENTION_DAYS, 90].",
+    help=f"Prune what is older than this (at least {MIN_DAYS})"
+    f" [PULSEHOOK_RETENTION_DAYS, else {Settings.model_fields['retention_days'].default}].",
 )
 @click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
 @click.pass_context

@@ -15,12 +15,14 @@ from . import (
     _logging,
     _require_database,
     _serve,
-    _server_options,
     _settings,
     data_dir_option,
     main,
+    server_options,
 )
 from .params import HTTP_URL, REPO, REPO_OR_NAME
+
+DASHBOARD_PORT = 8080  # its own default, so it can run beside a ``serve`` on 8000
 
 if TYPE_CHECKING:
     from ..github.api import Failure
@@ -178,10 +180,10 @@ def scan(
 
 
 @main.command()
-@_server_options
+@server_options(port=DASHBOARD_PORT)
 @click.pass_context
 def dashboard(ctx: click.Context, /, **flags: Any) -> None:
-    """The same server as ``serve`` (dashboard at /, API, webhooks); default port 8080."""
+    """The same server as ``serve`` (dashboard at /, API, webhooks), on its own port."""
     if flags.get("port") is None and "PULSEHOOK_PORT" not in os.environ:
-        flags["port"] = 8080
+        flags["port"] = DASHBOARD_PORT
     _serve(ctx, **flags)
