@@ -4,10 +4,12 @@ endpoint JSON out, with the access rule of PULSEHOOK_PUBLIC_REPOS."""
 from __future__ import annotations
 
 import copy
+import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 from pydantic import SecretStr, ValidationError
 
+from pulsehook import health
 from pulsehook.app import create_app
 from pulsehook.cli import main
 from pulsehook.settings import Settings
@@ -111,16 +114,17 @@ def texts_of(texts: list[str]) -> tuple[str, str]:
 
 
 def test_a_public_repository_reads_without_the_token(public: httpx.Client) -> None:
-    score = api_repo(public, PUBLIC)["health_score"]
+    row = api_repo(public, PUBLIC)
+    score, provisional = row["health_score"], row["provisional"]
     answer = public.get(f"/badge/{PUBLIC}.svg")
     assert answer.status_code == 200
     assert answer.headers["content-type"] == "image/svg+xml; charset=utf-8"
     assert answer.headers["cache-control"] == "max-age=300"
     assert answer.headers["etag"].startswith('"')
     root, texts, fill = drawn(answer)
-    assert texts_of(texts) == ("health", score_text(score))
-    assert fill == COLOURS[score_grade(score)][1]
-    assert root.get("aria-label") == f"health: {score_text(score)}"
+    assert texts_of(texts) == ("health", score_text(score, provisional))
+    assert fill == COLOURS[score_grade(score, provisional)][1]
+    assert root.get("aria-label") == f"health: {score_text(score, provisional)}"
     assert public.get(f"/badge/{PUBLIC}.svg", params={"kind": "health"}).content == answer.content
 
     endpoint = public.get(f"/badge/{PUBLIC}.json")
@@ -129,8 +133,8 @@ def test_a_public_repository_reads_without_the_token(public: httpx.Client) -> No
     assert endpoint.json() == {
         "schemaVersion": 1,
         "label": "health",
-        "message": score_text(score),
-        "color": COLOURS[score_grade(score)][0],
+        "message": score_text(score, provisional),
+        "color": COLOURS[score_grade(score, provisional)][0],
     }
 
     build = public.get(f"/badge/{PUBLIC}.svg", params={"kind": "build"})
@@ -201,6 +205,18 @@ def test_no_score_yet_is_unknown_and_grey(tmp_path: Path) -> None:
         assert texts_of(drawn(client.get(f"/badge/{PUBLIC}.svg"))[1]) == ("health", "unknown")
 
 
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+FULL = health.RepoInputs(
+    PUBLIC,
+    builds=("success",),
+    coverage=50.0,
+    dependabot_known=True,
+    readme=True,
+    api_docs=False,
+    last_commit_at=NOW,
+)
+
+
 def test_colours_are_the_dashboards(tmp_path: Path) -> None:
     """For each score, the dashboard's grade of the repository page's score is the
     badge's colour, and the number it shows is the badge's."""
@@ -209,12 +225,14 @@ def test_colours_are_the_dashboards(tmp_path: Path) -> None:
         feed(client)
     by_class = {str(grade): colours for grade, colours in COLOURS.items()}
     shown = re.compile(r'Health score <span class="big"><span class="badge (\w+)">([^<]*)</span>')
+    # Every component with data: the score is not provisional, its grade shows.
+    full = json.dumps(health.as_dict(health.score(FULL, NOW)))
     # Without the worker: nothing rescores the repository behind the test's back.
     with serve(settings.model_copy(update={"worker": False})) as client:
         grades = set()
         for score in (100.0, 80.0, 79.96, 65.25, 50.0, 49.9, 3.0):
             with stores.connect(settings.db_path) as conn:
-                conn.execute("UPDATE health SET score = ?", (score,))
+                conn.execute("UPDATE health SET score = ?, components = ?", (score, full))
             page = client.get(f"/repos/{PUBLIC}", headers=AUTH)
             match = shown.search(page.text)
             assert match, page.text
@@ -225,6 +243,30 @@ def test_colours_are_the_dashboards(tmp_path: Path) -> None:
             _, texts, fill = drawn(client.get(f"/badge/{PUBLIC}.svg"))
             assert texts_of(texts)[1] == text and fill == by_class[grade][1]
         assert grades == {"good", "fair", "poor"}
+
+
+def test_a_provisional_score_is_grey_and_says_so(tmp_path: Path) -> None:
+    """One green build and nothing else: 100, on a quarter of the weight. The badge is
+    grey and says provisional, as the repository page does, never green."""
+    settings = make_settings(tmp_path, public_repos=PUBLIC)
+    with serve(settings) as client:
+        feed(client)
+    with stores.connect(settings.db_path) as conn:
+        build_only = health.as_dict(
+            health.score(health.RepoInputs(PUBLIC, builds=("success",)), NOW)
+        )
+        conn.execute("UPDATE health SET score = 100.0, components = ?", (json.dumps(build_only),))
+    with serve(settings.model_copy(update={"worker": False})) as client:
+        row = api_repo(client, PUBLIC)
+        assert row["health_score"] == 100.0 and row["provisional"] is True
+        assert row["coverage"] == {"components": 1, "of": 6, "weight": 25}
+        endpoint = client.get(f"/badge/{PUBLIC}.json").json()
+        assert (endpoint["message"], endpoint["color"]) == ("100.0 provisional", "lightgrey")
+        _, texts, fill = drawn(client.get(f"/badge/{PUBLIC}.svg"))
+        assert texts_of(texts)[1] == "100.0 provisional" and fill == COLOURS["none"][1]
+        page = client.get(f"/repos/{PUBLIC}", headers=AUTH).text
+        assert '<span class="badge none provisional">100.0 provisional</span>' in page
+        assert "rests on 1 of 6 components, 25% of the weight" in page
 
 
 def test_etag_answers_304(public: httpx.Client) -> None:

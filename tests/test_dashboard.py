@@ -7,6 +7,7 @@ the assertions say what a person sees rather than how the markup is spelled.
 from __future__ import annotations
 
 import copy
+import itertools
 import re
 import shutil
 import time
@@ -18,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
@@ -30,6 +32,7 @@ from pulsehook.app import create_app
 from pulsehook.clock import iso
 from pulsehook.rules.load import load_rules
 from pulsehook.settings import Settings
+from pulsehook.summary.model import anchor
 from pulsehook.web import charts, dashboard
 
 from . import stores
@@ -39,7 +42,15 @@ from .builders import workflow_run as run
 from .conftest import API_TOKEN, AUTH, SECRET, LiveServer, deliver, drained, live, payload, wait_for
 
 SEED_RULES = Path(__file__).parent.parent / "rules"
-PAGES = ["/", "/repos", "/repos/octo-org/octo-repo", "/dependencies", "/trends", "/alerts"]
+PAGES = [
+    "/",
+    "/repos",
+    "/repos/octo-org/octo-repo",
+    "/dependencies",
+    "/trends",
+    "/alerts",
+    "/summary",
+]
 OCTO, PIKA, HELLO = "octo-org/octo-repo", "wolfy1339/pika-pack", "Codertocat/Hello-World"
 
 
@@ -236,7 +247,7 @@ def test_every_page_renders_accessibly(site: Site, path: str) -> None:
         assert landmark in html
     page = read(html)
     assert [h for h in page.headings if h[0] == "h1"]
-    nav = {"Overview", "Repositories", "Dependencies", "Trends", "Alerts"}
+    nav = {"Overview", "Repositories", "Dependencies", "Trends", "Alerts", "Summary"}
     assert len([c for c in page.current if c[1] in nav]) == 1  # one nav link marks the page
     for caption, rows in page.tables.items():
         assert caption, "every table has a caption"
@@ -262,7 +273,9 @@ def test_overview_shows_the_ecosystem(site: Site) -> None:
     assert ["ERROR", "1"] in table(page, "Summary items by status")
     assert ["MISSING", "0"] in table(page, "Summary items by status")
     lowest = table(page, "The 3 lowest-scoring")
-    assert lowest == [[OCTO, "50.0"], [PIKA, "50.0"], [HELLO, "90.8"]]
+    # OCTO (build, coverage: 45 of 100) and PIKA (an advisory: 30) rest on under half
+    # the weight: provisional; HELLO on half of it.
+    assert lowest == [[OCTO, "50.0 provisional"], [PIKA, "50.0 provisional"], [HELLO, "90.8"]]
     assert ["failure", "1"] in table(page, "Repositories by the state")
     assert ["no data", "2"] in table(page, "Repositories by the state")
     assert table(page, "Open Dependabot alerts by severity")[0] == ["critical", "1"]
@@ -281,7 +294,7 @@ def test_repositories_table_sorts_by_every_column(site: Site) -> None:
     assert names(page) == [OCTO, PIKA, HELLO]
     rows = {row[0]: row for row in table(page, "3 repositories")}
     assert rows[HELLO][1:5] == ["90.8", "no data", "82.0%", "0"]
-    assert rows[OCTO][1:3] == ["50.0", "failure"]
+    assert rows[OCTO][1:3] == ["50.0 provisional", "failure"]
     assert rows[PIKA][4] == "1"
     assert page.sorted_by == [("ascending", "Score ▲")]
     assert (f"/repos/{HELLO}", HELLO) in page.links
@@ -395,7 +408,7 @@ def test_alerts_page(site: Site) -> None:
         "coverage_drop",
     }
     recent = {row[0]: row for row in table(page, "The latest alerts")}
-    assert recent["critical_vulnerability"][1:5] == [PIKA, "alert#20", "firing", "error"]
+    assert recent["critical_vulnerability"][1:5] == [PIKA, "alert#20", "firing", "critical"]
     (silence,) = table(page, "Silences hold notifications back")
     assert silence[1:4] == ["coverage_drop", "every repository", "yes"]
     assert silence[-1] == "known flaky coverage"
@@ -715,3 +728,145 @@ def test_any_data_gives_an_accessible_well_formed_chart(points: list[charts.Poin
             x, y = map(float, pair.split(","))
             assert 0 <= x <= 640 and 0 <= y <= 220  # nothing drawn outside the picture
     svg(charts.sparkline(points, title="Any"))
+
+
+# --- the Summary page, links, trends that agree -----------------------------------------
+
+SVGNS = "{http://www.w3.org/2000/svg}"
+HOSTILE = "ghost<script>x</script>/a&b"  # a repository pulsehook has never seen
+GHOST_PATH = f"{HOSTILE}/jobs/<b>backup</b>.md"
+
+
+def add_missing_item(settings: Settings, now: datetime) -> None:
+    """A heartbeat item of a repository pulsehook knows nothing else of, overdue."""
+    owner, _, repo = HOSTILE.partition("/")
+    with stores.connect(settings.db_path) as conn:
+        conn.execute(
+            "INSERT INTO summary_items (path, owner, repo, kind, note, schedule, grace_s,"
+            " declared, created_at, due_at, status, status_since, declared_schedule)"
+            " VALUES (?, ?, ?, 'heartbeat', ?, 'PT1H', 0, 1, ?, ?, 'MISSING', ?, 'PT1H')",
+            (
+                GHOST_PATH,
+                owner,
+                repo,
+                "<i>no backup</i>",
+                iso(now - timedelta(hours=3)),
+                iso(now - timedelta(hours=2)),
+                iso(now - timedelta(hours=2)),
+            ),
+        )
+
+
+def test_summary_page_lists_items_by_status_with_anchors(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    with serve(settings) as (_, client):
+        feed(client)
+        add_missing_item(settings, datetime.now(UTC))
+        overview = read(client.get("/").text)
+        # The overview's counts lead to the Summary page.
+        assert ("/summary#missing", "MISSING") in overview.links
+        assert ("/summary?status=ERROR", "1") in overview.links
+        html = client.get("/summary").text
+        assert "<script>x" not in html and "<b>backup" not in html and "<i>no" not in html
+        page = read(html)
+        assert ("h1", "Status summary") in page.headings
+        assert [h for h in page.headings if h[0] == "h2"] == [
+            ("h2", "ERROR (1)"),
+            ("h2", "MISSING (1)"),
+            ("h2", "OK (0)"),
+        ]
+        (missing,) = table(page, "MISSING items")
+        assert missing[0] == GHOST_PATH and missing[1] == HOSTILE
+        assert missing[2] == "<i>no backup</i>" and missing[3] == "never"
+        assert f'id="{anchor(GHOST_PATH)}"' in html
+        # Unknown to pulsehook: its name is shown, never linked to a page that is a 404.
+        assert not [href for href, _ in page.links if href.startswith("/repos/ghost")]
+        (error,) = table(page, "ERROR items")
+        assert error[1] == OCTO and (f"/repos/{OCTO}", OCTO) in page.links
+        assert any(text == "open the run" for _, text in page.links)
+        only = read(client.get("/summary?status=missing").text)
+        assert [h[1] for h in only.headings if h[0] == "h2"] == ["MISSING (1)"]
+
+
+def test_no_dashboard_link_is_a_404(tmp_path: Path) -> None:
+    """Every link of every page reachable from the overview answers, none a 404."""
+    settings = make_settings(tmp_path)
+    with serve(settings) as (_, client):
+        feed(client)
+        add_missing_item(settings, datetime.now(UTC))
+        add_history(settings, datetime.now(UTC))
+        seen: set[str] = set()
+        queue = list(PAGES)
+        while queue and len(seen) < 400:
+            path = queue.pop()
+            if path in seen:
+                continue
+            seen.add(path)
+            answer = client.get(path)
+            assert answer.status_code != 404, path
+            assert answer.status_code == 200, (path, answer.status_code)
+            for href, _ in read(answer.text).links:
+                target = urlsplit(urljoin(f"http://dashboard{path}", href))
+                if target.netloc != "dashboard":
+                    continue  # GitHub's pages, not ours
+                queue.append(target.path + (f"?{target.query}" if target.query else ""))
+        assert len(seen) > len(PAGES)
+        assert "/summary" in seen and any(p.startswith("/summary?status=") for p in seen)
+
+
+def test_trends_use_the_current_score_and_tell_apart_shared_names(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    with serve(settings) as (_, client):
+        feed(client)
+        now = datetime.now(UTC)
+        with stores.connect(settings.db_path) as conn:
+            (octo_id,) = conn.execute(
+                "SELECT id FROM repositories WHERE full_name = ?", (OCTO,)
+            ).fetchone()
+            # A second repository of the same name (a rename elsewhere): its own id.
+            conn.execute(
+                "INSERT INTO repositories (id, full_name, owner, first_seen_at)"
+                " VALUES (7, ?, 'octo-org', ?)",
+                (OCTO, iso(now)),
+            )
+            conn.execute(
+                "INSERT INTO health (repo_id, score, components, warnings, formula_version,"
+                " computed_at) SELECT 7, 44.9, components, warnings, formula_version, ?"
+                " FROM health WHERE repo_id = ?",
+                (iso(now), octo_id),
+            )
+            # History lags the score (rows only when it moves by 0.5): 44.5 there.
+            conn.execute(
+                "INSERT INTO health_history (repo_id, at, score, formula_version)"
+                " VALUES (7, ?, 44.5, 1)",
+                (iso(now - timedelta(seconds=30)),),
+            )
+        page = read(client.get("/trends").text)
+        sparks = [li for li in page.charts[1:] if li.startswith(OCTO)]
+        assert len(sparks) == 2, page.charts
+        assert any(s.startswith(f"{OCTO} (id 7)") and "latest 44.9" in s for s in sparks)
+        assert f"/repos/{OCTO}?id=7" in dict(page.links)
+        assert f"/repos/{OCTO}?id={octo_id}" in dict(page.links)
+        assert "44.9 provisional" in page.text and "latest 44.5" not in page.text
+        other = read(client.get(f"/repos/{OCTO}?id=7").text)
+        assert "Health score 44.9 provisional" in other.text
+        assert client.get(f"/repos/{OCTO}?id=999").status_code == 404
+        assert client.get(f"/repos/{PIKA}?id=7").status_code == 404  # another's id
+
+
+def test_chart_within_one_minute_reads_well() -> None:
+    t0 = datetime(2026, 1, 1, 9, 0, 0, tzinfo=UTC)
+    points: list[charts.Point] = [
+        (t0 + timedelta(seconds=s), v) for s, v in ((0, 100.0), (5, 50.0), (40, 60.0))
+    ]
+    root = svg(charts.line_chart(points, title="t", until=t0 + timedelta(minutes=1)))
+    ticks = [t.text for t in root.iter(f"{SVGNS}text") if t.get("y") == "212"]
+    assert ticks == ["08:01", "08:31", "09:01"], ticks  # times of day, all different
+    (line,) = [e for e in root.iter(f"{SVGNS}polyline")]
+    xs = [float(p.split(",")[0]) for p in (line.get("points") or "").split()]
+    # No two points stacked in one column (a vertical stroke), the last held to now.
+    assert all(b - a >= charts.MIN_GAP for a, b in itertools.pairwise(xs))
+    days: list[charts.Point] = [(t0 + timedelta(days=d), 50.0) for d in (0, 1)]
+    day_root = svg(charts.line_chart(days, title="t"))
+    labels = [t.text for t in day_root.iter(f"{SVGNS}text") if t.get("y") == "212"]
+    assert len(labels) == len(set(labels)) and labels[0] == "2026-01-01"

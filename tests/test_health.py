@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -465,3 +466,89 @@ def test_a_known_perfect_component_never_lowers_the_score(inputs: RepoInputs) ->
     after = score(replace(inputs, coverage=100.0), NOW).score
     assert after is not None
     assert before is None or after >= before
+
+
+# --- coverage: how much of a score rests on data --------------------------------------
+
+
+def test_one_green_build_is_100_but_provisional() -> None:
+    """The user's case: 100 on one build, five components without data."""
+    result = health.score(health.RepoInputs("o/r", builds=("success",)), NOW)
+    assert result.score == 100.0
+    assert result.coverage.as_dict() == {"components": 1, "of": 6, "weight": 25}
+    assert result.provisional
+
+
+@pytest.mark.parametrize(
+    ("inputs", "components", "weight", "provisional"),
+    [
+        # build 25 + coverage 20 = 45: under half
+        (dict(builds=("success",), coverage=80.0), 2, 45, True),
+        # + documentation 15 = 60: not provisional
+        (dict(builds=("success",), coverage=80.0, readme=True), 3, 60, False),
+        # dependencies 20 + security 10 + coverage 20 = 50: exactly half is enough
+        (dict(dependabot_known=True, coverage=10.0), 3, 50, False),
+        # archived: activity is known (0), 10 of 100
+        (dict(archived=True), 1, 10, True),
+    ],
+)
+def test_coverage_counts_components_and_weight(
+    inputs: dict[str, object], components: int, weight: int, provisional: bool
+) -> None:
+    result = health.score(health.RepoInputs("o/r", **inputs), NOW)  # type: ignore[arg-type]
+    assert result.coverage.as_dict() == {"components": components, "of": 6, "weight": weight}
+    assert result.provisional is provisional
+
+
+def test_no_data_is_no_score_not_a_provisional_one() -> None:
+    result = health.score(health.RepoInputs("o/r"), NOW)
+    assert result.score is None and not result.provisional
+    assert result.coverage.as_dict() == {"components": 0, "of": 6, "weight": 0}
+
+
+def test_stored_coverage_reads_what_as_dict_wrote() -> None:
+    """Pages read the health table's JSON: the same coverage as the score itself,
+    through a JSON round trip, with the weights stored beside the score."""
+    for inputs in (
+        health.RepoInputs("o/r", builds=("success",)),
+        health.RepoInputs("o/r", builds=("failure",), coverage=50, readme=False),
+        health.RepoInputs("o/r"),
+    ):
+        result = health.score(inputs, NOW)
+        stored = json.loads(json.dumps(health.as_dict(result)))
+        cover = health.stored_coverage(stored)
+        assert cover == result.coverage
+        assert health.provisional(result.score, cover) is result.provisional
+    assert health.stored_coverage({}) is None
+    assert not health.provisional(50.0, None)
+
+
+def test_coverage_weight_is_a_share_of_the_stored_weights() -> None:
+    # Weights of another formula version (not summing to 100): the share still counts.
+    stored: dict[str, dict[str, Any]] = {
+        "a": {"score": 1.0, "weight": 30},
+        "b": {"score": None, "weight": 30},
+    }
+    cover = health.stored_coverage(stored)
+    assert cover is not None and cover.as_dict() == {"components": 1, "of": 2, "weight": 50}
+    assert not cover.provisional
+    stored["c"] = {"score": None, "weight": 1}
+    cover = health.stored_coverage(stored)
+    assert cover is not None and cover.provisional and cover.as_dict()["weight"] == 49.2
+
+
+@given(st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans(), st.booleans()))
+def test_provisional_exactly_when_under_half_the_weight(known: tuple[bool, ...]) -> None:
+    build, cov, deps, docs, activity = known
+    inputs = health.RepoInputs(
+        "o/r",
+        builds=("success",) if build else (),
+        coverage=70.0 if cov else None,
+        dependabot_known=deps,
+        readme=True if docs else None,
+        last_commit_at=NOW if activity else None,
+    )
+    result = health.score(inputs, NOW)
+    weight = sum(c.weight for c in result.components if c.score is not None)
+    assert result.coverage.weight == weight
+    assert result.provisional is (result.score is not None and weight < 50)

@@ -167,11 +167,14 @@ def test_slack_notice_escapes_every_payload_string(env: Env) -> None:
     assert "&lt;!channel&gt;" in mrkdwn and "&lt;https://evil.example|click&gt;" in mrkdwn
     assert "&amp; &lt;b&gt;bold&lt;/b&gt;" in mrkdwn
     assert "*FIRING*" in mrkdwn and "`red_run`" in mrkdwn  # pulsehook's own formatting
-    (attachment,) = body["attachments"]
-    assert "title_link" not in attachment
-    for field in ("title", "fallback"):
-        assert links_in_mrkdwn(attachment[field]) == []
-        assert "\n" not in attachment[field] and "\r" not in attachment[field]
+    # What Slack shows: the blocks, each escaped the same way; no attachment repeats it.
+    assert "attachments" not in body
+    shown = [b["text"]["text"] for b in body["blocks"] if b["type"] == "section"]
+    shown += [e["text"] for b in body["blocks"] if b["type"] == "context" for e in b["elements"]]
+    for said in shown:
+        assert links_in_mrkdwn(said) == []
+        assert not any(bad in said for bad in SLACK_FORBIDDEN)
+    assert "&lt;!channel&gt;" in shown[0] and "\r" not in shown[0]
 
 
 def test_slack_digest_escapes_every_payload_string(
@@ -245,8 +248,14 @@ def test_email_subject_is_one_clean_line(env: Env) -> None:
     assert mail.get_all("Bcc") is None
     subject = str(mail["Subject"])
     assert not re.search(r"[\x00-\x1f\x7f]", subject)
-    assert subject.startswith("[FIRING] red_run — octo-org/octo<!channel>")
-    assert "Bcc: x@evil.example" in subject  # kept, as text
+    # Short: the state, the rule, the repository cut with an ellipsis.
+    assert subject.startswith("[FIRING] red_run in octo-org/octo<!channel>")
+    assert len(subject) < 80 and subject.endswith("…")
+    body = mail.get_body(("plain",))
+    assert body is not None
+    lines = body.get_content().splitlines()
+    # The hostile repository whole, kept as text on its own line of the body.
+    assert any(line.startswith("Repository: ") and "Bcc: x@evil.example" in line for line in lines)
 
 
 def test_email_transport_cleans_any_subject_itself() -> None:

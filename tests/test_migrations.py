@@ -58,6 +58,7 @@ RELEASED = {
     14: "b22921c45d776b5a",
     15: "07aac8454f6d9d7a",
     16: "7a23e927c4b60d06",
+    17: "acad8081f53ca691",
 }
 
 # Every release that created or migrated a database, oldest first: its commit,

@@ -557,6 +557,9 @@ DEPENDABOT_CREATED = Vulnerability(
     updated_at="2023-06-24T13:57:12Z",
     fixed_at=None,
     dismissed_at=None,
+    affected_range="< 7.5.2",
+    patched_version="7.5.2",
+    advisory_url="https://github.com/advisories/GHSA-c2qf-rxjj-qqgw",
 )
 
 
@@ -588,6 +591,10 @@ def test_dependabot_alert_fixed() -> None:
             updated_at="2022-06-15T13:55:40Z",
             fixed_at="2022-06-15T13:55:40Z",
             dismissed_at=None,
+            affected_range="< 2.8.19",
+            patched_version="2.8.19",
+            # No GitHub page among its references: made from its id.
+            advisory_url="https://github.com/advisories/GHSA-8f4m-hccc-8qph",
         )
     ]
 
@@ -705,6 +712,8 @@ def test_repository_vulnerability_alert_create() -> None:
             updated_at="2021-03-01T01:23:45Z",
             fixed_at=None,
             dismissed_at=None,
+            affected_range=">= 2.0.4, < 2.0.6",
+            patched_version="2.0.6",
         )
     ]
 
@@ -732,6 +741,8 @@ def test_repository_vulnerability_alert_dismiss() -> None:
             updated_at="2017-10-25T00:00:00Z",
             fixed_at=None,
             dismissed_at="2017-10-25T00:00:00Z",
+            affected_range="0.2.0",
+            patched_version="0.2.5",
         )
     ]
 

@@ -7,7 +7,7 @@ import email
 import email.policy
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from typing import Any
 
@@ -97,17 +97,20 @@ def _slack(url: str, **options: Any) -> ChannelConfig:
     return ChannelConfig("slack", "slack", {"webhook_url": url, **options})
 
 
-def test_slack_posts_mrkdwn_with_coloured_attachment(hooks: Hooks) -> None:
-    result = slack.send(_slack(hooks.hook(200), username="pulsehook"), MESSAGE)
+def test_slack_posts_the_mrkdwn_line_as_blocks_said_once(hooks: Hooks) -> None:
+    shown = replace(MESSAGE, context="severity *critical* · rule `build_failure`")
+    result = slack.send(_slack(hooks.hook(200), username="pulsehook"), shown)
     assert result.ok and result.status == 200 and result.response == "ok"
     [(path, body)] = hooks.received
     assert path.endswith(TOKEN)
-    assert body["text"] == MESSAGE.markdown and body["username"] == "pulsehook"
-    [att] = body["attachments"]
-    assert att["title_link"] == MESSAGE.url and att["color"] == "danger"
-    resolved = Message(title="RESOLVED", text="ok", markdown="ok", state="resolved")
-    assert slack.send(_slack(hooks.hook(200)), resolved).ok
-    assert hooks.received[1][1]["attachments"][0]["color"] == "good"
+    assert body["username"] == "pulsehook"
+    # Shown: the line, then its context; no attachment repeats the title.
+    assert "attachments" not in body
+    assert [b["type"] for b in body["blocks"]] == ["section", "context"]
+    assert body["blocks"][0]["text"] == {"type": "mrkdwn", "text": MESSAGE.markdown}
+    assert body["blocks"][1]["elements"][0]["text"] == shown.context
+    # The notification's fallback says the same, for those who only see that.
+    assert body["text"].startswith(MESSAGE.markdown) and shown.context in body["text"]
 
 
 @pytest.mark.parametrize(

@@ -79,7 +79,7 @@ def test_documented_settings_exist() -> None:
     documented = set(re.findall(r"`PULSEHOOK_([A-Z_]+)`", README))
     fields = {name.upper() for name in Settings.model_fields}
     # SMTP, PagerDuty and Slack channels are read by the rules loader, not Settings.
-    channel_vars = {v for v in documented if v.startswith(("SMTP_", "PAGERDUTY_"))}
+    channel_vars = {v for v in documented if v.startswith(("SMTP_", "PAGERDUTY_", "SLACK_"))}
     # Read by the test suite itself (tests/conftest.py), not by the service.
     test_vars = {"TEST_DATABASE_URL"}
     assert documented - channel_vars - test_vars <= fields, (

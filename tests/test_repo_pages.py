@@ -131,7 +131,13 @@ def test_the_overview_agrees_with_the_repositories_it_sums_up(client: httpx.Clie
     assert overview["builds"] == states
     lowest = sorted(
         (
-            {"name": r["name"], "health_score": r["health_score"]}
+            {
+                "name": r["name"],
+                "id": r["details"]["id"],
+                "health_score": r["health_score"],
+                "coverage": r["coverage"],
+                "provisional": r["provisional"],
+            }
             for r in repos
             if r["health_score"] is not None
         ),

@@ -216,7 +216,9 @@ def test_a_lone_failure_and_its_recovery_go_out_at_once(
     h, slack, pd = storm
     h.feed(build(1))
     assert [at for at, _ in slack.accepted] == [START.timestamp()]
-    assert "[FIRING] build_failure" in slack.bodies()[0]["attachments"][0]["title"]
+    section, context = slack.bodies()[0]["blocks"]  # the notice's line, then its context
+    assert "*FIRING*" in section["text"]["text"]
+    assert "rule `build_failure`" in context["elements"][0]["text"]
     assert pd.bodies()[0]["event_action"] == "trigger"
     h.clock.advance(timedelta(seconds=5))  # inside the window: its own news still goes
     h.feed(build(1, "success"))

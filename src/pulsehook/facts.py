@@ -32,6 +32,7 @@ PASSED_CONCLUSIONS = frozenset({"success"})
 FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "startup_failure"})
 NEUTRAL_CONCLUSIONS = frozenset({"cancelled", "skipped", "neutral", "stale", "action_required"})
 PENDING_STATES = frozenset({"queued", "in_progress", "requested", "waiting", "pending"})
+ADVISORY_SEVERITIES = frozenset({"critical", "high", "medium", "low"})
 VULNERABILITY_CLOSED = frozenset({"fixed", "dismissed", "auto_dismissed", "withdrawn"})
 
 
@@ -71,6 +72,18 @@ class Kind:
     def recovers(cls, _f: Mapping[str, Any]) -> bool:
         """Not matching the rule, says its subject is well again."""
         return False
+
+    @classmethod
+    def severity_of(cls, _f: Mapping[str, Any]) -> str | None:
+        """The subject's own severity (an advisory's), when it has one: an alert on it
+        shows that rather than its rule's."""
+        return None
+
+    @classmethod
+    def particulars(cls, _f: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+        """What a reader needs besides the one line: (label, value, link or None), the
+        values payload text, to be escaped where they go."""
+        return []
 
 
 @dataclass(frozen=True)
@@ -152,10 +165,36 @@ class Vulnerability(Kind):
     updated_at: str | None
     fixed_at: str | None
     dismissed_at: str | None
+    affected_range: str | None = None  # "< 7.5.2": the versions the advisory names
+    patched_version: str | None = None  # the first fixed one; None: no fix yet
+    advisory_url: str | None = None  # the advisory's page (github.com/advisories/GHSA-...)
 
     @classmethod
     def subject(cls, f: Mapping[str, Any]) -> str:
         return f"alert#{f.get('number')}"
+
+    @classmethod
+    def severity_of(cls, f: Mapping[str, Any]) -> str | None:
+        found = f.get("severity")
+        return found if found in ADVISORY_SEVERITIES else None
+
+    @classmethod
+    def particulars(cls, f: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+        package = f.get("package")
+        if package and f.get("ecosystem"):
+            package = f"{f['ecosystem']}/{package}"
+        cve = f.get("cve_id")
+        rows: list[tuple[str, Any, Any]] = [
+            ("Package", package, None),
+            ("Manifest", f.get("manifest"), None),
+            ("Affected versions", f.get("affected_range"), None),
+            ("Patched version", f.get("patched_version") or "none yet", None),
+            ("Advisory", f.get("ghsa_id"), f.get("advisory_url")),
+            # NVD's page for it; escape.link_url refuses what would not be a plain link.
+            ("CVE", cve, f"https://nvd.nist.gov/vuln/detail/{cve}" if cve else None),
+            ("Summary", f.get("summary"), None),
+        ]
+        return [row for row in rows if row[1]]
 
     @classmethod
     def closes(cls, f: Mapping[str, Any]) -> bool:

@@ -28,6 +28,9 @@ WEIGHTS: Final[dict[str, int]] = {
     "security": 10,
 }
 MAX_BUILDS: Final = 10
+# A score resting on less than this share (percent) of the weight is provisional:
+# shown grey with the word, never green, because most of it is not known.
+PROVISIONAL_BELOW: Final = 50
 # Penalty per open Dependabot alert, by severity; unknown severities are listed
 # but cost nothing (we would only be guessing at their weight).
 ALERT_PENALTY: Final[dict[str, int]] = {"critical": 25, "high": 15, "medium": 8, "low": 3}
@@ -67,11 +70,80 @@ class Component:
 
 
 @dataclass(frozen=True)
+class Coverage:
+    """How much of a score rests on data: components with data of all, and their
+    weight of the total weight (percent, as the published weights sum to 100)."""
+
+    components: int
+    of: int
+    weight: float
+    total_weight: float = 100.0
+
+    @property
+    def share(self) -> float:
+        """The weight with data as a percentage of all the weight (0 when none)."""
+        return 100.0 * self.weight / self.total_weight if self.total_weight > 0 else 0.0
+
+    @property
+    def provisional(self) -> bool:
+        """Whether a score would rest on less than PROVISIONAL_BELOW of the weight."""
+        return self.share < PROVISIONAL_BELOW
+
+    def as_dict(self) -> dict[str, Any]:
+        weight = round(self.share, 1)
+        return {
+            "components": self.components,
+            "of": self.of,
+            "weight": int(weight) if weight.is_integer() else weight,
+        }
+
+
+def coverage(components: tuple[Component, ...]) -> Coverage:
+    known = [c for c in components if c.score is not None]
+    return Coverage(
+        components=len(known),
+        of=len(components),
+        weight=float(sum(c.weight for c in known)),
+        total_weight=float(sum(c.weight for c in components)),
+    )
+
+
+def stored_coverage(components: Mapping[str, Mapping[str, Any]]) -> Coverage | None:
+    """The coverage of a score kept as ``as_dict`` wrote it (the health table's JSON),
+    by the weights stored with it; None when nothing was stored."""
+    if not components:
+        return None
+    weights = [
+        (float(c.get("weight") or 0), c.get("score") is not None) for c in components.values()
+    ]
+    return Coverage(
+        components=sum(known for _, known in weights),
+        of=len(weights),
+        weight=sum(w for w, known in weights if known),
+        total_weight=sum(w for w, _ in weights),
+    )
+
+
+def provisional(value: float | None, cover: Coverage | None) -> bool:
+    """A score that exists but rests on less than half the weight. No score is not
+    provisional: it is no score."""
+    return value is not None and cover is not None and cover.provisional
+
+
+@dataclass(frozen=True)
 class Score:
     score: float | None  # None when every component is inconclusive
     components: tuple[Component, ...]
     warnings: tuple[str, ...]
     formula_version: int = FORMULA_VERSION
+
+    @property
+    def coverage(self) -> Coverage:
+        return coverage(self.components)
+
+    @property
+    def provisional(self) -> bool:
+        return provisional(self.score, self.coverage)
 
 
 def _plural(n: int, word: str, many: str | None = None) -> str:

@@ -199,7 +199,10 @@ class Runtime:
             self.clock,
             data_dir=settings.data_dir,
             target=SummaryTarget(
-                owner=settings.summary_owner, repo=settings.summary_repo, tz=settings.timezone
+                owner=settings.summary_owner,
+                repo=settings.summary_repo,
+                tz=settings.timezone,
+                public_url=settings.public_url,
             ),
             policy=self.policy,
             on_notices=notices,

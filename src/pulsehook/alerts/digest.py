@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from ..clock import iso
-from ..notify import escape
+from ..notify import escape, forms
 from ..notify.base import Message
 from ..rules.model import RuleSet
 from ..store import digests, marks, outbox
@@ -24,8 +24,17 @@ def schedules(rules: RuleSet) -> set[str]:
     return {r.cron for r in rules.rules if r.cron}
 
 
+def _tag(e: dict[str, Any]) -> str:
+    """`` [critical] (GHSA-..., CVE-...)``: the entry's severity and advisory ids, plain."""
+    sev = f" [{e['severity']}]" if e.get("severity") else ""
+    found = forms.ids(e.get("fact"))
+    return escape.single_line(sev + (f" ({', '.join(found)})" if found else ""))
+
+
 def render_digest(channel: str, due: str, entries: list[dict[str, Any]]) -> Message:
-    """One digest message (pure): grouped by repository, then rule, with counts and links.
+    """One digest message (pure): grouped by repository, then rule, with counts and links;
+    each entry with its alert's severity and advisory ids (``severity``, ``fact``: the
+    alert's, when the store has them).
 
     Repositories and titles come from payloads: each form escapes them for itself
     (Slack mrkdwn, Discord markdown, HTML), and links are made to http(s) URLs only.
@@ -52,21 +61,32 @@ def render_digest(channel: str, due: str, entries: list[dict[str, Any]]) -> Mess
             parts.append(f"<li><strong>{escape.html_escape(rule)}</strong> ({len(items)})<ul>")
             for e in items:
                 state, label = str(e["state"]), escape.single_line(str(e["title"]))
+                tag = _tag(e)
                 url = escape.link_url(e.get("url"))
-                text.append(f"    - {state}: {label}" + (f" {url}" if url else ""))
+                text.append(f"    - {state}{tag}: {label}" + (f" {url}" if url else ""))
                 shown = escape.slack_escape(label)
-                md.append(f"    – {state}: " + (f"<{url}|{shown}>" if url else shown))
+                md.append(
+                    f"    – {state}{escape.slack_escape(tag)}: "
+                    + (f"<{url}|{shown}>" if url else shown)
+                )
                 shown = escape.discord_escape(label)
-                dc.append(f"    – {state}: " + (f"[{shown}]({url})" if url else shown))
+                dc.append(
+                    f"    – {state}{escape.discord_escape(tag)}: "
+                    + (f"[{shown}]({url})" if url else shown)
+                )
                 shown = escape.html_escape(label)
                 item = f'<a href="{escape.html_escape(url)}">{shown}</a>' if url else shown
-                parts.append(f"<li>{escape.html_escape(state)}: {item}</li>")
+                parts.append(
+                    f"<li>{escape.html_escape(state)}{escape.html_escape(tag)}: {item}</li>"
+                )
             parts.append("</ul></li>")
         parts.append("</ul>")
     return Message(
         title=title,
+        subject=forms.cut(title, forms.SUBJECT_LIMIT),
         text="\n".join(text),
         markdown="\n".join(md),
+        context=escape.slack_escape(f"digest of {channel} · due {forms.when(due) or due}"),
         discord="\n".join(dc),
         html="".join(parts),
         severity="info",

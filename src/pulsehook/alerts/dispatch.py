@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -31,7 +32,7 @@ from ..notify.pace import Pacer
 from ..notify.registry import kind_of, transport_for
 from ..notify.result import scrub
 from ..rules.model import RuleSet
-from ..store import outbox
+from ..store import outbox, threads
 from ..store.db import NORMAL, Tx, Writer
 from ..telemetry import Telemetry
 from .grouping import Tally, alerts_link, render_group
@@ -185,11 +186,28 @@ class Dispatcher:
             firing_now=item.firing,
         )
 
+    @staticmethod
+    def _thread_key(item: outbox.Claimed, channel: ChannelConfig | None) -> str | None:
+        """The alert whose notices this channel threads (a Slack app's), else None."""
+        if channel is None or item.members is not None or not item.row.get("alert_key"):
+            return None
+        kind = kind_of(channel.kind)
+        if kind is None or kind.threads is None or not kind.threads(channel):
+            return None
+        return str(item.row["alert_key"])
+
     async def _send(self, item: outbox.Claimed) -> None:
         row = item.row
         channel = self._rules.channels.get(row["channel"])
         made = self._message(item, channel)
         message = made or outbox.message_from(row["message"])
+        thread_key = self._thread_key(item, channel)
+        if thread_key is not None and channel is not None and message.state != "firing":
+            name = channel.name
+            posted = await self._writer.run(lambda db: threads.find(db, name, thread_key), NORMAL)
+            if posted is not None:
+                # Handed to the transport only: the outbox keeps the message as queued.
+                message = dataclasses.replace(message, thread=posted)
         if channel is None:
             result = SendResult(
                 ok=False, permanent=True, error=f"channel {row['channel']!r} is not configured"
@@ -221,6 +239,11 @@ class Dispatcher:
                 sent_at=outcome["sent_at"],
                 message=made,
             )
+            if thread_key is not None and channel is not None and outcome["status"] == "sent":
+                if message.state == "firing" and result.posted:
+                    threads.remember(db, channel.name, thread_key, result.posted, iso(moment))
+                elif message.state == "resolved":
+                    threads.forget(db, channel.name, thread_key)
 
         await self._writer.run(save, NORMAL)
         self._told(item, outcome, moment)

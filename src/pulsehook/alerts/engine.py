@@ -14,7 +14,7 @@ from ..facts import Fact, HookPing, fact_dict
 from ..notify import escape
 from ..notify.base import Message
 from ..rules.evaluate import Evaluator
-from ..rules.messages import render, summary
+from ..rules.messages import render, severity, summary
 from ..rules.model import Rule, RuleSet
 from ..store import alerts as alert_store
 from ..store import digests, outbox
@@ -310,7 +310,8 @@ def evaluate(
                     rule=rule.name,
                     repo=repo,
                     subj=subj,
-                    severity=rule.severity,
+                    # The advisory's own (critical...) when the fact has one, else the rule's.
+                    severity=severity(rule, data),
                     kind=rule.fact,
                     now=now,
                     silenced=quiet,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
-from ..notify import escape
+from ..notify import escape, forms
 from ..notify.base import Message
 from ..notify.escape import value as v
 
@@ -34,7 +34,8 @@ BUDGETS: dict[str, int] = {
 }
 OTHER_BUDGET = 4_000
 DETAIL_NAMES = 500  # repositories listed in a PagerDuty incident's custom details
-SEVERITY_ORDER = ("critical", "error", "warning", "info")
+# A rule's severities and an advisory's (high, medium, low), worst first.
+SEVERITY_ORDER = ("critical", "error", "high", "warning", "medium", "info", "low")
 WORDS = {"firing": "FIRING", "resolved": "RESOLVED"}
 ICONS = {"firing": ":red_circle:", "resolved": ":large_green_circle:"}
 DISCORD_ICONS = {"firing": "\U0001f534", "resolved": "\U0001f7e2"}
@@ -287,12 +288,30 @@ def render_group(
     resolved = tuple(dict.fromkeys(m.repo for m in tally.members if m.bucket == "resolved"))
     repos = {m.repo for m in tally.members}
     single = tally.members[0] if total == 1 and tally.members else None
+    worst = _severity(tally) if state == "firing" else "info"
+    counted = max([len(repos), *(c.repos for c in tally.counts.values())])
+    where = next(iter(repos)) if counted == 1 and repos else f"{counted} repositories"
+    what = rules[0] if len(rules) == 1 else f"{len(rules)} rules"
+    rows: list[forms.Row] = [
+        ("Severity", worst if state == "firing" else "resolved", None),
+        ("Alerts", total, None),
+        *([("All alerts", alerts_url, alerts_url)] if alerts_url else []),
+    ]
+    context = " · ".join(
+        [
+            f"severity *{escape.slack_escape(worst)}*" if state == "firing" else "resolved",
+            f"{total} alert{'' if total == 1 else 's'}",
+            *([f"<{alerts_url}|all alerts>"] if alerts_url else []),
+        ]
+    )
     return Message(
         title=title,
-        text=text + ("\n" if text else ""),
+        subject=forms.subject(WORDS[state], what, where),
+        text=forms.rows_text(rows) + "\n" + text + ("\n" if text else ""),
         markdown=markdown.strip(),
+        context=context,
         discord=discord.strip(),
-        html=f"<p>{html}</p>",
+        html=f"{forms.rows_html(rows)}<p>{html}</p>",
         url=alerts_url or (escape.link_url(single.url) if single else None),
         severity=_severity(tally) if state == "firing" else "info",
         state=state,

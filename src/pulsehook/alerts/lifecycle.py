@@ -147,8 +147,13 @@ def on_match(
         if until:
             return Step(replace(alert, held_until=until), None, "held")
         return Step(_notify(alert, "firing", at), "firing", "fired")
+    # The subject's severity as it is now: an advisory can be re-scored while open.
     alert = replace(
-        current, last_seen_at=at, occurrences=current.occurrences + 1, silenced=silenced
+        current,
+        last_seen_at=at,
+        occurrences=current.occurrences + 1,
+        silenced=silenced,
+        severity=severity,
     )
     if silenced or current.held_until:
         return Step(alert, None, "seen")

@@ -17,6 +17,7 @@ from ..clock import SystemClock, iso
 from ..errors import UnsupportedEvent
 from ..facts import FACT_TYPES, Fact, fact_dict
 from ..github.normalize import normalize
+from ..notify.base import ChannelConfig, Message, SendResult
 from ..rules.evaluate import Evaluator
 from ..rules.load import RulesInvalid, load_rules
 from ..rules.messages import render
@@ -315,7 +316,6 @@ def notify() -> None:
 @click.pass_context
 def notify_test(ctx: click.Context, channel: str, rules_dir: Path | None) -> None:
     """Send a test message to CHANNEL and report the provider's answer."""
-    from ..notify.base import Message
     from ..notify.registry import transport_for
 
     rule_set = _load(ctx, rules_dir)
@@ -333,12 +333,42 @@ def notify_test(ctx: click.Context, channel: str, rules_dir: Path | None) -> Non
         state="test",
         dedup_key=f"test|{channel}|{now}",
     )
+    if config.kind == "pagerduty":
+        _pagerduty_test(channel, config, message)
+        return
     result = transport_for(config.kind)(config, message)
-    click.echo(
-        f"{channel} ({config.kind}): {'ok' if result.ok else 'FAILED'}"
+    click.echo(f"{channel} ({config.kind}): {_answer(result)}" + _said("answer", result))
+    if not result.ok:
+        sys.exit(1)
+
+
+def _answer(result: SendResult) -> str:
+    return (
+        ("ok" if result.ok else "FAILED")
         + (f", HTTP {result.status}" if result.status else "")
         + (f": {result.error}" if result.error else "")
-        + (f"\n  answer: {result.response}" if result.response else "")
     )
-    if not result.ok:
+
+
+def _said(label: str, result: SendResult | None) -> str:
+    return f"\n  {label}: {result.response}" if result and result.response else ""
+
+
+def _pagerduty_test(channel: str, config: ChannelConfig, message: Message) -> None:
+    """A trigger, then its resolve: a test must not leave an incident open on call."""
+    from ..notify.pagerduty import dedup_key, trigger_and_resolve
+
+    def answer(result: SendResult) -> str:  # the error names the HTTP status already
+        return "ok" if result.ok else f"FAILED: {result.error or 'no detail'}"
+
+    trigger, resolve = trigger_and_resolve(config, message)
+    line = f"{channel} ({config.kind}): trigger {answer(trigger)}"
+    if resolve is not None:
+        line += f", resolve {answer(resolve)}"
+        if resolve.ok:
+            line += " — nothing left open"
+        else:
+            line += f" — the incident may be open: dedup key {dedup_key(message.dedup_key)}"
+    click.echo(line + _said("trigger answer", trigger) + _said("resolve answer", resolve))
+    if not (trigger.ok and resolve is not None and resolve.ok):
         sys.exit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 from ..facts import Fact, Vulnerability
@@ -11,6 +12,9 @@ SEVERITIES = ("low", "medium", "high", "critical")
 # GitHub's advisory database says "moderate" where Dependabot's API says "medium".
 _SEVERITY_ALIASES = {"moderate": "medium"}
 
+ADVISORY_PAGES = "https://github.com/advisories/"
+_GHSA = re.compile(r"GHSA(?:-[23456789cfghjmpqrvwx]{4}){3}")
+
 # Legacy repository_vulnerability_alert actions -> the state they leave the alert in.
 _LEGACY_STATE = {"create": "open", "reopen": "open", "dismiss": "dismissed", "resolve": "fixed"}
 
@@ -19,6 +23,19 @@ def severity(value: str | None) -> str:
     value = (value or "").lower()
     value = _SEVERITY_ALIASES.get(value, value)
     return value if value in SEVERITIES else "unknown"
+
+
+def advisory_page(advisory: Json, ghsa: str | None) -> str | None:
+    """The advisory's page: GitHub's own among its references, else made from its id
+    (only a well-formed one: the id is payload text)."""
+    refs = advisory.get("references")
+    for ref in refs if isinstance(refs, list) else []:
+        url = text(ref, "url") if isinstance(ref, dict) else None
+        if url and url.startswith(ADVISORY_PAGES):
+            return url
+    if ghsa and _GHSA.fullmatch(ghsa):
+        return ADVISORY_PAGES + ghsa
+    return None
 
 
 def dependabot_alert(payload: Json) -> list[Vulnerability]:
@@ -41,6 +58,7 @@ def dependabot_alert(payload: Json) -> list[Vulnerability]:
         for ident in ids if isinstance(ids, list) else []:
             if text(ident, "type") == "CVE":
                 cve = text(ident, "value")
+    ghsa = text(advisory, "ghsa_id")
     return [
         Vulnerability(
             repo=full_name,
@@ -52,7 +70,7 @@ def dependabot_alert(payload: Json) -> list[Vulnerability]:
             package=text(package, "name"),
             ecosystem=text(package, "ecosystem"),
             manifest=text(dependency, "manifest_path"),
-            ghsa_id=text(advisory, "ghsa_id"),
+            ghsa_id=ghsa,
             cve_id=cve,
             summary=text(advisory, "summary"),
             description=text(advisory, "description"),
@@ -61,6 +79,9 @@ def dependabot_alert(payload: Json) -> list[Vulnerability]:
             updated_at=timestamp(alert.get("updated_at") or alert.get("created_at")),
             fixed_at=timestamp(alert.get("fixed_at")),
             dismissed_at=timestamp(alert.get("dismissed_at") or alert.get("auto_dismissed_at")),
+            affected_range=text(vuln, "vulnerable_version_range"),
+            patched_version=text(obj(vuln, "first_patched_version"), "identifier"),
+            advisory_url=advisory_page(advisory, ghsa),
         )
     ]
 
@@ -97,6 +118,9 @@ def repository_vulnerability_alert(payload: Json) -> list[Vulnerability]:
             updated_at=max(filter(None, (created, fixed, dismissed)), default=None),
             fixed_at=fixed,
             dismissed_at=dismissed,
+            affected_range=text(alert, "affected_range"),
+            patched_version=text(alert, "fixed_in"),
+            advisory_url=None,
         )
     ]
 

@@ -23,7 +23,9 @@ from typing import Any, Protocol
 # Option names that are credentials in a channel of any kind, notifiers' providers
 # included (webhook URLs are bearer credentials). A channel's secret options are
 # these, its kind's own ``secrets``, and every option whose value came from ${VAR}.
-ALWAYS_SECRET = frozenset({"webhook_url", "webhook", "password", "routing_key", "token", "api_key"})
+ALWAYS_SECRET = frozenset(
+    {"webhook_url", "webhook", "password", "routing_key", "token", "bot_token", "api_key"}
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,11 @@ class Message:
     source: str = "pulsehook"  # PagerDuty's "source": the repository
     details: dict[str, Any] = field(default_factory=dict)
     discord: str = ""  # Discord markdown body; empty: Discord gets the text, escaped
+    subject: str = ""  # an email's subject, under 80 characters; empty: the title, cut
+    context: str = ""  # Slack mrkdwn line under the body: severity, since when, the rule
+    # The channel's own id of the message this one follows up ("<channel id> <ts>" of
+    # a Slack app's firing notice): set by the dispatcher just before sending, not stored.
+    thread: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,9 @@ class SendResult:
     retry_after: float | None = None  # seconds, from Retry-After
     error: str | None = None  # what went wrong, secrets scrubbed
     response: str | None = None  # the provider's answer (short)
+    # The channel's own id of the message posted ("<channel id> <ts>" for a Slack app),
+    # for later notices of the same alert to follow up on.
+    posted: str | None = None
 
 
 class Transport(Protocol):
@@ -91,6 +101,11 @@ class ChannelKind:
     # a group is one incident: its notices merge only with the same group's, and each
     # says whether the group still fires (PagerDuty's dedup_key)
     incident: bool = False
+    # Whether a channel of this kind, so configured, threads an alert's later notices
+    # under its first (the dispatcher then keeps what ``SendResult.posted`` says).
+    threads: Callable[[ChannelConfig], bool] | None = None
+    # option -> the required option it stands in for (a Slack bot token for the webhook URL)
+    instead: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def hint(self) -> str:

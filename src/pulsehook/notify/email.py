@@ -1,9 +1,9 @@
 """Email over SMTP through notifiers' SMTP provider, with an HTML alternative.
 
-The subject is a notice's title, payload strings included: it is made one line
-with no control character before it becomes a header, so no line break in a
-branch name adds a header and the email library has nothing to refuse. The HTML
-part comes escaped from its producer.
+The subject is a notice's short subject (under 80 characters), payload strings
+included: it is made one line with no control character before it becomes a
+header, so no line break in a branch name adds a header and the email library
+has nothing to refuse. The HTML part comes escaped from its producer.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pydantic import Field
 
 from . import escape
 from .base import ChannelConfig, ChannelKind, Message, SendResult
+from .forms import SUBJECT_LIMIT, cut
 from .result import attempt, scrub
 
 # Channel options handed to the provider ("from_" is normalised to "from" by notifiers).
@@ -124,7 +125,8 @@ def send(channel: ChannelConfig, message: Message) -> SendResult:
         rsp = provider.notify(
             message=message.text,
             html_message=message.html,
-            subject=escape.header(message.title),
+            # Short enough to read in a list of mail; the title, cut, for older notices.
+            subject=escape.header(message.subject or cut(message.title, SUBJECT_LIMIT)),
             to=recipients(channel.options.get("to")),
             **options,
         )

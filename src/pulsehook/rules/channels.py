@@ -79,7 +79,8 @@ def resolve_channels(
         if missing:
             unconfigured[name] = f"set {', '.join(sorted(set(missing)))}"
             continue
-        absent = sorted(kind.required - set(options))
+        covered = {kind.instead[k] for k in options if k in kind.instead}
+        absent = sorted(kind.required - set(options) - covered)
         if absent:
             problems.append(f"{origin}: channel {name!r} ({kind.name}) needs {', '.join(absent)}")
             continue

@@ -19,7 +19,7 @@ from typing import Any
 from jinja2.exceptions import SecurityError
 
 from .. import facts
-from ..notify import escape
+from ..notify import escape, forms
 from ..notify.base import Message
 from ..notify.escape import value as v
 from .model import Rule
@@ -76,6 +76,21 @@ def summary(rule: Rule, state: str, fact: dict[str, Any]) -> str:
     return what
 
 
+def severity(rule: Rule, fact: dict[str, Any]) -> str:
+    """The severity an alert on ``fact`` shows: its subject's own (an advisory's
+    ``critical``) when it has one, else the rule's."""
+    return facts.kind(rule.fact).severity_of(fact) or rule.severity
+
+
+def _since(state: str, started_at: str | None, resolved_at: str | None) -> str | None:
+    began, ended = forms.when(started_at), forms.when(resolved_at)
+    if state == "resolved":
+        if began and ended:
+            return f"firing from {began} to {ended}"
+        return f"resolved {ended}" if ended else None
+    return f"since {began}" if began else None
+
+
 def render(
     rule: Rule,
     state: str,
@@ -92,10 +107,17 @@ def render(
     """The notice for ``rule`` entering ``state`` (firing, repeat, resolved) on ``fact``;
     ``what``: its ``summary`` when the caller has it already. ``started_at``: when the
     alert started firing, ``resolved_at``: when it resolved, ``notified_at``: when this
-    notice was made (ISO-8601 UTC; the details carry those given)."""
+    notice was made (ISO-8601 UTC; the details carry those given).
+
+    Each form says what happened, where, since when, and links to it, once: Slack's
+    body is one line with a context line under it (severity, rule, since when); an
+    email has a short subject and the particulars (an advisory's package, versions
+    and ids) as text and as a table.
+    """
     repo = str(fact.get("repo") or "")
     what = summary(rule, state, fact) if what is None else what
     word = WORDS.get(state, state.upper())
+    shown = severity(rule, fact)
     extra = []
     if flips > 1:
         extra.append(f"flapped {flips} times")
@@ -105,22 +127,47 @@ def render(
     name, where = v(rule.name), v(repo)
     title = escape.single_line(escape.plain(f"[{word}] {name} — {where}: {what}"))
     url = subject_url(fact)
-    link_md = f" <{url}|open>" if url else ""
-    markdown = f"{ICONS.get(state, '')} *{word}* `{name}` — *{where}*: {what}{tail}{link_md}"
+    since = _since(state, started_at, resolved_at)
+    link_md = f" · <{url}|open>" if url else ""
+    markdown = f"{ICONS.get(state, '')} *{word}* *{where}* — {what}{tail}{link_md}"
+    context = " · ".join(
+        part
+        for part in (
+            f"severity *{escape.slack_escape(shown)}*",
+            f"rule `{escape.slack_escape(rule.name)}`",
+            escape.slack_escape(since) if since else None,
+        )
+        if part
+    )
     link_dc = f" [open]({url})" if url else ""
     discord = (
-        f"{DISCORD_ICONS.get(state, '')} **{word}** {name} — **{where}**: {what}{tail}{link_dc}"
+        f"{DISCORD_ICONS.get(state, '')} **{word}** {name} — **{where}**: {what}{tail}"
+        f" ({v(shown)}){link_dc}"
     )
-    text = f"{word}: {rule.name}\nRepository: {repo}\n{escape.plain(what)}{tail}\n" + (
-        f"Link: {url}\n" if url else ""
+    rows: list[forms.Row] = [
+        ("Severity", shown, None),
+        ("Repository", repo, None),
+        ("What happened", escape.single_line(escape.plain(what)) + tail, None),
+        *([("When", since, None)] if since else []),
+        *facts.kind(rule.fact).particulars(fact),
+        *([("Link", url, url)] if url else []),
+        ("Rule", rule.name if shown == rule.severity else f"{rule.name} ({rule.severity})", None),
+    ]
+    text = f"{word}: {rule.name}\n" + forms.rows_text(rows)
+    html = (
+        f"<p><strong>{escape.html_escape(word)}</strong>: {escape.html_escape(rule.name)}"
+        f" — {escape.html_escape(repo)}</p>{forms.rows_html(rows)}"
     )
     return Message(
         title=title[:TITLE_LIMIT],
+        subject=forms.subject(word, rule.name, repo),
         text=text,
-        markdown=escape.slack(markdown).strip(),
+        markdown=escape.slack(escape.single_line(markdown)).strip(),  # one line, as promised
+        context=context,
         discord=escape.discord(discord).strip(),
+        html=html,
         url=url,
-        severity=rule.severity if state != "resolved" else "info",
+        severity=shown if state != "resolved" else "info",
         state=state,
         dedup_key=key,
         source=repo or "pulsehook",
@@ -131,7 +178,8 @@ def render(
             "condition": rule.condition,
             "flips": flips,
             "occurrences": occurrences,
-            "severity": rule.severity,  # the rule's, even on a resolved notice
+            "severity": shown,  # the alert's, even on a resolved notice
+            "rule_severity": rule.severity,
             **{
                 name: at
                 for name, at in (

@@ -157,7 +157,9 @@ def listing(
 
 
 _SEVERITY_RANK = (
-    "CASE severity WHEN 'critical' THEN 0 WHEN 'error' THEN 1 WHEN 'warning' THEN 2 ELSE 3 END"
+    # A rule's severities and an advisory's (high, medium, low) side by side.
+    "CASE severity WHEN 'critical' THEN 0 WHEN 'error' THEN 1 WHEN 'high' THEN 1"
+    " WHEN 'warning' THEN 2 WHEN 'medium' THEN 2 ELSE 3 END"
 )
 
 

@@ -3,6 +3,7 @@ and the digests made of them (one per schedule, channel and due time)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .db import Tx
@@ -40,13 +41,19 @@ def open_channels(db: Tx, schedule: str) -> list[str]:
 
 
 def open_entries(db: Tx, schedule: str, channel: str) -> list[dict[str, Any]]:
-    return list(
+    """The entries no digest took yet, each with its alert's severity and fact as they
+    are now (None when the alert is gone)."""
+    rows = list(
         db.query(
-            "SELECT * FROM digest_entries WHERE schedule = ? AND channel = ?"
-            " AND digest_id IS NULL ORDER BY id",
+            "SELECT e.*, a.severity AS severity, a.fact AS fact FROM digest_entries e"
+            " LEFT JOIN alerts a ON a.key = e.alert_key"
+            " WHERE e.schedule = ? AND e.channel = ? AND e.digest_id IS NULL ORDER BY e.id",
             (schedule, channel),
         )
     )
+    for row in rows:
+        row["fact"] = json.loads(row["fact"]) if row["fact"] else None
+    return rows
 
 
 def take(

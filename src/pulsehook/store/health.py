@@ -165,12 +165,25 @@ def recompute_batch(
 
 
 def history_since(db: Tx, since: datetime) -> list[dict[str, Any]]:
-    """Every live repository's scores since ``since``: name, at, score, by name and time."""
+    """Every live repository's scores since ``since``: repo_id, name, at, score, by
+    name, id and time (the id tells apart two repositories sharing a name)."""
     return list(
         db.query(
-            "SELECT r.full_name AS name, h.at, h.score FROM health_history h"
+            "SELECT r.id AS repo_id, r.full_name AS name, h.at, h.score FROM health_history h"
             " JOIN repositories r ON r.id = h.repo_id WHERE r.deleted = 0 AND h.at >= ?"
-            " ORDER BY r.full_name, h.at, h.id",
+            " ORDER BY r.full_name, r.id, h.at, h.id",
             (iso(since),),
+        )
+    )
+
+
+def current(db: Tx) -> list[dict[str, Any]]:
+    """Every live repository's score as the other pages show it (the health table):
+    repo_id, name, score, components, computed_at; by name and id."""
+    return list(
+        db.query(
+            "SELECT r.id AS repo_id, r.full_name AS name, h.score, h.components, h.computed_at"
+            " FROM health h JOIN repositories r ON r.id = h.repo_id WHERE r.deleted = 0"
+            " ORDER BY r.full_name, r.id"
         )
     )

@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from .. import health as scoring
 from ..clock import iso, parse_iso
 from . import queries
 from .db import Tx
@@ -21,6 +22,17 @@ def _stale(at: str | None, now: datetime) -> bool:
     return parse_iso(at) < now - STALE_AFTER
 
 
+def score_facts(score: float | None, components: str | dict[str, Any] | None) -> dict[str, Any]:
+    """``coverage`` and ``provisional`` of a stored score, from its stored components:
+    every page and endpoint derives them here, so none can disagree."""
+    parsed = json.loads(components) if isinstance(components, str) else components or {}
+    cover = scoring.stored_coverage(parsed)
+    return {
+        "coverage": cover.as_dict() if cover is not None else None,
+        "provisional": scoring.provisional(score, cover),
+    }
+
+
 def seed_shape(
     summary: dict[str, Any], health: dict[str, Any] | None, now: datetime
 ) -> dict[str, Any]:
@@ -32,6 +44,9 @@ def seed_shape(
     return {
         "name": summary["name"],
         "health_score": health["score"] if health else None,
+        **score_facts(
+            health["score"] if health else None, health["components"] if health else None
+        ),
         "metrics": {
             "build_status": summary["build"]["state"],
             "coverage": coverage["value"] if coverage else None,
@@ -107,6 +122,7 @@ def repo_metrics(db: Tx, repo_id: int, *, days: int = 90, now: datetime) -> dict
     ]
     return {
         "health_score": row["score"] if row else None,
+        **score_facts(row["score"] if row else None, row["components"] if row else None),
         "formula_version": row["formula_version"] if row else None,
         "computed_at": row["computed_at"] if row else None,
         "components": json.loads(row["components"]) if row else {},
@@ -125,24 +141,35 @@ def overview(db: Tx, now: datetime) -> dict[str, Any]:
             " GROUP BY severity"
         )
     }
-    statuses = {
-        s["status"]: s["n"]
-        for s in db.query("SELECT status, count(*) AS n FROM summary_items GROUP BY status")
-    }
+    statuses = overview_statuses(db)
     firing = next(db.query("SELECT count(*) AS n FROM alerts WHERE state = 'firing'"))["n"]
     average = figures["average"]
+    lowest = [
+        {"name": r["name"], "id": r["id"], "health_score": r["health_score"]}
+        | score_facts(r["health_score"], r["components"])
+        for r in figures["lowest"]
+    ]
     return {
         "repositories": figures["repositories"],
         "health_score": round(average, 1) if average is not None else None,
         "scored": figures["scored"],
-        "lowest": figures["lowest"],
+        "lowest": lowest,
         "builds": figures["builds"],
         "vulnerabilities": {s: severities.get(s, 0) for s in ("critical", "high", "medium", "low")},
-        "summary": {s: statuses.get(s, 0) for s in ("ERROR", "MISSING", "OK")},
+        "summary": statuses,
         "alerts_firing": firing,
         "stale": figures["stale"],
         "generated_at": iso(now),
     }
+
+
+def overview_statuses(db: Tx) -> dict[str, int]:
+    """How many summary items are ERROR, MISSING and OK (as of the last summary)."""
+    found = {
+        s["status"]: s["n"]
+        for s in db.query("SELECT status, count(*) AS n FROM summary_items GROUP BY status")
+    }
+    return {s: found.get(s, 0) for s in ("ERROR", "MISSING", "OK")}
 
 
 def vulnerabilities(

@@ -702,6 +702,17 @@ MIGRATIONS: list[Migration] = [
         wanted_at TEXT NOT NULL
     );
     """,
+    # 17: the message a Slack app posted for each alert's firing notice, per channel,
+    # so the alert's later notices reply in its thread and edit it (store/threads.py).
+    """
+    CREATE TABLE notice_threads (
+        channel TEXT NOT NULL,  -- pulsehook's channel name
+        alert_key TEXT NOT NULL,
+        posted TEXT NOT NULL,  -- the provider's id of the message: "<channel id> <ts>"
+        posted_at TEXT NOT NULL,
+        PRIMARY KEY (channel, alert_key)
+    );
+    """,
 ]
 
 # Tables rebuilt from the stored deliveries by ``pulsehook replay``.

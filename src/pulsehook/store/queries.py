@@ -290,7 +290,8 @@ def ecosystem(db: Tx, stale_before: str) -> dict[str, Any]:
     )
     lowest = list(
         db.query(
-            f"SELECT r.full_name AS name, h.score AS health_score {live} AND h.score IS NOT NULL"
+            f"SELECT r.id, r.full_name AS name, h.score AS health_score, h.components"
+            f" {live} AND h.score IS NOT NULL"
             " ORDER BY h.score, r.full_name LIMIT 5"
         )
     )
@@ -415,6 +416,43 @@ def find_repos(
             params,
         )
     ]
+
+
+def repo_by_id(db: Tx, repo_id: int) -> RepoRef | None:
+    """One repository by its id (a deleted one too): tells apart two sharing a name."""
+    row = next(
+        db.query(
+            "SELECT id, full_name, owner, default_branch, deleted FROM repositories WHERE id = ?",
+            (repo_id,),
+        ),
+        None,
+    )
+    if row is None:
+        return None
+    return RepoRef(
+        id=int(row["id"]),
+        full_name=row["full_name"],
+        owner=row["owner"],
+        default_branch=row["default_branch"],
+        deleted=bool(row["deleted"]),
+    )
+
+
+def known_names(db: Tx, names: Sequence[str]) -> set[str]:
+    """Which of these full names have a repository page (any repository, live or
+    deleted, of that exact name): the others are linked to nothing."""
+    wanted = sorted(set(names))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):  # bounded IN lists
+        chunk = wanted[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        found |= {
+            r["full_name"]
+            for r in db.query(
+                f"SELECT full_name FROM repositories WHERE full_name IN ({marks})", chunk
+            )
+        }
+    return found
 
 
 def find_repo(db: Tx, full_name: str) -> RepoRef | None:

@@ -8,6 +8,8 @@ a schedule are never MISSING.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -16,6 +18,24 @@ from ..timing import next_due
 STATUSES = ("ERROR", "MISSING", "OK")
 CRON_SEPARATOR = ";"  # between a workflow's crons: never part of a cron
 REPORTS = ("GOOD", "BAD", "NOT_REPORTED")
+SUMMARY_PAGE = "/summary"  # the dashboard's page of the items
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def anchor(path: str) -> str:
+    """An item's HTML id on the Summary page: readable, safe in a URL fragment
+    unescaped, and unique (a short hash, since "a/b" and "a-b" slug alike)."""
+    slug = _UNSAFE.sub("-", path).strip("-")[:80]
+    digest = hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"item-{slug}-{digest}" if slug else f"item-{digest}"
+
+
+def summary_link(public_url: str | None, path: str) -> str | None:
+    """An item's row of the dashboard's Summary page under ``PULSEHOOK_PUBLIC_URL``
+    (None without one): where a MISSING notice links, as the item has no page."""
+    if not public_url:
+        return None
+    return f"{public_url.rstrip('/')}{SUMMARY_PAGE}#{anchor(path)}"
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from ..rules.model import RuleSet
 from ..store import summary as store
 from ..store.db import NORMAL, Readers, Tx, Writer
 from . import items, render
-from .model import Item, status
+from .model import Item, status, summary_link
 from .render import Change, Snapshot, dashboard_json, text
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ class Target:
     owner: str
     repo: str
     tz: str
+    public_url: str | None = None  # the dashboard's address: MISSING notices link there
 
 
 def snapshot_of(db: Tx, now: datetime) -> tuple[list[tuple[Item, str]], list[Change]]:
@@ -117,6 +118,7 @@ def record(
     now: datetime,
     evaluator: Evaluator,
     policy: engine.Policy,
+    public_url: str | None = None,
 ) -> tuple[list[Change], int]:
     """Store the status changes a snapshot found, and tell the rules: (the changes
     stored, notices queued or held). Compare-and-set: a change whose item moved
@@ -136,7 +138,10 @@ def record(
                 previous=c.previous,
                 note=c.item.note,
                 repo=c.item.full_repo,
-                url=c.item.link,
+                # A MISSING item has no run to show (that is the news): its notice
+                # links the item's row of the Summary page, when the dashboard has an address.
+                url=(summary_link(public_url, c.item.path) if c.current == "MISSING" else None)
+                or c.item.link,
                 at=at,
                 implicit=c.item.implicit,
                 workflow=c.item.workflow,
@@ -189,7 +194,15 @@ def regenerate(
 ) -> Generated:
     """Snapshot, record and render in one transaction (the CLI, tests)."""
     current, changes = snapshot_of(db, now)
-    applied, queued = record(db, rules, changes, now=now, evaluator=evaluator, policy=policy)
+    applied, queued = record(
+        db,
+        rules,
+        changes,
+        now=now,
+        evaluator=evaluator,
+        policy=policy,
+        public_url=target.public_url,
+    )
     return compose(current, applied, now=now, target=target, queued=queued, previous=previous)
 
 
@@ -303,6 +316,7 @@ class Summarizer:
                     now=now,
                     evaluator=self._evaluator,
                     policy=self._policy,
+                    public_url=self._target.public_url,
                 ),
                 NORMAL,
             )

@@ -38,6 +38,9 @@ async def list_alerts(request: Request) -> JSONResponse:
         sends = outbox.for_alerts(db, [r["key"] for r in rows])
         for row in rows:
             row["deliveries"] = sends.get(row["key"], [])
+            # ``severity`` is the alert's (an advisory's own when it has one); the rule's beside it.
+            rule = svc.rules.rule(row["rule"])
+            row["rule_severity"] = rule.severity if rule is not None else None
         return rows
 
     rows = await svc.readers.run(query)

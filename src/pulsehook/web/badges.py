@@ -182,7 +182,8 @@ def health_badge(row: dict[str, Any]) -> Badge:
     score = row["health_score"]
     if score is None:
         return Badge("health", "unknown", "none")
-    return Badge("health", score_text(score), score_grade(score))
+    provisional = bool(row.get("provisional"))
+    return Badge("health", score_text(score, provisional), score_grade(score, provisional))
 
 
 def build_badge(row: dict[str, Any]) -> Badge:

@@ -19,6 +19,10 @@ Point = tuple[datetime, float | None]
 MARGIN = (10, 14, 26, 40)
 Y_TICKS = 4  # gridlines at 0, ¼, ½, ¾ and all of y_max
 MAX_DAYS = 3660  # daily_average never builds more days than this (ten years)
+# The shortest time axis: on day one, points seconds apart would otherwise spread
+# over the whole width (steep strokes) under identical minute labels.
+MIN_SPAN = timedelta(hours=1)
+MIN_GAP = 4.0  # pixels: points closer than this along x are drawn as one, the later
 
 
 def _num(value: float) -> str:
@@ -88,15 +92,26 @@ def _segments(points: Sequence[Point]) -> list[list[tuple[datetime, float]]]:
 
 
 class _Scale:
-    """Maps (time, value) into a plot box; one instant only is drawn in the middle."""
+    """Maps (time, value) into a plot box. One instant only, with no ``until``, is
+    drawn in the middle; otherwise the axis runs to ``until`` (now) when later than
+    the last point, and spans at least MIN_SPAN, ending at its last instant."""
 
     def __init__(
-        self, points: Sequence[Point], box: tuple[float, float, float, float], y_max: float
+        self,
+        points: Sequence[Point],
+        box: tuple[float, float, float, float],
+        y_max: float,
+        until: datetime | None = None,
     ):
         self.x0, self.y0, self.x1, self.y1 = box
         times = [t for t, _ in points]
-        self.t0 = min(times)
-        self.span = (max(times) - self.t0).total_seconds()
+        first, last = min(times), max(times)
+        if until is not None and _utc(until) > last:
+            last = _utc(until)
+        if last > first and last - first < MIN_SPAN:
+            first = last - MIN_SPAN
+        self.t0 = first
+        self.span = (last - first).total_seconds()
         self.y_max = y_max
 
     def x(self, when: datetime) -> float:
@@ -109,10 +124,27 @@ class _Scale:
         return self.y1 - clamped / self.y_max * (self.y1 - self.y0)
 
 
-def _lines(points: Sequence[Point], scale: _Scale, dot: float) -> list[str]:
+def _lines(
+    points: Sequence[Point], scale: _Scale, dot: float, until: datetime | None = None
+) -> list[str]:
     out = []
-    for run in _segments(points):
-        coords = [(scale.x(t), scale.y(v)) for t, v in run]
+    runs = _segments(points)
+    if (
+        runs
+        and until is not None
+        and _utc(until) > runs[-1][-1][0]
+        and _known(sorted(points, key=lambda p: p[0])[-1][1]) is not None
+    ):
+        # A score holds until it changes: the last one is drawn on to now.
+        runs[-1] = [*runs[-1], (_utc(until), runs[-1][-1][1])]
+    for run in runs:
+        coords: list[tuple[float, float]] = []
+        for t, v in run:
+            cx, cy = scale.x(t), scale.y(v)
+            if coords and cx - coords[-1][0] < MIN_GAP:
+                coords[-1] = (coords[-1][0], cy)  # one pixel column: the later value
+            else:
+                coords.append((cx, cy))
         if len(coords) == 1:
             (cx, cy) = coords[0]
             out.append(f'<circle class="dot" cx="{cx:.1f}" cy="{cy:.1f}" r="{dot}"/>')
@@ -129,8 +161,11 @@ def line_chart(
     height: int = 220,
     title: str,
     y_max: float = 100,
+    until: datetime | None = None,
 ) -> str:
-    """A line over time with a labelled value axis (0..y_max) and the first/last dates."""
+    """A line over time with a labelled value axis (0..y_max) and time labels: times
+    of day when it spans under a day, else dates, never two alike. ``until`` (now)
+    extends the axis and the last score to it."""
     if y_max <= 0:
         raise ValueError("y_max must be positive")
     points = _normal(points)
@@ -153,19 +188,25 @@ def line_chart(
             ' text-anchor="middle">No data yet</text>'
         )
         return "".join([*out, "</svg>"])
-    scale = _Scale(points, (x0, y0, x1, y1), y_max)
-    out.extend(_lines(points, scale, dot=3.5))
+    scale = _Scale(points, (x0, y0, x1, y1), y_max, until)
+    out.extend(_lines(points, scale, dot=3.5, until=until))
     first, last = scale.t0, scale.t0 + timedelta(seconds=scale.span)
-    fmt = "%H:%M" if first.date() == last.date() and scale.span > 0 else "%Y-%m-%d"
+    fmt = "%H:%M" if 0 < scale.span < 86_400 else "%Y-%m-%d"
     ty = height - 8
     if scale.span <= 0:
         ticks = [((x0 + x1) / 2, "middle", first)]
     else:
-        ticks = [(float(x0), "start", first), (float(x1), "end", last)]
+        middle = first + (last - first) / 2
+        ticks = [(float(x0), "start", first), ((x0 + x1) / 2, "middle", middle)]
+        ticks.append((float(x1), "end", last))
+    shown: set[str] = set()
     for x, anchor, when in ticks:
+        text = when.strftime(fmt)
+        if text in shown:  # a two-day span's middle can fall on a day already labelled
+            continue
+        shown.add(text)
         out.append(
-            f'<text class="tick" x="{x:.1f}" y="{ty}" text-anchor="{anchor}">'
-            f"{escape(when.strftime(fmt))}</text>"
+            f'<text class="tick" x="{x:.1f}" y="{ty}" text-anchor="{anchor}">{escape(text)}</text>'
         )
     return "".join([*out, "</svg>"])
 
@@ -177,8 +218,10 @@ def sparkline(
     height: int = 28,
     title: str,
     y_max: float = 100,
+    until: datetime | None = None,
 ) -> str:
-    """A word-sized line without axes (0..y_max), the latest value marked with a dot."""
+    """A word-sized line without axes (0..y_max), the latest value marked with a dot;
+    ``until`` as for line_chart."""
     if y_max <= 0:
         raise ValueError("y_max must be positive")
     points = _normal(points)
@@ -187,8 +230,8 @@ def sparkline(
     out.append(f'<line class="grid" x1="0" y1="{height - 1}" x2="{width}" y2="{height - 1}"/>')
     if not any(_known(v) is not None for _, v in points):
         return "".join([*out, "</svg>"])
-    scale = _Scale(points, (3.0, 3.0, width - 3.0, height - 3.0), y_max)
-    out.extend(_lines(points, scale, dot=2.5))
+    scale = _Scale(points, (3.0, 3.0, width - 3.0, height - 3.0), y_max, until)
+    out.extend(_lines(points, scale, dot=2.5, until=until))
     when, value = sorted(
         ((t, k) for t, v in points if (k := _known(v)) is not None), key=lambda p: p[0]
     )[-1]

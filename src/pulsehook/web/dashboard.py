@@ -1,7 +1,8 @@
 """The web dashboard: server-rendered HTML over the same read-side queries as the API.
 
 Pages: ``/`` overview, ``/repos`` (sortable), ``/repos/{owner}/{name}``, ``/dependencies``
-and a repository's tree ``/dependencies/{owner}/{name}``, ``/trends``, ``/alerts``.
+and a repository's tree ``/dependencies/{owner}/{name}``, ``/trends``, ``/alerts``,
+``/summary`` (the status summary's items, ``?status=`` one status).
 No JavaScript and nothing fetched from elsewhere: the CSS is inline in
 templates/base.html, charts are inline SVG (charts.py). Pages reload every 60 s.
 
@@ -55,6 +56,7 @@ NAV = (
     ("dependencies", "/dependencies", "Dependencies"),
     ("trends", "/trends", "Trends"),
     ("alerts", "/alerts", "Alerts"),
+    ("summary", "/summary", "Summary"),
 )
 
 
@@ -195,4 +197,5 @@ ROUTES: list[Route] = [
     ),
     Route("/trends", page("trends.html", "trends")(pages.trends), methods=["GET"]),
     Route("/alerts", page("alerts.html", "alerts")(pages.alerts), methods=["GET"]),
+    Route("/summary", page("summary.html", "summary")(pages.summary), methods=["GET"]),
 ]

@@ -19,6 +19,8 @@ from ..store import health, metrics, outbox, queries, redeliveries
 from ..store import summary as summary_store
 from ..store.db import Tx
 from ..summary import items as summary_items
+from ..summary.model import STATUSES as SUMMARY_STATUSES
+from ..summary.model import anchor
 from . import charts
 from .dependencies import package_use
 
@@ -64,6 +66,7 @@ def overview(db: Tx, view: View) -> dict[str, Any]:
         "data": metrics.overview(db, view.now),
         "firing": firing,
         "recovery": redeliveries.overview(db),
+        **_link_targets(db, firing),
     }
 
 
@@ -99,8 +102,19 @@ def repos(db: Tx, view: View) -> dict[str, Any]:
     }
 
 
+def _by_path_or_id(db: Tx, view: View) -> queries.RepoRef | None:
+    """The repository of the path's name or, with ``?id=`` (two sharing a name), the
+    one of that id if it has that name (any other id is a 404, not another page)."""
+    full_name = f"{view.path['owner']}/{view.path['name']}"
+    raw = view.query.get("id", "")
+    if raw.isascii() and raw.isdigit() and len(raw) < 19:
+        found = queries.repo_by_id(db, int(raw))
+        return found if found is not None and found.full_name == full_name else None
+    return queries.find_repo(db, full_name)
+
+
 def repo(db: Tx, view: View) -> dict[str, Any] | None:
-    found = queries.find_repo(db, f"{view.path['owner']}/{view.path['name']}")
+    found = _by_path_or_id(db, view)
     if found is None:
         return None
     name = found.full_name
@@ -110,9 +124,10 @@ def repo(db: Tx, view: View) -> dict[str, Any] | None:
     title = f"Health of {name}, last {TREND_DAYS} days"
     return {
         "name": name,
+        "repo_id": found.id,
         "row": None if row is None or row["details"]["deleted"] else row,
         "metrics": data,
-        "chart": _svg(charts.line_chart(history, title=title)),
+        "chart": _svg(charts.line_chart(history, title=title, until=view.now)),
         "builds": metrics.builds(db, repo=name, branch=None, status=None, limit=15),
         "vulns": _open_vulns(db, name),
         "prs": queries.open_dependency_prs(db, name),
@@ -161,15 +176,36 @@ def trends(db: Tx, view: View) -> dict[str, Any]:
         days = min(max(int(view.query.get("days", TREND_DAYS)), 1), 3650)
     except ValueError:
         days = TREND_DAYS
-    series: dict[str, list[charts.Point]] = {}
+    # By id: two repositories may share a name (a rename, a case apart).
+    series: dict[int, list[charts.Point]] = {}
     for row in health.history_since(db, view.now - timedelta(days=days)):
-        series.setdefault(row["name"], []).append((parse_iso(row["at"]), row["score"]))
-    daily = charts.daily_average(series, until=view.now.date())
+        series.setdefault(row["repo_id"], []).append((parse_iso(row["at"]), row["score"]))
+    scores = health.current(db)
+    # The current score is the one every other page shows (history gets a row only
+    # when a score moves by 0.5, so its last row can lag): it ends each series, and
+    # a repository without history in the period still appears with it.
+    for row in scores:
+        points = series.setdefault(row["repo_id"], [])
+        at = parse_iso(row["computed_at"])
+        if not points or points[-1][1] != row["score"] or points[-1][0] < at:
+            points.append((at, row["score"]))
+    daily = charts.daily_average({str(k): v for k, v in series.items()}, until=view.now.date())
     title = f"Ecosystem average health per day, last {days} days"
-    sparks = [
-        {"name": name, "latest": points[-1][1], "svg": _svg(charts.sparkline(points, title=name))}
-        for name, points in series.items()
-    ]
+    folded = Counter(row["name"].lower() for row in scores)
+    sparks = []
+    for row in scores:
+        points = series[row["repo_id"]]
+        shared = folded[row["name"].lower()] > 1
+        label = f"{row['name']} (id {row['repo_id']})" if shared else row["name"]
+        sparks.append(
+            {
+                "name": row["name"],
+                "id": row["repo_id"] if shared else None,
+                "latest": row["score"],
+                **metrics.score_facts(row["score"], row["components"]),
+                "svg": _svg(charts.sparkline(points, title=label, until=view.now)),
+            }
+        )
     chart = _svg(charts.line_chart(daily, width=720, height=240, title=title))
     return {"days": days, "daily": daily, "sparks": sparks, "chart": chart}
 
@@ -178,10 +214,46 @@ def alerts(db: Tx, view: View) -> dict[str, Any]:
     """Alerts firing and recent (of one rule: ``?rule=``, where a grouped notice links),
     the latest notices with how many alerts each named, and the silences."""
     rule = view.query.get("rule") or None
+    firing = alert_store.for_page(db, firing=True, limit=1000 if rule else 200, rule=rule)
+    recent = alert_store.for_page(db, firing=False, limit=50, rule=rule)
     return {
         "rule": rule,
-        "firing": alert_store.for_page(db, firing=True, limit=1000 if rule else 200, rule=rule),
-        "recent": alert_store.for_page(db, firing=False, limit=50, rule=rule),
+        "firing": firing,
+        "recent": recent,
         "notices": outbox.listing(db, status=None, limit=20),
         "silences": silences.listing(db, view.now, view.tz),
+        **_link_targets(db, [*firing, *recent]),
+    }
+
+
+def _link_targets(db: Tx, alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the alert tables may link: repositories pulsehook knows (a summary item's
+    repository may be known only by its heartbeats: no page), and summary items by
+    path to their row of the Summary page."""
+    names = [a["repo"] for a in alerts if a.get("repo")]
+    paths = {a["subject"] for a in alerts if a.get("subject")}
+    items = {row["path"] for path in paths if (row := summary_store.item(db, path)) is not None}
+    return {
+        "known_repos": queries.known_names(db, names),
+        "summary_paths": {path: anchor(path) for path in items},
+    }
+
+
+def summary(db: Tx, view: View) -> dict[str, Any]:
+    """The summary's items, ERROR first, then MISSING, then OK (``?status=`` one of
+    them), each with an anchor, its times, schedule and links."""
+    wanted = view.query.get("status", "").upper()
+    status = wanted if wanted in SUMMARY_STATUSES else None
+    rows = [summary_items.described(r) for r in summary_store.listing(db, status=status)]
+    counts = metrics.overview_statuses(db)
+    known = queries.known_names(db, [r["repo"] for r in rows if r["repo"]])
+    groups: dict[str, list[dict[str, Any]]] = {s: [] for s in SUMMARY_STATUSES}
+    for r in rows:
+        r["anchor"] = anchor(r["path"])
+        groups.setdefault(r["status"] or "OK", []).append(r)
+    return {
+        "only": status,  # not "status": render() takes that for the HTTP status
+        "groups": groups,
+        "counts": counts,
+        "known_repos": known,
     }

@@ -16,18 +16,19 @@ FAIR_SCORE = 50.0  # from here, and below GOOD_SCORE, fair; below it, poor
 FAILED_BUILDS = frozenset({"failure", "timed_out", "startup_failure"})
 
 
-def score_grade(value: float | None) -> Grade:
-    """A health score's grade (0-100; None: not scored yet)."""
-    if value is None:
+def score_grade(value: float | None, provisional: bool = False) -> Grade:
+    """A health score's grade (0-100; None: not scored yet). A provisional score
+    (resting on less than half the weight) is graded ``none``: never green."""
+    if value is None or provisional:
         return "none"
     if value >= GOOD_SCORE:
         return "good"
     return "fair" if value >= FAIR_SCORE else "poor"
 
 
-def score_text(value: float) -> str:
-    """A health score as it is shown: one decimal."""
-    return f"{value:.1f}"
+def score_text(value: float, provisional: bool = False) -> str:
+    """A health score as it is shown: one decimal, and the word when provisional."""
+    return f"{value:.1f} provisional" if provisional else f"{value:.1f}"
 
 
 def build_grade(state: str | None) -> Grade:

@@ -335,6 +335,49 @@ class SilenceDeleted(BaseModel):
     deleted: int
 
 
+class ScoreCoverage(BaseModel):
+    """How much of a health score rests on data (not test coverage): the components
+    with data, of all, and their weight as a percentage of all the weight."""
+
+    components: int = Field(ge=0, description="components with data")
+    of: int = Field(ge=0, description="components of the formula")
+    weight: float = Field(ge=0, le=100, description="their weight, percent of all the weight")
+
+
+_PROVISIONAL = (
+    "the score rests on less than half the weight (coverage.weight < 50):"
+    " shown grey and marked provisional, never green; false without a score"
+)
+
+
+class ScoredRepository(BaseModel):
+    """One repository (``GET /api/v1/repos/{owner}/{name}``, each of ``/api/v1/repos``):
+    the fields about its score; the seed's metrics and pulsehook's details beside."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    health_score: float | None = Field(description="0-100, one decimal; null: no data at all")
+    coverage: ScoreCoverage | None = Field(description="null before the first score")
+    provisional: bool = Field(description=_PROVISIONAL)
+
+
+class RepoHealth(BaseModel):
+    """A repository's score explained (``GET /api/v1/repos/{owner}/{name}/metrics``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    health_score: float | None
+    coverage: ScoreCoverage | None = Field(description="null before the first score")
+    provisional: bool = Field(description=_PROVISIONAL)
+    components: dict[str, Any] = Field(
+        description="by name: score (null: no data), weight, effective_weight, reason, inputs"
+    )
+    warnings: list[str]
+    history: list[dict[str, Any]]
+
+
 # Reading a request through the models.
 
 

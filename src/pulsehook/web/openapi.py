@@ -33,8 +33,10 @@ from .models import (
     NoticePath,
     OutboxQuery,
     RecoveryQuery,
+    RepoHealth,
     RepoPath,
     ReposQuery,
+    ScoredRepository,
     SilenceCreated,
     SilenceDeleted,
     SilenceIn,
@@ -54,6 +56,8 @@ COMPONENTS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (Silences, "serialization"),
     (SilenceCreated, "serialization"),
     (SilenceDeleted, "serialization"),
+    (ScoredRepository, "serialization"),
+    (RepoHealth, "serialization"),
 ]
 UNAUTHORIZED = {"401": "missing or wrong API token"}
 UNAVAILABLE = {"503": "storage unavailable"}
@@ -292,21 +296,29 @@ def operations() -> dict[str, dict[str, Op]]:
         },
         "/api/v1/health": {
             "get": Op(
-                "Ecosystem overview: average score, builds, "
-                "vulnerabilities, summary counts, firing alerts",
+                "Ecosystem overview: average score, the lowest (each with coverage and"
+                " provisional), builds, vulnerabilities, summary counts, firing alerts",
                 query=NoQuery,
             )
         },
         "/api/v1/repos": {
             "get": Op(
                 "A page of repositories (sorted and filtered by the server; next_cursor"
-                " while there are more): health_score and metrics (build_status, coverage,"
-                " dependencies, last_commit)",
+                " while there are more): health_score with coverage and provisional (as for"
+                " one repository), and metrics (build_status, coverage, dependencies,"
+                " last_commit)",
                 query=ReposQuery,
             )
         },
         "/api/v1/repos/{owner}/{name}": {
-            "get": Op("One repository", answers=repo_answers, path=RepoPath, query=NoQuery)
+            "get": Op(
+                "One repository: health_score with its coverage (how much rests on data)"
+                " and provisional (under half the weight)",
+                answers=repo_answers,
+                path=RepoPath,
+                query=NoQuery,
+                answer={"200": ScoredRepository},
+            )
         },
         "/api/v1/repos/{name}": {
             "get": Op(
@@ -314,14 +326,17 @@ def operations() -> dict[str, dict[str, Op]]:
                 answers={"200": "OK", "404": "unknown or ambiguous"},
                 path=BareRepoPath,
                 query=NoQuery,
+                answer={"200": ScoredRepository},
             )
         },
         "/api/v1/repos/{owner}/{name}/metrics": {
             "get": Op(
-                "Score components, reasons, warnings and history",
+                "Score components, reasons, warnings and history; coverage and provisional"
+                " as for the repository",
                 answers=repo_answers,
                 path=RepoPath,
                 query=MetricsQuery,
+                answer={"200": RepoHealth},
             )
         },
         "/api/v1/repos/{name}/metrics": {
@@ -330,6 +345,7 @@ def operations() -> dict[str, dict[str, Op]]:
                 answers={"200": "OK", "404": "unknown or ambiguous"},
                 path=BareRepoPath,
                 query=MetricsQuery,
+                answer={"200": RepoHealth},
             )
         },
         "/api/v1/vulnerabilities": {

@@ -112,6 +112,13 @@ _PLAIN: dict[type, tuple[str, tuple[str, ...]]] = {
 }
 
 
+# Fact fields that are no column of the vulnerabilities or dependency_prs row (an
+# advisory's versions and page are read from the fact, for its notices only).
+_NOT_HISTORY = frozenset(
+    {"repo", "repo_id", "action", "affected_range", "patched_version", "advisory_url"}
+)
+
+
 def _columns(fact: Fact, repo: int) -> tuple[str, dict[str, Any]] | None:
     """The history row a fact writes: its table and the columns it sets (key first)."""
     if isinstance(fact, Build):
@@ -125,7 +132,7 @@ def _columns(fact: Fact, repo: int) -> tuple[str, dict[str, Any]] | None:
         return table, {"repo_id": repo} | {n: getattr(fact, n) for n in cols}
     if isinstance(fact, Vulnerability | Dependency):
         table = "vulnerabilities" if isinstance(fact, Vulnerability) else "dependency_prs"
-        rest = {n: v for n, v in vars(fact).items() if n not in ("repo", "repo_id", "action")}
+        rest = {n: v for n, v in vars(fact).items() if n not in _NOT_HISTORY}
         return table, {"repo_id": repo} | rest
     return None
 
