@@ -205,6 +205,8 @@ def line_chart(
         if text in shown:  # a two-day span's middle can fall on a day already labelled
             continue
         shown.add(text)
+        if fmt == "%H:%M" and when is ticks[-1][2]:
+            text += " UTC"  # times of day are UTC's, whatever zone the page's times are in
         out.append(
             f'<text class="tick" x="{x:.1f}" y="{ty}" text-anchor="{anchor}">{escape(text)}</text>'
         )
