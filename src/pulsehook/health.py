@@ -98,14 +98,18 @@ class Coverage:
         }
 
 
-def coverage(components: tuple[Component, ...]) -> Coverage:
-    known = [c for c in components if c.score is not None]
+def _cover(weights: list[tuple[float, bool]]) -> Coverage:
+    """Coverage of components given as (weight, has data)."""
     return Coverage(
-        components=len(known),
-        of=len(components),
-        weight=float(sum(c.weight for c in known)),
-        total_weight=float(sum(c.weight for c in components)),
+        components=sum(known for _, known in weights),
+        of=len(weights),
+        weight=sum(w for w, known in weights if known),
+        total_weight=sum(w for w, _ in weights),
     )
+
+
+def coverage(components: tuple[Component, ...]) -> Coverage:
+    return _cover([(float(c.weight), c.score is not None) for c in components])
 
 
 def stored_coverage(components: Mapping[str, Mapping[str, Any]]) -> Coverage | None:
@@ -113,14 +117,8 @@ def stored_coverage(components: Mapping[str, Mapping[str, Any]]) -> Coverage | N
     by the weights stored with it; None when nothing was stored."""
     if not components:
         return None
-    weights = [
-        (float(c.get("weight") or 0), c.get("score") is not None) for c in components.values()
-    ]
-    return Coverage(
-        components=sum(known for _, known in weights),
-        of=len(weights),
-        weight=sum(w for w, known in weights if known),
-        total_weight=sum(w for w, _ in weights),
+    return _cover(
+        [(float(c.get("weight") or 0), c.get("score") is not None) for c in components.values()]
     )
 
 

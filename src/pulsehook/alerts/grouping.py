@@ -313,7 +313,7 @@ def render_group(
         discord=discord.strip(),
         html=f"{forms.rows_html(rows)}<p>{html}</p>",
         url=alerts_url or (escape.link_url(single.url) if single else None),
-        severity=_severity(tally) if state == "firing" else "info",
+        severity=worst,
         state=state,
         dedup_key=f"group|{key}",
         source=next(iter(repos)) if len(repos) == 1 else "pulsehook",

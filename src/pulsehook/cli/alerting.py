@@ -316,7 +316,7 @@ def notify() -> None:
 @click.pass_context
 def notify_test(ctx: click.Context, channel: str, rules_dir: Path | None) -> None:
     """Send a test message to CHANNEL and report the provider's answer."""
-    from ..notify.registry import transport_for
+    from ..notify.registry import kind_of, transport_for
 
     rule_set = _load(ctx, rules_dir)
     config = rule_set.channels.get(channel)
@@ -333,8 +333,9 @@ def notify_test(ctx: click.Context, channel: str, rules_dir: Path | None) -> Non
         state="test",
         dedup_key=f"test|{channel}|{now}",
     )
-    if config.kind == "pagerduty":
-        _pagerduty_test(channel, config, message)
+    kind = kind_of(config.kind)
+    if kind is not None and kind.incident:
+        _incident_test(channel, config, message)
         return
     result = transport_for(config.kind)(config, message)
     click.echo(f"{channel} ({config.kind}): {_answer(result)}" + _said("answer", result))
@@ -354,21 +355,25 @@ def _said(label: str, result: SendResult | None) -> str:
     return f"\n  {label}: {result.response}" if result and result.response else ""
 
 
-def _pagerduty_test(channel: str, config: ChannelConfig, message: Message) -> None:
-    """A trigger, then its resolve: a test must not leave an incident open on call."""
-    from ..notify.pagerduty import dedup_key, trigger_and_resolve
+def _incident_test(channel: str, config: ChannelConfig, message: Message) -> None:
+    """On a channel that opens incidents (PagerDuty), a trigger and then its resolve
+    with the same dedup key: a test must not leave an incident open on call."""
+    from ..notify.registry import transport_for
+
+    send = transport_for(config.kind)
 
     def answer(result: SendResult) -> str:  # the error names the HTTP status already
         return "ok" if result.ok else f"FAILED: {result.error or 'no detail'}"
 
-    trigger, resolve = trigger_and_resolve(config, message)
+    trigger = send(config, message)
+    resolve = send(config, dataclasses.replace(message, state="resolved")) if trigger.ok else None
     line = f"{channel} ({config.kind}): trigger {answer(trigger)}"
     if resolve is not None:
         line += f", resolve {answer(resolve)}"
         if resolve.ok:
             line += " — nothing left open"
         else:
-            line += f" — the incident may be open: dedup key {dedup_key(message.dedup_key)}"
+            line += f" — the incident may be open: dedup key {message.dedup_key}"
     click.echo(line + _said("trigger answer", trigger) + _said("resolve answer", resolve))
     if not (trigger.ok and resolve is not None and resolve.ok):
         sys.exit(1)

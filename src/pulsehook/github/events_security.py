@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from ..facts import Fact, Vulnerability
+from ..facts import ADVISORY_SEVERITIES, Fact, Vulnerability
 from .payload import Json, integer, obj, repository, text, timestamp
 
-SEVERITIES = ("low", "medium", "high", "critical")
 # GitHub's advisory database says "moderate" where Dependabot's API says "medium".
 _SEVERITY_ALIASES = {"moderate": "medium"}
 
@@ -22,7 +21,7 @@ _LEGACY_STATE = {"create": "open", "reopen": "open", "dismiss": "dismissed", "re
 def severity(value: str | None) -> str:
     value = (value or "").lower()
     value = _SEVERITY_ALIASES.get(value, value)
-    return value if value in SEVERITIES else "unknown"
+    return value if value in ADVISORY_SEVERITIES else "unknown"
 
 
 def advisory_page(advisory: Json, ghsa: str | None) -> str | None:

@@ -614,13 +614,13 @@ async def read_workflows(
 
 
 def _schedule_entry(sha: str, text: str | workflow_files.Schedules | None) -> dict[str, Any]:
-    found = (
-        text
-        if isinstance(text, workflow_files.Schedules)
-        else workflow_files.schedules(text)
-        if text is not None
-        else workflow_files.Schedules(problem="not a text file")
-    )
+    """What a file of this blob says: its text read, or why it has none."""
+    if isinstance(text, workflow_files.Schedules):
+        found = text
+    elif text is None:
+        found = workflow_files.Schedules(problem="not a text file")
+    else:
+        found = workflow_files.schedules(text)
     return {"sha": sha, "crons": list(found.crons), "problem": found.problem}
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
 from typing import Any
 
 from notifiers.providers.pagerduty import PagerDuty
@@ -83,20 +82,6 @@ def send(channel: ChannelConfig, message: Message) -> SendResult:
         return from_response(provider.notify(**data), channel)
 
     return attempt(channel, call)
-
-
-def trigger_and_resolve(
-    channel: ChannelConfig, message: Message
-) -> tuple[SendResult, SendResult | None]:
-    """Open an incident with ``message`` and resolve it with the same dedup_key, so a
-    test leaves nothing open: (the trigger's result, the resolve's; None when the
-    trigger failed and there is nothing to resolve)."""
-    if not message.dedup_key:
-        raise ValueError("a test incident needs a dedup_key to be resolved by")
-    trigger = send(channel, message)
-    if not trigger.ok:
-        return trigger, None
-    return trigger, send(channel, replace(message, state="resolved"))
 
 
 KIND = ChannelKind(

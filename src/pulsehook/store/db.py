@@ -257,6 +257,22 @@ class Savepoint:
         self._db.execute(f"ROLLBACK TO SAVEPOINT {self._name}")
 
 
+IN_CHUNK = 500  # values in one IN list: well under SQLite's variable limit
+
+
+def present(db: Tx, table: str, column: str, values: Iterable[str]) -> set[str]:
+    """Which of ``values`` stand in ``column`` of ``table`` (both pulsehook's own
+    names, never input), asked in bounded IN lists."""
+    wanted = sorted(set(values))
+    found: set[str] = set()
+    for start in range(0, len(wanted), IN_CHUNK):
+        chunk = wanted[start : start + IN_CHUNK]
+        marks = ",".join("?" for _ in chunk)
+        rows = db.query(f"SELECT {column} FROM {table} WHERE {column} IN ({marks})", chunk)
+        found |= {str(r[column]) for r in rows}
+    return found
+
+
 def settle(db: Tx) -> None:
     """Hear out the statements still unanswered before undoing them: one that
     failed unread would have the server skip the rollback sent behind it. Its

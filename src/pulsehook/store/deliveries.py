@@ -10,7 +10,7 @@ from typing import Any
 
 import zstandard
 
-from .db import Tx
+from .db import Tx, present
 
 STATUSES = ("pending", "processed", "ignored", "error")
 
@@ -294,10 +294,4 @@ def hooks(db: Tx) -> list[dict[str, Any]]:
 
 def known_guids(db: Tx, guids: list[str]) -> set[str]:
     """Which of ``guids`` are stored deliveries."""
-    found: set[str] = set()
-    for start in range(0, len(guids), 500):  # well under SQLite's variable limit
-        chunk = guids[start : start + 500]
-        marks = ",".join("?" for _ in chunk)
-        rows = db.query(f"SELECT guid FROM deliveries WHERE guid IN ({marks})", chunk)
-        found |= {str(r["guid"]) for r in rows}
-    return found
+    return present(db, "deliveries", "guid", guids)

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..facts import NEUTRAL_CONCLUSIONS, PASSED_CONCLUSIONS, counted
 from . import dependencies
-from .db import Tx
+from .db import Tx, present
 
 # A run's conclusion that makes its build "success".
 GOOD = tuple(sorted(PASSED_CONCLUSIONS))
@@ -441,18 +441,7 @@ def repo_by_id(db: Tx, repo_id: int) -> RepoRef | None:
 def known_names(db: Tx, names: Sequence[str]) -> set[str]:
     """Which of these full names have a repository page (any repository, live or
     deleted, of that exact name): the others are linked to nothing."""
-    wanted = sorted(set(names))
-    found: set[str] = set()
-    for start in range(0, len(wanted), 500):  # bounded IN lists
-        chunk = wanted[start : start + 500]
-        marks = ", ".join("?" * len(chunk))
-        found |= {
-            r["full_name"]
-            for r in db.query(
-                f"SELECT full_name FROM repositories WHERE full_name IN ({marks})", chunk
-            )
-        }
-    return found
+    return present(db, "repositories", "full_name", names)
 
 
 def find_repo(db: Tx, full_name: str) -> RepoRef | None:

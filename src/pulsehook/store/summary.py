@@ -7,12 +7,12 @@ summary/items.py. Times are ISO-8601 UTC strings in the table, datetimes here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypedDict, cast
 
 from ..clock import iso, parse_iso, parse_iso_or_none
-from .db import Tx
+from .db import Tx, present
 
 
 class ItemRow(TypedDict):
@@ -55,6 +55,11 @@ def all_items(db: Tx) -> list[ItemRow]:
 def item(db: Tx, path: str) -> ItemRow | None:
     row = next(db.query("SELECT * FROM summary_items WHERE path = ?", (path,)), None)
     return cast(ItemRow | None, row)
+
+
+def existing(db: Tx, paths: Iterable[str]) -> set[str]:
+    """Which of ``paths`` are summary items (in one query per bounded chunk)."""
+    return present(db, "summary_items", "path", paths)
 
 
 def kind_and_declared(db: Tx, path: str) -> tuple[str, bool] | None:

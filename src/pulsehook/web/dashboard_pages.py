@@ -232,7 +232,7 @@ def _link_targets(db: Tx, alerts: list[dict[str, Any]]) -> dict[str, Any]:
     path to their row of the Summary page."""
     names = [a["repo"] for a in alerts if a.get("repo")]
     paths = {a["subject"] for a in alerts if a.get("subject")}
-    items = {row["path"] for path in paths if (row := summary_store.item(db, path)) is not None}
+    items = summary_store.existing(db, paths)
     return {
         "known_repos": queries.known_names(db, names),
         "summary_paths": {path: anchor(path) for path in items},
